@@ -1,0 +1,216 @@
+// Ray C++ API versions of the Lumen/Ray core microbenchmarks, so that Lumen's C++
+// runtime can be compared with Ray's C++ API as well as with Ray's Python API.
+//
+// Built only by bench/compare_ray.sh (never by CMake), against the headers and
+// libray_api.so that the `ray-cpp` wheel ships. The same source is built twice:
+// as the driver executable and as a shared library that Ray's C++ default_worker
+// loads from the code search path (this is how Ray's own C++ template works).
+//
+// The harness reproduces ray._private.ray_microbenchmark_helpers.timeit:
+// sleep, warm up for ~1 s counting calls, step = count / 10 + 1, then 4 trials
+// of ~2 s each; each trial's figure is multiplier * calls / elapsed; print the
+// mean and the population standard deviation (numpy's np.std) as
+// "<name> per second <mean> +- <std>".
+//
+// Usage: ray_cpp_microbenchmarks --address=HOST:PORT --code-search-path=PATH
+//            [--filter=SUBSTRING] [--only=NAME,NAME,...] [--sleep=SECONDS]
+//            [--warmup=SECONDS] [--trial=SECONDS] [--trials=N]
+// --only runs exactly the named benchmarks (bench/ray_microbenchmarks.py uses it to
+// retry the benchmarks left when a run of Ray's C++ API hangs).
+
+#include <ray/api.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+// ---- remote functions and actor (same shapes as ray_perf.py) ----
+
+std::string SmallValue() { return "ok"; }
+RAY_REMOTE(SmallValue);
+
+class Actor {
+ public:
+  static Actor* FactoryCreate() { return new Actor(); }
+  std::string SmallValue() { return "ok"; }
+};
+RAY_REMOTE(Actor::FactoryCreate, &Actor::SmallValue);
+
+// ---- harness ----
+
+namespace {
+
+struct Options {
+  std::string address;
+  std::string code_search_path;
+  std::string filter;
+  std::vector<std::string> only;
+  double sleep_s = 10.0;  // Ray's warmup_time_sec default: a pause before each.
+  double warmup_s = 1.0;
+  double trial_s = 2.0;
+  int trials = 4;
+};
+
+Options g_opts;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+bool Want(const std::string& name) {
+  if (!g_opts.filter.empty() && name.find(g_opts.filter) == std::string::npos) {
+    return false;
+  }
+  if (!g_opts.only.empty()) {
+    for (const auto& n : g_opts.only) {
+      if (n == name) return true;
+    }
+    return false;
+  }
+  return true;
+}
+
+void TimeIt(const std::string& name, const std::function<void()>& fn, double multiplier = 1.0) {
+  if (!Want(name)) return;
+  if (g_opts.sleep_s > 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(g_opts.sleep_s));
+  }
+  double start = Now();
+  long count = 0;
+  while (Now() - start < g_opts.warmup_s) {
+    fn();
+    ++count;
+  }
+  long step = count / 10 + 1;
+  std::vector<double> stats;
+  for (int t = 0; t < g_opts.trials; ++t) {
+    start = Now();
+    count = 0;
+    while (Now() - start < g_opts.trial_s) {
+      for (long i = 0; i < step; ++i) fn();
+      count += step;
+    }
+    double end = Now();
+    stats.push_back(multiplier * static_cast<double>(count) / (end - start));
+  }
+  double mean = 0;
+  for (double s : stats) mean += s;
+  mean /= static_cast<double>(stats.size());
+  double var = 0;
+  for (double s : stats) var += (s - mean) * (s - mean);
+  double sd = std::sqrt(var / static_cast<double>(stats.size()));
+  std::printf("%s per second %.2f +- %.2f\n", name.c_str(), mean, sd);
+  std::fflush(stdout);
+}
+
+bool TakeFlag(const std::string& arg, const std::string& flag, std::string* value) {
+  std::string prefix = "--" + flag + "=";
+  if (arg.rfind(prefix, 0) != 0) return false;
+  *value = arg.substr(prefix.size());
+  return true;
+}
+
+void ParseArgs(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i], v;
+    if (TakeFlag(a, "address", &v)) {
+      g_opts.address = v;
+    } else if (TakeFlag(a, "code-search-path", &v)) {
+      g_opts.code_search_path = v;
+    } else if (TakeFlag(a, "filter", &v)) {
+      g_opts.filter = v;
+    } else if (TakeFlag(a, "only", &v)) {
+      size_t pos = 0;
+      while (pos <= v.size()) {
+        size_t comma = v.find(',', pos);
+        if (comma == std::string::npos) comma = v.size();
+        if (comma > pos) g_opts.only.push_back(v.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
+    } else if (TakeFlag(a, "sleep", &v)) {
+      g_opts.sleep_s = std::atof(v.c_str());
+    } else if (TakeFlag(a, "warmup", &v)) {
+      g_opts.warmup_s = std::atof(v.c_str());
+    } else if (TakeFlag(a, "trial", &v)) {
+      g_opts.trial_s = std::atof(v.c_str());
+    } else if (TakeFlag(a, "trials", &v)) {
+      g_opts.trials = std::atoi(v.c_str());
+    } else {
+      std::fprintf(stderr, "unknown argument: %s\n", a.c_str());
+      std::exit(2);
+    }
+  }
+  if (g_opts.address.empty() || g_opts.code_search_path.empty()) {
+    std::fprintf(stderr, "--address and --code-search-path are required\n");
+    std::exit(2);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ParseArgs(argc, argv);
+
+  ray::RayConfig config;
+  config.address = g_opts.address;
+  config.code_search_path = {g_opts.code_search_path};
+  ray::Init(config);
+
+  // single_client_put_calls_Plasma_Store / single_client_get_calls_Plasma_Store
+  if (Want("single_client_get_calls_Plasma_Store")) {
+    auto value = ray::Put(0);
+    TimeIt("single_client_get_calls_Plasma_Store", [&] { ray::Get(value); });
+  }
+  TimeIt("single_client_put_calls_Plasma_Store", [] { ray::Put(0); });
+
+  // Ray's Python tasks default to num_cpus=1; say so explicitly for C++ tasks.
+  auto small_task = [] { return ray::Task(SmallValue).SetResource("CPU", 1.0).Remote(); };
+
+  auto task_batch = [&] {
+    std::vector<ray::ObjectRef<std::string>> refs;
+    refs.reserve(1000);
+    for (int i = 0; i < 1000; ++i) refs.push_back(small_task());
+    ray::Get(refs);
+  };
+
+  TimeIt("single_client_tasks_and_get_batch", task_batch);
+
+  TimeIt("single_client_tasks_sync", [&] { ray::Get(small_task()); });
+
+  TimeIt("single_client_tasks_async", task_batch, 1000);
+
+  // Ray's benchmark actor is declared with num_cpus=0. The C++ API's default
+  // actor resource request is empty (needs no CPU), which is the same thing.
+  // (Actors are created only for benchmarks that will run.)
+  if (Want("1_1_actor_calls_sync")) {
+    auto a = ray::Actor(Actor::FactoryCreate).Remote();
+    TimeIt("1_1_actor_calls_sync", [&] { ray::Get(a.Task(&Actor::SmallValue).Remote()); });
+  }
+
+  auto actor_batch = [](ray::ActorHandle<Actor>& a) {
+    std::vector<ray::ObjectRef<std::string>> refs;
+    refs.reserve(1000);
+    for (int i = 0; i < 1000; ++i) refs.push_back(a.Task(&Actor::SmallValue).Remote());
+    ray::Get(refs);
+  };
+
+  if (Want("1_1_actor_calls_async")) {
+    auto a = ray::Actor(Actor::FactoryCreate).Remote();
+    TimeIt(
+        "1_1_actor_calls_async", [&] { actor_batch(a); }, 1000);
+  }
+
+  if (Want("1_1_actor_calls_concurrent")) {
+    auto a = ray::Actor(Actor::FactoryCreate).SetMaxConcurrency(16).Remote();
+    TimeIt(
+        "1_1_actor_calls_concurrent", [&] { actor_batch(a); }, 1000);
+  }
+
+  ray::Shutdown();
+  return 0;
+}

@@ -1,0 +1,293 @@
+#include "cli/cluster_commands.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "proto/control.grpc.pb.h"
+#include "runtime/internal/process.h"
+#include "runtime/internal/rpc.h"
+#include "runtime/internal/session.h"
+#include "scheduler/daemon.h"
+
+namespace lumen::cli {
+namespace {
+
+std::string SelfExecutable() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "lumen";
+}
+
+std::string TempDirOr(const std::string& temp_dir) {
+  return temp_dir.empty() ? internal::DefaultTempDir() : temp_dir;
+}
+
+int Fail(const std::string& command, const std::string& message) {
+  std::cerr << "lumen " << command << ": " << message << "\n";
+  return 1;
+}
+
+std::string Bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat(unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
+}
+
+std::string Shape(const google::protobuf::Map<std::string, double>& shape) {
+  std::map<std::string, double> sorted(shape.begin(), shape.end());
+  std::string out = "{";
+  for (const auto& [name, amount] : sorted) {
+    if (out.size() > 1) out += ", ";
+    absl::StrAppend(&out, name, ": ", amount);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+int Start(const StartOptions& options) {
+  if (options.head == !options.address.empty()) {
+    return Fail("start", "pass exactly one of --head or --address=HEAD:PORT");
+  }
+  if (options.port < -1 || options.port > 65535) {
+    return Fail("start", absl::StrCat("--port must be between 0 and 65535, not ", options.port));
+  }
+  if (options.object_store_memory != 0 && options.object_store_memory < (1 << 20)) {
+    return Fail("start", "--object-store-memory must be at least 1048576 bytes");
+  }
+  scheduler::DaemonConfig config;
+  config.head = options.head;
+  config.ip = options.ip;
+  config.port = options.port >= 0 ? options.port : (options.head ? 6379 : 0);
+  config.head_address = options.address;
+  config.num_cpus = options.num_cpus;
+  config.object_store_memory = options.object_store_memory;
+  config.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  if (!options.resources_json.empty()) {
+    try {
+      const auto json = nlohmann::json::parse(options.resources_json);
+      if (!json.is_object()) throw std::runtime_error("not a JSON object");
+      for (const auto& [name, value] : json.items()) {
+        if (!value.is_number() || value.get<double>() < 0) {
+          throw std::runtime_error("resource '" + name + "' needs a non-negative number");
+        }
+        if (name == "CPU") throw std::runtime_error("give CPUs with --num-cpus");
+        config.resources[name] = value.get<double>();
+      }
+    } catch (const std::exception& e) {
+      return Fail("start", absl::StrCat("--resources must be a JSON object of names to ",
+                                        "amounts, like '{\"GPU\": 1}': ", e.what()));
+    }
+  }
+  const std::string temp_dir = TempDirOr(options.temp_dir);
+  auto latest = internal::Session::OpenLatest(temp_dir);
+  std::optional<internal::ProcessRecord> head;
+  if (latest.ok()) head = latest->LiveHead();
+  if (options.head && head.has_value()) {
+    return Fail("start",
+                absl::StrCat("a head is already running in ", temp_dir, " (pid ", head->pid,
+                             ", address ", head->address, "); stop it first with `lumen stop`"));
+  }
+  // A node on the head's machine joins the head's session; elsewhere it starts its own.
+  absl::StatusOr<internal::Session> session =
+      (!options.head && head.has_value()) ? std::move(latest) : internal::Session::Create(temp_dir);
+  if (!session.ok()) return Fail("start", std::string(session.status().message()));
+  if (!options.head) {
+    std::string token = options.token;
+    if (token.empty() && std::getenv("LUMEN_TOKEN") != nullptr) token = std::getenv("LUMEN_TOKEN");
+    if (!token.empty()) {
+      // The node's daemon reads the cluster token from its session folder.
+      auto existing = session->Token();
+      if (!existing.ok() || *existing != token) {
+        FILE* file = std::fopen((session->dir() + "/token").c_str(), "w");
+        if (file == nullptr) return Fail("start", "cannot write the token file");
+        std::fputs(token.c_str(), file);
+        std::fclose(file);
+      }
+    } else if (!head.has_value()) {
+      return Fail("start",
+                  "joining a cluster needs its token: pass --token or set LUMEN_TOKEN "
+                  "(run `lumen get-auth-token` on the head)");
+    }
+  }
+  config.session_dir = session->dir();
+  internal::SpawnOptions spawn;
+  spawn.argv = {SelfExecutable()};
+  spawn.env = {{"LUMEN_ROLE", "daemon"}, {"LUMEN_DAEMON_CONFIG", scheduler::ToJson(config)}};
+  spawn.log_path = session->LogPath(options.head ? "head.log" : "node.log");
+  spawn.detach = true;
+  int pid = 0;
+  auto address = internal::StartDaemon(spawn, absl::Seconds(60), &pid);
+  if (!address.ok()) return Fail("start", std::string(address.status().message()));
+  if (options.head) {
+    std::cout << "Lumen head started at " << *address << " (pid " << pid << ").\n"
+              << "  Session:   " << session->dir() << "\n"
+              << "  Add nodes: lumen start --address=" << *address
+              << " --token=$(lumen get-auth-token)\n"
+              << "  Drivers on this machine connect by themselves; elsewhere set "
+                 "LUMEN_ADDRESS="
+              << *address << " and LUMEN_TOKEN.\n"
+              << "  Status:    lumen status\n"
+              << "  Stop:      lumen stop\n";
+  } else {
+    std::cout << "Lumen node started at " << *address << " (pid " << pid << "), joined "
+              << options.address << ".\n";
+  }
+  return 0;
+}
+
+int Stop(const std::string& temp_dir_flag) {
+  const std::string temp_dir = TempDirOr(temp_dir_flag);
+  auto session = internal::Session::OpenLatest(temp_dir);
+  if (!session.ok()) {
+    std::cout << "No Lumen session in " << temp_dir << "; nothing to stop.\n";
+    return 0;
+  }
+  auto stopped = session->StopAll(absl::Seconds(10));
+  if (!stopped.ok()) return Fail("stop", std::string(stopped.status().message()));
+  std::cout << "Stopped " << *stopped << (*stopped == 1 ? " process" : " processes") << " of "
+            << session->dir() << ".\n";
+  return 0;
+}
+
+bool ResolveCluster(const std::string& address_flag, const std::string& temp_dir_flag,
+                    std::string* address, std::string* token) {
+  const std::string temp_dir = TempDirOr(temp_dir_flag);
+  *address = address_flag;
+  if (address->empty() && std::getenv("LUMEN_ADDRESS") != nullptr) {
+    *address = std::getenv("LUMEN_ADDRESS");
+  }
+  if (token->empty() && std::getenv("LUMEN_TOKEN") != nullptr) *token = std::getenv("LUMEN_TOKEN");
+  auto session = internal::Session::OpenLatest(temp_dir);
+  std::optional<internal::ProcessRecord> head;
+  if (session.ok()) head = session->LiveHead();
+  if (address->empty()) {
+    if (!head.has_value()) {
+      std::cerr << "No Lumen cluster is running (no live head in " << temp_dir
+                << "). Start one with `lumen start --head`, or pass --address.\n";
+      return false;
+    }
+    *address = head->address;
+  }
+  if (token->empty() && session.ok()) {
+    auto session_token = session->Token();
+    if (session_token.ok()) *token = *session_token;
+  }
+  return true;
+}
+
+int Status(const std::string& address_flag, const std::string& temp_dir, bool json) {
+  std::string address;
+  std::string token;
+  if (!ResolveCluster(address_flag, temp_dir, &address, &token)) return 1;
+  auto stub = proto::HeadService::NewStub(internal::MakeChannel(address));
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, token, absl::Seconds(5));
+  proto::GetClusterStatusRequest request;
+  proto::ClusterStatus status;
+  auto rpc = stub->GetClusterStatus(&context, request, &status);
+  if (!rpc.ok()) {
+    return Fail("status",
+                absl::StrCat("cannot reach the head at ", address, ": ", rpc.error_message()));
+  }
+  if (json) {
+    nlohmann::json out;
+    out["address"] = address;
+    out["session_dir"] = status.session_dir();
+    out["nodes"] = nlohmann::json::array();
+    for (const auto& node : status.nodes()) {
+      nlohmann::json n;
+      n["node_id"] = node.node_id();
+      n["address"] = node.address();
+      n["alive"] = node.alive();
+      n["is_head"] = node.is_head();
+      n["total"] = std::map<std::string, double>(node.total().begin(), node.total().end());
+      n["available"] =
+          std::map<std::string, double>(node.available().begin(), node.available().end());
+      n["store_capacity"] = node.store_capacity();
+      n["store_used"] = node.store_used();
+      n["store_objects"] = node.store_objects();
+      n["workers"] = node.num_workers();
+      n["last_heartbeat_ms"] = node.last_heartbeat_ms();
+      n["demands"] = nlohmann::json::array();
+      for (const auto& demand : node.demands()) {
+        n["demands"].push_back(
+            {{"resources",
+              std::map<std::string, double>(demand.resources().begin(), demand.resources().end())},
+             {"count", demand.count()},
+             {"infeasible", demand.infeasible()}});
+      }
+      out["nodes"].push_back(n);
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "======== Lumen cluster at " << address << " ========\n";
+  std::cout << "Session: " << status.session_dir() << "\n\nNodes\n";
+  std::map<std::string, std::pair<double, double>> resources;  // name -> (used, total)
+  uint64_t store_used = 0;
+  uint64_t store_capacity = 0;
+  uint64_t store_objects = 0;
+  int alive = 0;
+  for (const auto& node : status.nodes()) {
+    std::cout << absl::StrFormat(" %-16s %-21s %-5s %s  workers %d  heartbeat %d ms ago\n",
+                                 node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
+                                 node.is_head() ? "head" : "node", node.num_workers(),
+                                 node.last_heartbeat_ms());
+    if (!node.alive()) continue;
+    ++alive;
+    for (const auto& [name, total] : node.total()) {
+      auto available = node.available().find(name);
+      const double free = available == node.available().end() ? 0 : available->second;
+      resources[name].first += total - free;
+      resources[name].second += total;
+    }
+    store_used += node.store_used();
+    store_capacity += node.store_capacity();
+    store_objects += node.store_objects();
+  }
+  std::cout << "\nResources (used / total, " << alive << " live " << (alive == 1 ? "node" : "nodes")
+            << ")\n";
+  for (const auto& [name, usage] : resources) {
+    std::cout << absl::StrFormat(" %-10s %g / %g\n", name, usage.first, usage.second);
+  }
+  std::cout << "\nObject store\n " << Bytes(static_cast<double>(store_used)) << " / "
+            << Bytes(static_cast<double>(store_capacity)) << " used, " << store_objects
+            << (store_objects == 1 ? " object\n" : " objects\n");
+  std::cout << "\nPending demands\n";
+  bool any = false;
+  for (const auto& node : status.nodes()) {
+    if (!node.alive()) continue;
+    for (const auto& demand : node.demands()) {
+      any = true;
+      std::cout << " " << Shape(demand.resources()) << " x " << demand.count()
+                << (demand.infeasible() ? "  (infeasible: no node has these resources)"
+                                        : "  (waiting for resources)")
+                << "\n";
+    }
+  }
+  if (!any) std::cout << " (none)\n";
+  return 0;
+}
+
+int PrintAuthToken(const std::string& temp_dir_flag) {
+  const std::string temp_dir = TempDirOr(temp_dir_flag);
+  auto session = internal::Session::OpenLatest(temp_dir);
+  if (!session.ok()) return Fail("get-auth-token", std::string(session.status().message()));
+  auto token = session->Token();
+  if (!token.ok()) return Fail("get-auth-token", std::string(token.status().message()));
+  std::cout << *token << "\n";
+  return 0;
+}
+
+}  // namespace lumen::cli

@@ -1,0 +1,105 @@
+// The lumen command: cluster lifecycle, status, built-in jobs and benchmarks.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "bench/baselines.h"
+#include "bench/microbenchmarks.h"
+#include "cli/cluster_commands.h"
+#include "cli/pi.h"
+#include "lumen/lumen.h"
+#include "scheduler/daemon.h"
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == lumen::bench::kEchoServerArg) {
+    return lumen::bench::RunEchoServerMain(argc, argv);
+  }
+  // This executable also runs as a cluster daemon and as a worker of jobs it started.
+  lumen::scheduler::MaybeRunDaemonFromEnvironment();
+  const char* role = std::getenv("LUMEN_ROLE");
+  if (role != nullptr && std::string(role) == "worker") lumen::Init();
+
+  CLI::App app{"Lumen: tasks, actors, futures and a shared-memory object store"};
+  app.require_subcommand(1);
+  std::string temp_dir;
+  auto add_temp_dir = [&temp_dir](CLI::App* command) {
+    command->add_option("--temp-dir", temp_dir,
+                        "where session folders live (default $LUMEN_TEMP_DIR or /tmp/lumen)");
+  };
+
+  lumen::cli::StartOptions start;
+  CLI::App* start_cmd = app.add_subcommand("start", "start a head or a node on this machine");
+  start_cmd->add_flag("--head", start.head, "start the head of a new cluster");
+  start_cmd->add_option("--address", start.address, "join the cluster whose head is HOST:PORT");
+  start_cmd->add_option("--token", start.token, "cluster token when joining (or $LUMEN_TOKEN)");
+  start_cmd->add_option("--port", start.port, "gRPC port (head default 6379; 0 = any free)")
+      ->check(CLI::Range(0, 65535));
+  start_cmd->add_option("--ip", start.ip, "address to listen on and advertise")
+      ->default_val("127.0.0.1");
+  start_cmd->add_option("--num-cpus", start.num_cpus, "CPUs to offer (default: this machine's)")
+      ->check(CLI::Range(0, 4096));
+  start_cmd->add_option("--resources", start.resources_json,
+                        "custom resources as JSON, e.g. '{\"GPU\": 1}'");
+  start_cmd
+      ->add_option("--object-store-memory", start.object_store_memory,
+                   "object store bytes (default min(2 GiB, 30% of memory))")
+      ->check(CLI::PositiveNumber);
+  start_cmd
+      ->add_option("--heartbeat-timeout-ms", start.heartbeat_timeout_ms,
+                   "declare a node dead after this long without heartbeats")
+      ->check(CLI::Range(100, 3600000));
+  add_temp_dir(start_cmd);
+
+  CLI::App* stop_cmd = app.add_subcommand("stop", "stop the processes of this machine's session");
+  add_temp_dir(stop_cmd);
+
+  std::string address;
+  bool json = false;
+  CLI::App* status_cmd = app.add_subcommand("status", "show nodes, resources and pending work");
+  status_cmd->add_option("--address", address, "head HOST:PORT (default: the local cluster)");
+  status_cmd->add_flag("--json", json, "print JSON");
+  add_temp_dir(status_cmd);
+
+  CLI::App* token_cmd = app.add_subcommand("get-auth-token", "print the cluster token");
+  add_temp_dir(token_cmd);
+
+  lumen::cli::PiOptions pi;
+  CLI::App* pi_cmd = app.add_subcommand("pi", "estimate pi by Monte Carlo on the cluster");
+  pi_cmd->add_option("--samples", pi.samples, "number of samples")->check(CLI::PositiveNumber);
+  pi_cmd->add_option("--tasks", pi.tasks, "number of tasks (default: 10^7 samples each)")
+      ->check(CLI::PositiveNumber);
+  pi_cmd->add_option("--seed", pi.seed, "random seed");
+  pi_cmd->add_option("--address", pi.address, "head HOST:PORT (default: local or embedded)");
+  pi_cmd->add_flag("--json", pi.json, "print the result as JSON");
+  add_temp_dir(pi_cmd);
+
+  lumen::bench::MicrobenchmarkOptions bench;
+  CLI::App* bench_cmd =
+      app.add_subcommand("microbenchmark", "run Ray's core microbenchmarks on Lumen");
+  bench_cmd->add_option("--address", bench.address, "head HOST:PORT (default: local or embedded)");
+  bench_cmd->add_option("--filter", bench.filter, "run benchmarks whose name contains this");
+  bench_cmd->add_option("--json", bench.json_path, "also write the results as JSON here");
+  bench_cmd->add_option("--num-cpus", bench.num_cpus, "CPUs of an embedded cluster");
+  bench_cmd->add_flag("--quick", bench.quick, "short trials (smoke test)");
+  add_temp_dir(bench_cmd);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (start_cmd->parsed()) {
+    start.temp_dir = temp_dir;
+    return lumen::cli::Start(start);
+  }
+  if (stop_cmd->parsed()) return lumen::cli::Stop(temp_dir);
+  if (status_cmd->parsed()) return lumen::cli::Status(address, temp_dir, json);
+  if (token_cmd->parsed()) return lumen::cli::PrintAuthToken(temp_dir);
+  if (pi_cmd->parsed()) {
+    pi.temp_dir = temp_dir;
+    return lumen::cli::RunPi(pi);
+  }
+  if (bench_cmd->parsed()) {
+    bench.temp_dir = temp_dir;
+    return lumen::bench::RunMicrobenchmarks(bench);
+  }
+  return 1;
+}

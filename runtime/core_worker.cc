@@ -1,0 +1,702 @@
+#include "runtime/core_worker.h"
+
+#include <cxxabi.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <typeinfo>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "lumen/errors.h"
+#include "runtime/internal/function_registry.h"
+#include "runtime/internal/ids.h"
+#include "runtime/internal/logging.h"
+#include "runtime/internal/rpc.h"
+
+namespace lumen::internal {
+namespace {
+
+constexpr absl::Duration kNodeRpcTimeout = absl::Seconds(30);
+constexpr absl::Duration kStoreCreateTimeout = absl::Seconds(10);
+constexpr auto kMaintenancePeriod = std::chrono::milliseconds(10);
+
+std::string Demangle(const char* name) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string result = (status == 0 && out != nullptr) ? out : name;
+  std::free(out);
+  return result;
+}
+
+class InlineBuffer : public Buffer {
+ public:
+  explicit InlineBuffer(ValuePtr value) : value_(std::move(value)) {}
+  const char* data() const override { return value_->data().data(); }
+  size_t size() const override { return value_->data().size(); }
+
+ private:
+  ValuePtr value_;
+};
+
+class StoreBuffer : public Buffer {
+ public:
+  StoreBuffer(const char* data, size_t size, ValuePtr value)
+      : data_(data), size_(size), value_(std::move(value)) {}
+  const char* data() const override { return data_; }
+  size_t size() const override { return size_; }
+
+ private:
+  const char* data_;
+  size_t size_;
+  ValuePtr value_;
+};
+
+// Turns an error value into the public exception a user catches.
+[[noreturn]] void ThrowError(const proto::ErrorInfo& error) {
+  switch (error.kind()) {
+    case proto::ErrorInfo::TASK_ERROR:
+      throw TaskError(error.type(), error.message(), error.function(), error.node());
+    case proto::ErrorInfo::WORKER_CRASHED:
+      throw WorkerCrashedError(error.message());
+    case proto::ErrorInfo::OBJECT_LOST:
+      throw ObjectLostError(error.message());
+    case proto::ErrorInfo::OWNER_DIED:
+      throw OwnerDiedError(error.message());
+    case proto::ErrorInfo::STORE_FULL:
+      throw ObjectStoreFullError(error.message());
+    default:
+      throw Error(error.message());
+  }
+}
+
+std::unique_ptr<CoreWorker>& CurrentSlot() {
+  static std::unique_ptr<CoreWorker>* slot = new std::unique_ptr<CoreWorker>();
+  return *slot;
+}
+
+}  // namespace
+
+CoreWorker* CurrentCoreWorker() { return CurrentSlot().get(); }
+void SetCurrentCoreWorker(std::unique_ptr<CoreWorker> worker) { CurrentSlot() = std::move(worker); }
+std::unique_ptr<CoreWorker> TakeCurrentCoreWorker() { return std::move(CurrentSlot()); }
+
+CoreWorker::CoreWorker(const CoreWorkerConfig& config) : config_(config) {}
+
+absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Start(const CoreWorkerConfig& config) {
+  std::unique_ptr<CoreWorker> worker(new CoreWorker(config));
+  if (auto status = worker->Connect(); !status.ok()) {
+    worker->Shutdown();
+    return status;
+  }
+  return worker;
+}
+
+absl::Status CoreWorker::Connect() {
+  std::string host;
+  int port = 0;
+  if (auto status = ParseHostPort(config_.node_address, &host, &port); !status.ok()) {
+    return status;
+  }
+  auto server = WireServer::Start(
+      host, 0, [this](std::shared_ptr<Connection> conn) { OnAccept(std::move(conn)); });
+  if (!server.ok()) return server.status();
+  server_ = std::move(*server);
+  self_address_ = absl::StrCat(host, ":", server_->port());
+
+  proto::RegisterClientRequest request;
+  request.set_kind(config_.is_worker ? proto::CLIENT_WORKER : proto::CLIENT_DRIVER);
+  request.set_pid(getpid());
+  request.set_executable(config_.executable);
+  std::string worker_id;
+  Unhex(config_.worker_id, &worker_id);
+  request.set_worker_id(worker_id);
+  request.set_wire_port(server_->port());
+  proto::RegisterClientReply reply;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(10));
+  auto status = NodeStub(config_.node_address)->RegisterClient(&context, request, &reply);
+  if (!status.ok()) {
+    return FromGrpc(
+        status, absl::StrCat("cannot register with the node manager at ", config_.node_address));
+  }
+  client_id_ = reply.client_id();
+  node_id_ = reply.node_id();
+  auto region = objectstore::ShmRegion::Open(reply.shm_name());
+  if (!region.ok()) return region.status();
+  region_ = std::move(*region);
+
+  objects_ = std::make_unique<ObjectTable>(
+      self_address_,
+      [this](const std::string& id, const ValuePtr& value) {
+        if (value != nullptr && value->has_stored()) QueueRelease(id);
+      },
+      [this](const std::string& owner, const std::string& id, bool add) {
+        QueueBorrowUpdate(owner, id, add);
+      });
+  TaskSubmitter::Options options;
+  options.local_node_address = config_.node_address;
+  options.client_id = client_id_;
+  options.token = config_.token;
+  submitter_ = std::make_unique<TaskSubmitter>(
+      options, [this](const std::string& address) { return NodeStub(address); });
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  return absl::OkStatus();
+}
+
+CoreWorker::~CoreWorker() { Shutdown(); }
+
+void CoreWorker::Shutdown() {
+  {
+    absl::MutexLock lock(&state_mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+  }
+  if (submitter_) submitter_->Shutdown();
+  if (maintenance_.joinable()) maintenance_.join();
+  if (objects_) {
+    FlushBorrowUpdates();
+    FlushReleases();
+  }
+  if (server_) server_->Stop();
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    absl::MutexLock lock(&conns_mu_);
+    for (auto& conn : accepted_) conns.push_back(conn);
+    for (auto& [owner, conn] : owners_) conns.push_back(conn);
+  }
+  for (auto& conn : conns) conn->Close();
+  for (auto& conn : conns) conn->Join();
+  {
+    absl::MutexLock lock(&conns_mu_);
+    accepted_.clear();
+    owners_.clear();
+  }
+  if (client_id_ != 0) {
+    grpc::ClientContext context;
+    PrepareContext(&context, config_.token, absl::Seconds(2));
+    proto::DisconnectClientRequest request;
+    request.set_client_id(client_id_);
+    proto::DisconnectClientReply reply;
+    NodeStub(config_.node_address)->DisconnectClient(&context, request, &reply);
+  }
+}
+
+proto::NodeService::Stub* CoreWorker::NodeStub(const std::string& address) {
+  absl::MutexLock lock(&stubs_mu_);
+  auto& stub = stubs_[address];
+  if (stub == nullptr) stub = proto::NodeService::NewStub(MakeChannel(address));
+  return stub.get();
+}
+
+void CoreWorker::MaintenanceLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&state_mu_);
+      if (state_mu_.AwaitWithTimeout(absl::Condition(&shutdown_), absl::Milliseconds(10))) return;
+    }
+    submitter_->Tick();
+    FlushBorrowUpdates();
+    FlushReleases();
+  }
+}
+
+// ---- Objects -------------------------------------------------------------------------
+
+absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string& id,
+                                                              const ValueWriter& writer,
+                                                              uint64_t owner_client_id) {
+  proto::CreateObjectRequest request;
+  request.set_object_id(id);
+  request.set_size(writer.size);
+  request.set_owner_client_id(owner_client_id);
+  request.set_creator_client_id(client_id_);
+  proto::CreateObjectReply reply;
+  {
+    grpc::ClientContext context;
+    PrepareContext(&context, config_.token, kStoreCreateTimeout + absl::Seconds(5));
+    auto status = NodeStub(config_.node_address)->CreateObject(&context, request, &reply);
+    if (!status.ok()) return FromGrpc(status, "cannot create the object in the store");
+  }
+  if (reply.offset() + writer.size > region_->size()) {
+    return absl::InternalError("the store returned an offset outside its region");
+  }
+  region_->Prefault(reply.offset(), writer.size);
+  writer.write(reinterpret_cast<char*>(region_->data() + reply.offset()));
+  proto::SealObjectRequest seal;
+  seal.set_object_id(id);
+  proto::SealObjectReply sealed;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, kNodeRpcTimeout);
+  auto status = NodeStub(config_.node_address)->SealObject(&context, seal, &sealed);
+  if (!status.ok()) return FromGrpc(status, "cannot seal the object in the store");
+  proto::StoreLocation location;
+  location.set_node_id(node_id_);
+  location.set_offset(reply.offset());
+  location.set_size(writer.size);
+  return location;
+}
+
+RefParts CoreWorker::Put(const ValueWriter& writer) {
+  const std::string id = NewObjectId();
+  auto value = std::make_shared<proto::Value>();
+  if (writer.size <= kInlineObjectLimit) {
+    std::string* data = value->mutable_data();
+    data->resize(writer.size);
+    writer.write(data->data());
+  } else {
+    auto location = WriteToStore(id, writer, client_id_);
+    if (!location.ok()) {
+      if (location.status().code() == absl::StatusCode::kResourceExhausted ||
+          location.status().code() == absl::StatusCode::kInvalidArgument) {
+        throw ObjectStoreFullError(std::string(location.status().message()));
+      }
+      throw Error(absl::StrCat("lumen::Put: ", location.status().message()));
+    }
+    *value->mutable_stored() = std::move(*location);
+  }
+  objects_->AddOwnedReady(id, std::move(value));
+  return RefParts{id, self_address_};
+}
+
+void CoreWorker::QueueRelease(const std::string& id) {
+  absl::MutexLock lock(&conns_mu_);
+  releases_.push_back(id);
+}
+
+void CoreWorker::FlushReleases() {
+  proto::ReleaseObjectsRequest request;
+  {
+    absl::MutexLock lock(&conns_mu_);
+    if (releases_.empty()) return;
+    for (auto& id : releases_) request.add_object_ids(std::move(id));
+    releases_.clear();
+  }
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(10));
+  proto::ReleaseObjectsReply reply;
+  auto status = NodeStub(config_.node_address)->ReleaseObjects(&context, request, &reply);
+  if (!status.ok()) LUMEN_LOG(WARNING) << "releasing objects failed: " << status.error_message();
+}
+
+std::shared_ptr<Buffer> CoreWorker::MakeBuffer(const ValuePtr& value) {
+  if (value->has_error()) ThrowError(value->error());
+  if (value->has_stored()) {
+    const proto::StoreLocation& location = value->stored();
+    if (location.node_id() != node_id_) {
+      throw ObjectLostError(
+          absl::StrCat("the object lives in the store of node ", location.node_id(),
+                       ", and fetching objects from other nodes is not supported yet"));
+    }
+    if (location.offset() + location.size() > region_->size()) {
+      throw Error("object location lies outside this node's store");
+    }
+    const char* data = reinterpret_cast<const char*>(region_->data() + location.offset());
+    return std::make_shared<StoreBuffer>(data, location.size(), value);
+  }
+  return std::make_shared<InlineBuffer>(value);
+}
+
+void CoreWorker::SetBlocked(bool blocked) {
+  if (!config_.is_worker) return;
+  {
+    absl::MutexLock lock(&state_mu_);
+    blocked_depth_ += blocked ? 1 : -1;
+    // Only the outermost Get/Wait of a task lends or takes back the CPU.
+    if (blocked ? blocked_depth_ != 1 : blocked_depth_ != 0) return;
+  }
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(10));
+  proto::BlockedRequest request;
+  request.set_client_id(client_id_);
+  request.set_blocked(blocked);
+  proto::BlockedReply reply;
+  auto status = NodeStub(config_.node_address)->NotifyBlocked(&context, request, &reply);
+  if (!status.ok()) LUMEN_LOG(WARNING) << "NotifyBlocked failed: " << status.error_message();
+}
+
+std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<RefParts>& refs,
+                                                     int64_t timeout_ms) {
+  std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), timeout_ms);
+  size_t missing = 0;
+  for (const auto& value : values) missing += value == nullptr ? 1 : 0;
+  if (missing > 0) {
+    throw GetTimeoutError(absl::StrCat(
+        "lumen::Get timed out after ", timeout_ms, " ms: ", missing, " of ", refs.size(),
+        " objects are not ready (`lumen status` shows tasks that wait for resources)"));
+  }
+  std::vector<std::shared_ptr<Buffer>> buffers;
+  buffers.reserve(values.size());
+  for (const auto& value : values) buffers.push_back(MakeBuffer(value));
+  return buffers;
+}
+
+std::vector<bool> CoreWorker::Wait(const std::vector<RefParts>& refs, int num_returns,
+                                   int64_t timeout_ms) {
+  std::vector<ValuePtr> values = WaitValues(refs, num_returns, timeout_ms);
+  std::vector<bool> ready(refs.size(), false);
+  int count = 0;
+  for (size_t i = 0; i < refs.size() && count < num_returns; ++i) {
+    if (values[i] != nullptr) {
+      ready[i] = true;
+      ++count;
+    }
+  }
+  return ready;
+}
+
+std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<RefParts>& refs, int num_returns,
+                                             int64_t timeout_ms) {
+  if (num_returns < 0 || static_cast<size_t>(num_returns) > refs.size()) {
+    throw Error(absl::StrCat("lumen::Wait: num_returns is ", num_returns, " but only ", refs.size(),
+                             " refs were given"));
+  }
+  // Shared with the callbacks, which may run after a timed-out call returned.
+  struct Waiter {
+    absl::Mutex mu;
+    int ready = 0;
+    std::vector<ValuePtr> values;
+  };
+  auto waiter = std::make_shared<Waiter>();
+  waiter->values.resize(refs.size());
+  for (size_t i = 0; i < refs.size(); ++i) {
+    if (refs[i].object_id.empty()) throw Error("lumen::Get/Wait: an ObjectRef is empty");
+    bool fetch = false;
+    ValuePtr value = objects_->GetOrSubscribe(
+        refs[i].object_id, refs[i].owner_address,
+        [waiter, i](const ValuePtr& v) {
+          absl::MutexLock lock(&waiter->mu);
+          waiter->values[i] = v;
+          ++waiter->ready;
+        },
+        &fetch);
+    if (fetch) FetchFromOwner(refs[i].owner_address, refs[i].object_id);
+    if (value != nullptr) {
+      absl::MutexLock lock(&waiter->mu);
+      waiter->values[i] = std::move(value);
+      ++waiter->ready;
+    }
+  }
+  auto enough = [&waiter, num_returns] { return waiter->ready >= num_returns; };
+  waiter->mu.Lock();
+  if (!enough()) {
+    waiter->mu.Unlock();
+    SetBlocked(true);
+    waiter->mu.Lock();
+    if (timeout_ms < 0) {
+      waiter->mu.Await(absl::Condition(&enough));
+    } else {
+      waiter->mu.AwaitWithTimeout(absl::Condition(&enough), absl::Milliseconds(timeout_ms));
+    }
+    waiter->mu.Unlock();
+    SetBlocked(false);
+    waiter->mu.Lock();
+  }
+  std::vector<ValuePtr> values = waiter->values;
+  waiter->mu.Unlock();
+  return values;
+}
+
+// ---- Tasks ---------------------------------------------------------------------------
+
+RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArgument> args,
+                                const TaskOptions& options) {
+  auto task = std::make_unique<PendingTask>();
+  const std::string return_id = NewObjectId();
+  proto::TaskSpec& spec = task->spec;
+  spec.set_function(function);
+  spec.set_return_id(return_id);
+  spec.set_owner_client_id(client_id_);
+  spec.set_owner_address(self_address_);
+  task->resources = options.resources;
+  if (task->resources.empty()) task->resources["CPU"] = 1;
+  for (auto it = task->resources.begin(); it != task->resources.end();) {
+    if (it->second < 0) throw Error("lumen::Task: resource amounts must not be negative");
+    it = it->second == 0 ? task->resources.erase(it) : std::next(it);
+  }
+  task->retries_left = std::max(0, options.max_retries);
+  task->retry_exceptions = options.retry_exceptions;
+  objects_->AddOwnedPending(return_id);
+
+  std::vector<RefParts> deps;
+  for (auto& arg : args) {
+    proto::TaskArg* out = spec.add_args();
+    if (!arg.is_ref && arg.bytes.size() > kInlineObjectLimit) {
+      // Large values travel through the store like Ray's automatic put of big arguments.
+      std::string bytes = std::move(arg.bytes);
+      ValueWriter writer{bytes.size(),
+                         [&bytes](char* dst) { std::memcpy(dst, bytes.data(), bytes.size()); }};
+      RefParts parts = Put(writer);
+      arg.is_ref = true;
+      arg.object_id = parts.object_id;
+      arg.owner_address = parts.owner_address;
+    }
+    if (arg.is_ref) {
+      out->mutable_ref()->set_object_id(arg.object_id);
+      out->mutable_ref()->set_owner_address(arg.owner_address);
+      objects_->AddLocalRef(arg.object_id, arg.owner_address);
+      deps.push_back(RefParts{arg.object_id, arg.owner_address});
+    } else {
+      out->mutable_value()->set_data(std::move(arg.bytes));
+    }
+  }
+  // Arguments whose refs this process held only for the Put above are dropped at completion
+  // like any other dependency.
+  task->on_done = [this, deps](PendingTask& done, ValuePtr value) {
+    objects_->SetValue(done.spec.return_id(), std::move(value));
+    for (const auto& dep : deps) objects_->RemoveLocalRef(dep.object_id);
+  };
+  ResolveAndSubmit(std::move(task), std::move(deps));
+  return RefParts{return_id, self_address_};
+}
+
+void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps) {
+  if (deps.empty()) {
+    submitter_->Submit(std::move(task));
+    return;
+  }
+  struct Resolution {
+    absl::Mutex mu;
+    size_t remaining;
+    std::unique_ptr<PendingTask> task;
+  };
+  auto resolution = std::make_shared<Resolution>();
+  resolution->remaining = deps.size() + 1;
+  resolution->task = std::move(task);
+  auto finish_one = [this, resolution] {
+    std::unique_ptr<PendingTask> ready;
+    {
+      absl::MutexLock lock(&resolution->mu);
+      if (--resolution->remaining > 0) return;
+      ready = std::move(resolution->task);
+    }
+    // Fill in the resolved values; a failed dependency fails the task with its error.
+    for (proto::TaskArg& arg : *ready->spec.mutable_args()) {
+      if (!arg.has_ref()) continue;
+      ValuePtr value = objects_->Peek(arg.ref().object_id());
+      if (value == nullptr) {
+        value = MakeErrorValue(proto::ErrorInfo::OBJECT_LOST, "an argument's value disappeared");
+      }
+      if (value->has_error()) {
+        auto on_done = std::move(ready->on_done);
+        on_done(*ready, value);
+        return;
+      }
+      *arg.mutable_value() = *value;
+    }
+    submitter_->Submit(std::move(ready));
+  };
+  for (const auto& dep : deps) {
+    bool fetch = false;
+    ValuePtr value = objects_->GetOrSubscribe(
+        dep.object_id, dep.owner_address, [finish_one](const ValuePtr&) { finish_one(); }, &fetch);
+    if (fetch) FetchFromOwner(dep.owner_address, dep.object_id);
+    if (value != nullptr) finish_one();
+  }
+  finish_one();
+}
+
+// ---- Wire server: pushed tasks and borrowers ------------------------------------------
+
+void CoreWorker::OnAccept(std::shared_ptr<Connection> conn) {
+  {
+    absl::MutexLock lock(&conns_mu_);
+    accepted_.insert(conn);
+  }
+  auto borrower = std::make_shared<std::string>();
+  std::weak_ptr<Connection> weak = conn;
+  conn->Start({
+      .on_frame =
+          [this, borrower](Connection& c, proto::Frame& frame) {
+            if (!c.authenticated.load()) {
+              if (!frame.has_hello() || frame.hello().token() != config_.token) {
+                LUMEN_LOG(WARNING) << "rejecting connection from " << c.peer()
+                                   << ": missing or wrong cluster token";
+                c.Close();
+                return;
+              }
+              *borrower = frame.hello().address();
+              c.authenticated.store(true);
+              return;
+            }
+            if (frame.has_borrow()) {
+              const proto::BorrowUpdate& update = frame.borrow();
+              for (int i = 0; i < update.ids_size() && i < update.adds_size(); ++i) {
+                if (update.adds(i)) {
+                  objects_->AddBorrower(update.ids(i), *borrower);
+                } else {
+                  objects_->RemoveBorrower(update.ids(i), *borrower);
+                }
+              }
+              return;
+            }
+            OnServerFrame(c, frame);
+          },
+      .on_batch_end = [](Connection& c) { c.Flush(); },
+      .on_close =
+          [this, weak](Connection&, const std::string&) {
+            absl::MutexLock lock(&conns_mu_);
+            if (auto c = weak.lock()) accepted_.erase(c);
+          },
+  });
+}
+
+void CoreWorker::OnServerFrame(Connection& conn, proto::Frame& frame) {
+  if (frame.has_task()) {
+    ExecuteTask(conn, *frame.mutable_task());
+  } else if (frame.has_get_object()) {
+    AnswerGetObject(conn, frame.get_object().object_id());
+  }
+}
+
+void CoreWorker::AnswerGetObject(Connection& conn, const std::string& object_id) {
+  auto reply_with = [object_id, conn = conn.shared_from_this()](const ValuePtr& value) {
+    proto::Frame frame;
+    frame.mutable_object()->set_object_id(object_id);
+    *frame.mutable_object()->mutable_value() = *value;
+    conn->Send(frame);
+  };
+  bool fetch = false;
+  ValuePtr value = objects_->GetOrSubscribe(object_id, self_address_, reply_with, &fetch);
+  if (value != nullptr) reply_with(value);
+}
+
+void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
+  proto::Frame frame;
+  proto::TaskReply* reply = frame.mutable_reply();
+  reply->set_seq(spec.seq());
+  proto::Value* result = reply->mutable_result();
+  auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
+                  const std::string& message) {
+    proto::ErrorInfo* error = result->mutable_error();
+    error->set_kind(kind);
+    error->set_type(type);
+    error->set_message(message);
+    error->set_function(spec.function());
+    error->set_node(node_id_);
+  };
+  const RegisteredFunction* function = FindFunction(spec.function());
+  if (function == nullptr) {
+    fail(proto::ErrorInfo::TASK_ERROR, "lumen::Error",
+         absl::StrCat("function '", spec.function(),
+                      "' is not registered in this worker's executable (LUMEN_REMOTE missing?)"));
+  } else if (static_cast<size_t>(spec.args_size()) != function->num_args) {
+    fail(proto::ErrorInfo::TASK_ERROR, "lumen::Error",
+         absl::StrCat("function '", spec.function(), "' takes ", function->num_args,
+                      " arguments but the task has ", spec.args_size()));
+  } else {
+    std::vector<ArgView> views;
+    std::vector<std::shared_ptr<Buffer>> keep;
+    try {
+      for (const proto::TaskArg& arg : spec.args()) {
+        auto value = std::make_shared<proto::Value>(arg.value());
+        keep.push_back(MakeBuffer(value));
+        views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+      }
+      ValueWriter writer = function->invoker(views);
+      if (writer.size <= kInlineObjectLimit) {
+        std::string* data = result->mutable_data();
+        data->resize(writer.size);
+        writer.write(data->data());
+      } else {
+        auto location = WriteToStore(spec.return_id(), writer, spec.owner_client_id());
+        if (location.ok()) {
+          *result->mutable_stored() = std::move(*location);
+        } else {
+          fail(proto::ErrorInfo::STORE_FULL, "lumen::ObjectStoreFullError",
+               std::string(location.status().message()));
+        }
+      }
+    } catch (const std::exception& e) {
+      result->Clear();
+      fail(proto::ErrorInfo::TASK_ERROR, Demangle(typeid(e).name()), e.what());
+    } catch (...) {
+      result->Clear();
+      std::type_info* type = abi::__cxa_current_exception_type();
+      fail(proto::ErrorInfo::TASK_ERROR, type != nullptr ? Demangle(type->name()) : "unknown",
+           "a non-standard exception was thrown");
+    }
+  }
+  conn.Send(frame, /*flush=*/false);
+}
+
+// ---- Borrower side ---------------------------------------------------------------------
+
+std::shared_ptr<Connection> CoreWorker::OwnerConnection(const std::string& owner) {
+  {
+    absl::MutexLock lock(&conns_mu_);
+    auto it = owners_.find(owner);
+    if (it != owners_.end() && !it->second->closed()) return it->second;
+  }
+  auto conn = Connection::Connect(owner, absl::Seconds(5));
+  if (!conn.ok()) {
+    objects_->FailBorrowedFrom(owner, std::string(conn.status().message()));
+    return nullptr;
+  }
+  std::shared_ptr<Connection> c = *conn;
+  c->Start({
+      .on_frame =
+          [this](Connection&, proto::Frame& frame) {
+            if (!frame.has_object()) return;
+            auto value = std::make_shared<proto::Value>();
+            value->Swap(frame.mutable_object()->mutable_value());
+            objects_->SetValue(frame.object().object_id(), std::move(value));
+          },
+      .on_batch_end = nullptr,
+      .on_close =
+          [this, owner](Connection&, const std::string& reason) {
+            objects_->FailBorrowedFrom(owner, "connection lost: " + reason);
+          },
+  });
+  proto::Frame hello;
+  hello.mutable_hello()->set_token(config_.token);
+  hello.mutable_hello()->set_address(self_address_);
+  c->Send(hello);
+  absl::MutexLock lock(&conns_mu_);
+  auto& slot = owners_[owner];
+  if (slot != nullptr && !slot->closed()) {
+    c->Close();
+    return slot;
+  }
+  slot = c;
+  return c;
+}
+
+void CoreWorker::FetchFromOwner(const std::string& owner, const std::string& object_id) {
+  FlushBorrowUpdates();
+  auto conn = OwnerConnection(owner);
+  if (conn == nullptr) return;
+  proto::Frame frame;
+  frame.mutable_get_object()->set_object_id(object_id);
+  conn->Send(frame);
+}
+
+void CoreWorker::QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add) {
+  absl::MutexLock lock(&conns_mu_);
+  proto::BorrowUpdate& update = borrow_updates_[owner];
+  update.add_ids(id);
+  update.add_adds(add);
+}
+
+void CoreWorker::FlushBorrowUpdates() {
+  std::map<std::string, proto::BorrowUpdate> updates;
+  {
+    absl::MutexLock lock(&conns_mu_);
+    updates.swap(borrow_updates_);
+  }
+  for (auto& [owner, update] : updates) {
+    auto conn = OwnerConnection(owner);
+    if (conn == nullptr) continue;
+    proto::Frame frame;
+    frame.mutable_borrow()->Swap(&update);
+    conn->Send(frame);
+  }
+}
+
+[[noreturn]] void CoreWorker::ServeForever() {
+  while (true) pause();
+}
+
+}  // namespace lumen::internal

@@ -1,0 +1,130 @@
+// The runtime inside every driver and worker process: owns this process's objects, submits
+// tasks through leases, executes pushed tasks (workers), answers borrowers' questions about
+// owned objects, and reads and writes the node's shared-memory store.
+//
+// Thread-safe. Threads: the wire server's accept thread, one reader thread per connection
+// (pushed tasks execute on the submitter connection's reader thread), gRPC callback threads,
+// and one maintenance thread. Shutdown order: submitter (returns leases), maintenance thread,
+// wire server and connections, node manager registration.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "lumen/internal/runtime_api.h"
+#include "objectstore/shm_region.h"
+#include "proto/control.grpc.pb.h"
+#include "runtime/internal/object_table.h"
+#include "runtime/internal/task_submitter.h"
+#include "runtime/internal/wire.h"
+
+namespace lumen::internal {
+
+// Values at most this large travel inline; larger ones go to the shared-memory store.
+inline constexpr size_t kInlineObjectLimit = 100 * 1024;
+
+struct CoreWorkerConfig {
+  bool is_worker = false;
+  std::string node_address;  // this machine's node manager, host:port
+  std::string token;
+  std::string worker_id;   // workers: id given by the node manager (hex)
+  std::string executable;  // drivers: path of this program
+};
+
+class CoreWorker {
+ public:
+  static absl::StatusOr<std::unique_ptr<CoreWorker>> Start(const CoreWorkerConfig& config);
+  ~CoreWorker();
+  CoreWorker(const CoreWorker&) = delete;
+  CoreWorker& operator=(const CoreWorker&) = delete;
+
+  // The public API's entry points (see lumen/internal/runtime_api.h).
+  RefParts SubmitTask(const std::string& function, std::vector<TaskArgument> args,
+                      const TaskOptions& options);
+  RefParts Put(const ValueWriter& writer);
+  std::vector<std::shared_ptr<Buffer>> Get(const std::vector<RefParts>& refs, int64_t timeout_ms);
+  std::vector<bool> Wait(const std::vector<RefParts>& refs, int num_returns, int64_t timeout_ms);
+  // Values of `refs` once num_returns are ready or the timeout passed; null where not ready.
+  std::vector<ValuePtr> WaitValues(const std::vector<RefParts>& refs, int num_returns,
+                                   int64_t timeout_ms);
+  ObjectTable& objects() { return *objects_; }
+
+  // Workers: serves pushed tasks until the process is killed.
+  [[noreturn]] void ServeForever();
+  void Shutdown();
+
+  const std::string& address() const { return self_address_; }
+  const std::string& node_id() const { return node_id_; }
+  uint64_t client_id() const { return client_id_; }
+
+ private:
+  explicit CoreWorker(const CoreWorkerConfig& config);
+  absl::Status Connect();
+
+  // ---- wire server side: pushed tasks, borrowers' requests
+  void OnAccept(std::shared_ptr<Connection> conn);
+  void OnServerFrame(Connection& conn, proto::Frame& frame);
+  void ExecuteTask(Connection& conn, proto::TaskSpec& spec);
+  void AnswerGetObject(Connection& conn, const std::string& object_id);
+
+  // ---- borrower side: connections to other owners
+  std::shared_ptr<Connection> OwnerConnection(const std::string& owner);
+  void FetchFromOwner(const std::string& owner, const std::string& object_id);
+  void QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add);
+  void FlushBorrowUpdates();
+
+  // ---- store
+  absl::StatusOr<proto::StoreLocation> WriteToStore(const std::string& id, const ValueWriter& w,
+                                                    uint64_t owner_client_id);
+  void QueueRelease(const std::string& id);
+  void FlushReleases();
+  std::shared_ptr<Buffer> MakeBuffer(const ValuePtr& value);
+
+  // ---- tasks
+  void ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps);
+  void SetBlocked(bool blocked);
+  proto::NodeService::Stub* NodeStub(const std::string& address);
+  void MaintenanceLoop();
+
+  // Set at construction / Connect, then read-only.
+  const CoreWorkerConfig config_;
+  std::string self_address_;
+  std::string node_id_;
+  uint64_t client_id_ = 0;
+  std::unique_ptr<objectstore::ShmRegion> region_;
+  std::unique_ptr<ObjectTable> objects_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<WireServer> server_;
+  std::thread maintenance_;
+
+  absl::Mutex stubs_mu_;
+  std::map<std::string, std::unique_ptr<proto::NodeService::Stub>> stubs_
+      ABSL_GUARDED_BY(stubs_mu_);
+
+  absl::Mutex conns_mu_;
+  absl::flat_hash_set<std::shared_ptr<Connection>> accepted_ ABSL_GUARDED_BY(conns_mu_);
+  std::map<std::string, std::shared_ptr<Connection>> owners_ ABSL_GUARDED_BY(conns_mu_);
+  std::map<std::string, proto::BorrowUpdate> borrow_updates_ ABSL_GUARDED_BY(conns_mu_);
+  std::vector<std::string> releases_ ABSL_GUARDED_BY(conns_mu_);
+
+  absl::Mutex state_mu_;
+  bool shutdown_ ABSL_GUARDED_BY(state_mu_) = false;
+  int blocked_depth_ ABSL_GUARDED_BY(state_mu_) = 0;
+};
+
+// The process's runtime handle; null before Init and after Shutdown.
+CoreWorker* CurrentCoreWorker();
+void SetCurrentCoreWorker(std::unique_ptr<CoreWorker> worker);
+std::unique_ptr<CoreWorker> TakeCurrentCoreWorker();
+
+}  // namespace lumen::internal

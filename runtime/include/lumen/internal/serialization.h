@@ -1,0 +1,93 @@
+// Cereal binary (de)serialization straight into and out of caller-provided memory, so that a
+// large value is copied exactly once: into the shared-memory store on Put, out of it on Get.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/vector.hpp>
+#include <cstddef>
+#include <istream>
+#include <ostream>
+#include <streambuf>
+
+namespace lumen::internal {
+
+// Counts the bytes written to it and stores none.
+class CountingBuf : public std::streambuf {
+ public:
+  size_t count() const { return count_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    ++count_;
+    return c;
+  }
+  std::streamsize xsputn(const char*, std::streamsize n) override {
+    count_ += static_cast<size_t>(n);
+    return n;
+  }
+
+ private:
+  size_t count_ = 0;
+};
+
+// Writes into a fixed span of memory.
+class SpanOutBuf : public std::streambuf {
+ public:
+  SpanOutBuf(char* data, size_t size) { setp(data, data + size); }
+};
+
+// Reads from a fixed span of memory without copying it first.
+class SpanInBuf : public std::streambuf {
+ public:
+  SpanInBuf(const char* data, size_t size) {
+    char* begin = const_cast<char*>(data);
+    setg(begin, begin, begin + size);
+  }
+};
+
+template <typename T>
+size_t SerializedSize(const T& value) {
+  CountingBuf buf;
+  std::ostream os(&buf);
+  {
+    cereal::BinaryOutputArchive archive(os);
+    archive(value);
+  }
+  return buf.count();
+}
+
+template <typename T>
+void SerializeInto(const T& value, char* data, size_t size) {
+  SpanOutBuf buf(data, size);
+  std::ostream os(&buf);
+  cereal::BinaryOutputArchive archive(os);
+  archive(value);
+}
+
+template <typename T>
+std::string SerializeToString(const T& value) {
+  std::string out(SerializedSize(value), '\0');
+  SerializeInto(value, out.data(), out.size());
+  return out;
+}
+
+// Throws cereal::Exception when the bytes do not hold a T.
+template <typename T>
+void DeserializeFrom(const char* data, size_t size, T& value) {
+  SpanInBuf buf(data, size);
+  std::istream is(&buf);
+  cereal::BinaryInputArchive archive(is);
+  archive(value);
+}
+
+}  // namespace lumen::internal

@@ -1,0 +1,16 @@
+// Lumen's public C++ API: tasks, futures (ObjectRef) and the shared-memory object store.
+//
+//   #include <lumen/lumen.h>
+//   int Plus(int a, int b) { return a + b; }
+//   LUMEN_REMOTE(Plus);
+//   int main(int argc, char** argv) {
+//     lumen::Init(argc, argv);
+//     int three = *lumen::Get(lumen::Task(Plus).Remote(1, 2));
+//     lumen::Shutdown();
+//   }
+#pragma once
+
+#include "lumen/api.h"
+#include "lumen/errors.h"
+#include "lumen/object_ref.h"
+#include "lumen/task.h"

@@ -1,0 +1,48 @@
+#include "runtime/internal/rpc.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+
+namespace lumen::internal {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void PrepareContext(grpc::ClientContext* context, const std::string& token,
+                    absl::Duration timeout) {
+  context->AddMetadata(kTokenMetadataKey, token);
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+}
+
+grpc::Status CheckToken(const grpc::ServerContext* context, const std::string& token) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find(kTokenMetadataKey);
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "missing cluster token: pass --token or set LUMEN_TOKEN "
+                        "(see `lumen get-auth-token` on the head)");
+  }
+  if (std::string(it->second.data(), it->second.size()) != token) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong cluster token");
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status FromGrpc(const grpc::Status& status, const std::string& what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+}  // namespace lumen::internal

@@ -1,0 +1,407 @@
+#include "runtime/internal/task_submitter.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/internal/ids.h"
+#include "runtime/internal/logging.h"
+#include "runtime/internal/rpc.h"
+
+namespace lumen::internal {
+namespace {
+
+constexpr absl::Duration kLeaseRpcTimeout = absl::Seconds(30);
+// With a retry every 500 ms: about ten seconds without a node manager.
+constexpr int kMaxLeaseFailures = 20;
+
+std::string DescribeShape(const std::map<std::string, double>& resources) {
+  std::string out = "{";
+  for (const auto& [name, amount] : resources) {
+    if (out.size() > 1) out += ", ";
+    absl::StrAppend(&out, name, ": ", amount);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+TaskSubmitter::TaskSubmitter(Options options, StubFactory stubs)
+    : options_(std::move(options)), stubs_(std::move(stubs)) {}
+
+TaskSubmitter::~TaskSubmitter() { Shutdown(); }
+
+std::string TaskSubmitter::ShapeKey(const std::map<std::string, double>& resources) {
+  std::string key;
+  for (const auto& [name, amount] : resources) absl::StrAppend(&key, name, "=", amount, ";");
+  return key;
+}
+
+void TaskSubmitter::Submit(std::unique_ptr<PendingTask> task) {
+  Outbox out;
+  bool rejected = false;
+  {
+    absl::MutexLock lock(&mu_);
+    rejected = shutdown_;
+  }
+  if (rejected) {
+    Finish(std::move(task),
+           MakeErrorValue(proto::ErrorInfo::SYSTEM, "lumen::Shutdown() was called"));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string key = ShapeKey(task->resources);
+    ShapeQueue& shape = shapes_[key];
+    if (shape.resources.empty()) shape.resources = task->resources;
+    task->spec.set_seq(next_seq_++);
+    shape.queue.push_back(std::move(task));
+    DispatchLocked(shape, &out);
+    RequestLeasesLocked(key, shape, &out);
+  }
+  Deliver(out);
+}
+
+void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
+  while (!shape.queue.empty()) {
+    std::shared_ptr<LeasedWorker> best;
+    for (auto& worker : shape.workers) {
+      if (worker->dead ||
+          static_cast<int>(worker->in_flight.size()) >= options_.max_in_flight_per_worker) {
+        continue;
+      }
+      if (best == nullptr || worker->in_flight.size() < best->in_flight.size()) best = worker;
+    }
+    if (best == nullptr) return;
+    std::unique_ptr<PendingTask> task = std::move(shape.queue.front());
+    shape.queue.pop_front();
+    const bool was_idle = best->in_flight.empty();
+    proto::Frame frame;
+    // The spec is moved into the frame for the send and moved back: no copy of the args.
+    frame.mutable_task()->Swap(&task->spec);
+    best->conn->Send(frame, /*flush=*/false);
+    frame.mutable_task()->Swap(&task->spec);
+    const uint64_t seq = task->spec.seq();
+    best->in_flight.emplace(seq, std::move(task));
+    if (was_idle) out->flush.push_back(best->conn);
+  }
+}
+
+void TaskSubmitter::RequestLeasesLocked(const std::string& key, ShapeQueue& shape, Outbox* out) {
+  if (shape.queue.empty() || shutdown_ || absl::Now() < shape.retry_after) return;
+  const int wanted =
+      std::min<int>(options_.max_pending_leases_per_shape, static_cast<int>(shape.queue.size()));
+  while (shape.pending_leases < wanted) {
+    ++shape.pending_leases;
+    ++outstanding_lease_rpcs_;
+    out->leases.push_back({key, options_.local_node_address, shape.resources});
+  }
+}
+
+void TaskSubmitter::Deliver(Outbox& out) {
+  for (auto& conn : out.flush) conn->Flush();
+  for (auto& ask : out.leases) RequestLease(ask.key, ask.node_address, ask.resources);
+}
+
+void TaskSubmitter::RequestLease(const std::string& key, const std::string& node_address,
+                                 std::map<std::string, double> resources) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::LeaseRequest request;
+    proto::LeaseReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  PrepareContext(&call->context, options_.token, kLeaseRpcTimeout);
+  {
+    absl::MutexLock lock(&contexts_mu_);
+    lease_contexts_.insert(&call->context);
+  }
+  call->request.set_client_id(options_.client_id);
+  call->request.set_spilled(node_address != options_.local_node_address);
+  for (const auto& [name, amount] : resources) (*call->request.mutable_resources())[name] = amount;
+  proto::NodeService::Stub* stub = stubs_(node_address);
+  stub->async()->RequestWorkerLease(&call->context, &call->request, &call->reply,
+                                    [this, call, key, node_address](grpc::Status status) {
+                                      {
+                                        absl::MutexLock lock(&contexts_mu_);
+                                        lease_contexts_.erase(&call->context);
+                                      }
+                                      OnLeaseReply(key, node_address, status, call->reply);
+                                    });
+}
+
+void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node_address,
+                                 const grpc::Status& status, const proto::LeaseReply& reply) {
+  if (status.ok() && reply.has_granted()) {
+    AddWorker(key, node_address, reply.granted());
+  } else if (status.ok() && !reply.spillback_address().empty()) {
+    RequestLease(key, reply.spillback_address(), [&] {
+      absl::MutexLock lock(&mu_);
+      return shapes_[key].resources;
+    }());
+    return;  // still one pending lease for this shape
+  }
+  std::vector<std::unique_ptr<PendingTask>> failed;
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    --outstanding_lease_rpcs_;
+    ShapeQueue& shape = shapes_[key];
+    --shape.pending_leases;
+    if (!status.ok()) {
+      ++shape.lease_failures;
+      shape.retry_after = absl::Now() + absl::Milliseconds(500);
+      LUMEN_LOG(WARNING) << "lease request to " << node_address
+                         << " failed: " << status.error_message();
+      if (shape.lease_failures >= kMaxLeaseFailures || shutdown_) {
+        FailShapeLocked(
+            shape,
+            absl::StrCat("could not lease a worker for ", DescribeShape(shape.resources),
+                         " from the node manager at ", node_address, ": ", status.error_message()),
+            &failed);
+      }
+      // Tick() asks again.
+    } else {
+      shape.lease_failures = 0;
+      if (!reply.has_granted()) {
+        shape.last_pending_reason = reply.pending_reason();
+        RequestLeasesLocked(key, shape, &out);
+      }
+    }
+    DispatchLocked(shape, &out);
+  }
+  Deliver(out);
+  for (auto& task : failed) {
+    ValuePtr error = MakeErrorValue(proto::ErrorInfo::SYSTEM,
+                                    "task " + task->spec.function() + " could not be scheduled");
+    Finish(std::move(task), error);
+  }
+}
+
+void TaskSubmitter::AddWorker(const std::string& key, const std::string& node_address,
+                              const proto::WorkerLease& lease) {
+  auto conn = Connection::Connect(lease.worker_address(), absl::Seconds(10));
+  if (!conn.ok()) {
+    LUMEN_LOG(WARNING) << "leased worker unreachable: " << conn.status();
+    ReturnLease(node_address, lease.lease_id(), /*disconnect=*/true);
+    return;
+  }
+  auto worker = std::make_shared<LeasedWorker>();
+  worker->lease_id = lease.lease_id();
+  worker->worker_address = lease.worker_address();
+  worker->node_address = node_address;
+  worker->key = key;
+  worker->conn = *conn;
+  worker->idle_since = absl::Now();
+  proto::Frame hello;
+  hello.mutable_hello()->set_token(options_.token);
+  std::weak_ptr<LeasedWorker> weak = worker;
+  worker->conn->Start({
+      .on_frame =
+          [this, weak](Connection&, proto::Frame& frame) {
+            auto w = weak.lock();
+            if (w && frame.has_reply()) OnTaskReply(w, *frame.mutable_reply());
+          },
+      .on_batch_end = [](Connection& c) { c.Flush(); },
+      .on_close =
+          [this, weak](Connection&, const std::string& reason) {
+            if (auto w = weak.lock()) OnWorkerClosed(w, reason);
+          },
+  });
+  worker->conn->Send(hello, /*flush=*/false);
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) {
+    worker->conn->Close();
+    return;
+  }
+  shapes_[key].workers.push_back(worker);
+}
+
+void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
+                                proto::TaskReply& reply) {
+  std::unique_ptr<PendingTask> task;
+  Outbox out;
+  bool retry = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = worker->in_flight.find(reply.seq());
+    if (it == worker->in_flight.end()) return;
+    task = std::move(it->second);
+    worker->in_flight.erase(it);
+    if (worker->in_flight.empty()) worker->idle_since = absl::Now();
+    ShapeQueue& shape = shapes_[worker->key];
+    if (reply.result().has_error() &&
+        reply.result().error().kind() == proto::ErrorInfo::TASK_ERROR && task->retry_exceptions &&
+        task->retries_left > 0) {
+      --task->retries_left;
+      task->spec.set_attempt(task->spec.attempt() + 1);
+      shape.queue.push_back(std::move(task));
+      retry = true;
+    }
+    DispatchLocked(shape, &out);
+  }
+  Deliver(out);
+  if (retry) return;
+  auto value = std::make_shared<proto::Value>();
+  value->Swap(reply.mutable_result());
+  Finish(std::move(task), std::move(value));
+}
+
+void TaskSubmitter::OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker,
+                                   const std::string& reason) {
+  std::vector<std::unique_ptr<PendingTask>> failed;
+  Outbox out;
+  bool was_dead = false;
+  {
+    absl::MutexLock lock(&mu_);
+    was_dead = worker->dead;
+    worker->dead = true;
+    ShapeQueue& shape = shapes_[worker->key];
+    auto& list = shape.workers;
+    list.erase(std::remove(list.begin(), list.end(), worker), list.end());
+    for (auto& [seq, task] : worker->in_flight) {
+      if (task->retries_left > 0 && !shutdown_) {
+        --task->retries_left;
+        task->spec.set_attempt(task->spec.attempt() + 1);
+        LUMEN_LOG(INFO) << "worker " << worker->worker_address << " died (" << reason
+                        << "); retrying task " << task->spec.function() << ", "
+                        << task->retries_left << " retries left";
+        shape.queue.push_front(std::move(task));
+      } else {
+        failed.push_back(std::move(task));
+      }
+    }
+    worker->in_flight.clear();
+    DispatchLocked(shape, &out);
+    RequestLeasesLocked(worker->key, shape, &out);
+  }
+  Deliver(out);
+  if (!was_dead) ReturnLease(worker->node_address, worker->lease_id, /*disconnect=*/true);
+  for (auto& task : failed) {
+    const int attempts = task->spec.attempt() + 1;
+    ValuePtr error =
+        MakeErrorValue(proto::ErrorInfo::WORKER_CRASHED,
+                       absl::StrCat("the worker process running task ", task->spec.function(), " (",
+                                    worker->worker_address, ") died: ", reason, "; the task ran ",
+                                    attempts, attempts == 1 ? " time" : " times",
+                                    " and has no retries left (raise them with SetMaxRetries)"));
+    Finish(std::move(task), error);
+  }
+}
+
+void TaskSubmitter::ReturnLease(const std::string& node_address, uint64_t lease_id,
+                                bool disconnect) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::ReturnLeaseRequest request;
+    proto::ReturnLeaseReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  PrepareContext(&call->context, options_.token, absl::Seconds(10));
+  call->request.set_lease_id(lease_id);
+  call->request.set_disconnect_worker(disconnect);
+  stubs_(node_address)
+      ->async()
+      ->ReturnWorkerLease(&call->context, &call->request, &call->reply, [call](grpc::Status) {});
+}
+
+void TaskSubmitter::Finish(std::unique_ptr<PendingTask> task, ValuePtr value) {
+  auto on_done = std::move(task->on_done);
+  if (on_done) on_done(*task, std::move(value));
+}
+
+void TaskSubmitter::FailShapeLocked(ShapeQueue& shape, const std::string& message,
+                                    std::vector<std::unique_ptr<PendingTask>>* failed) {
+  LUMEN_LOG(WARNING) << message;
+  shape.last_pending_reason = message;
+  while (!shape.queue.empty()) {
+    failed->push_back(std::move(shape.queue.front()));
+    shape.queue.pop_front();
+  }
+}
+
+void TaskSubmitter::Tick() {
+  std::vector<std::shared_ptr<LeasedWorker>> to_return;
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto& [key, shape] : shapes_) {
+      if (shape.queue.empty()) {
+        auto& list = shape.workers;
+        for (auto it = list.begin(); it != list.end();) {
+          LeasedWorker& w = **it;
+          if (w.in_flight.empty() && now - w.idle_since > options_.lease_idle_timeout) {
+            w.dead = true;
+            to_return.push_back(*it);
+            it = list.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      RequestLeasesLocked(key, shape, &out);
+    }
+  }
+  Deliver(out);
+  for (auto& worker : to_return) {
+    ReturnLease(worker->node_address, worker->lease_id, /*disconnect=*/false);
+    worker->conn->Close();
+  }
+}
+
+void TaskSubmitter::Shutdown() {
+  std::vector<std::shared_ptr<LeasedWorker>> workers;
+  std::vector<std::unique_ptr<PendingTask>> failed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    for (auto& [key, shape] : shapes_) {
+      for (auto& w : shape.workers) {
+        w->dead = true;
+        workers.push_back(w);
+        for (auto& [seq, task] : w->in_flight) failed.push_back(std::move(task));
+        w->in_flight.clear();
+      }
+      shape.workers.clear();
+      while (!shape.queue.empty()) {
+        failed.push_back(std::move(shape.queue.front()));
+        shape.queue.pop_front();
+      }
+    }
+  }
+  {
+    absl::MutexLock lock(&contexts_mu_);
+    for (grpc::ClientContext* context : lease_contexts_) context->TryCancel();
+  }
+  for (auto& worker : workers) {
+    grpc::ClientContext context;
+    PrepareContext(&context, options_.token, absl::Seconds(2));
+    proto::ReturnLeaseRequest request;
+    request.set_lease_id(worker->lease_id);
+    proto::ReturnLeaseReply reply;
+    stubs_(worker->node_address)->ReturnWorkerLease(&context, request, &reply);
+    worker->conn->Close();
+  }
+  for (auto& worker : workers) worker->conn->Join();
+  for (auto& task : failed) {
+    Finish(std::move(task),
+           MakeErrorValue(proto::ErrorInfo::SYSTEM, "lumen::Shutdown() was called"));
+  }
+  // Lease RPCs still in flight complete on gRPC threads; wait for them so that their
+  // callbacks never touch a destroyed submitter.
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(
+                           +[](int* n) { return *n == 0; }, &outstanding_lease_rpcs_),
+                       absl::Seconds(5));
+}
+
+size_t TaskSubmitter::NumQueued() const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [key, shape] : shapes_) n += shape.queue.size();
+  return n;
+}
+
+}  // namespace lumen::internal

@@ -1,0 +1,129 @@
+// Submits normal tasks the way the design's fast path says: lease a worker from a node manager
+// for a resource shape, push tasks straight to it over a wire connection with many in flight,
+// keep the lease while work of that shape is queued, and return it once idle. Retries a task
+// whose worker died, up to its max retries.
+//
+// Thread-safe. Lease replies arrive on gRPC's callback threads, task replies on connection
+// reader threads; the core worker's maintenance thread calls Tick().
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/control.grpc.pb.h"
+#include "proto/wire.pb.h"
+#include "runtime/internal/object_table.h"
+#include "runtime/internal/wire.h"
+
+namespace lumen::internal {
+
+struct PendingTask {
+  proto::TaskSpec spec;
+  std::map<std::string, double> resources;
+  int retries_left = 0;
+  bool retry_exceptions = false;
+  // Called once with the final result (value or error).
+  std::function<void(PendingTask&, ValuePtr)> on_done;
+};
+
+class TaskSubmitter {
+ public:
+  struct Options {
+    std::string local_node_address;  // node manager that leases are asked from first
+    uint64_t client_id = 0;
+    std::string token;
+    int max_in_flight_per_worker = 128;
+    int max_pending_leases_per_shape = 4;
+    absl::Duration lease_idle_timeout = absl::Milliseconds(50);
+  };
+  using StubFactory = std::function<proto::NodeService::Stub*(const std::string& address)>;
+
+  TaskSubmitter(Options options, StubFactory stubs);
+  ~TaskSubmitter();
+
+  // Queues a task whose arguments are all resolved.
+  void Submit(std::unique_ptr<PendingTask> task);
+  // Returns idle leases and asks for leases that queued work needs. Called periodically.
+  void Tick();
+  // Returns every lease and fails queued tasks; later Submits fail at once.
+  void Shutdown();
+
+  // Resource shapes with queued tasks and no worker yet, and why (for errors and status).
+  size_t NumQueued() const;
+
+ private:
+  struct LeasedWorker {
+    uint64_t lease_id = 0;
+    std::string worker_address;
+    std::string node_address;
+    std::string key;
+    std::shared_ptr<Connection> conn;
+    absl::flat_hash_map<uint64_t, std::unique_ptr<PendingTask>> in_flight;
+    absl::Time idle_since;
+    bool dead = false;
+  };
+  struct ShapeQueue {
+    std::map<std::string, double> resources;
+    std::deque<std::unique_ptr<PendingTask>> queue;
+    std::vector<std::shared_ptr<LeasedWorker>> workers;
+    int pending_leases = 0;
+    int lease_failures = 0;
+    absl::Time retry_after = absl::InfinitePast();
+    std::string last_pending_reason;
+  };
+
+  // Work decided under mu_ and done after releasing it: socket writes and lease RPCs.
+  struct LeaseAsk {
+    std::string key;
+    std::string node_address;
+    std::map<std::string, double> resources;
+  };
+  struct Outbox {
+    std::vector<std::shared_ptr<Connection>> flush;
+    std::vector<LeaseAsk> leases;
+  };
+
+  static std::string ShapeKey(const std::map<std::string, double>& resources);
+  // Pushes queued tasks to workers with room.
+  void DispatchLocked(ShapeQueue& shape, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequestLeasesLocked(const std::string& key, ShapeQueue& shape, Outbox* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Deliver(Outbox& out) ABSL_LOCKS_EXCLUDED(mu_);
+  void RequestLease(const std::string& key, const std::string& node_address,
+                    std::map<std::string, double> resources);
+  void OnLeaseReply(const std::string& key, const std::string& node_address,
+                    const grpc::Status& status, const proto::LeaseReply& reply);
+  void AddWorker(const std::string& key, const std::string& node_address,
+                 const proto::WorkerLease& lease);
+  void OnTaskReply(const std::shared_ptr<LeasedWorker>& worker, proto::TaskReply& reply);
+  void OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker, const std::string& reason);
+  void ReturnLease(const std::string& node_address, uint64_t lease_id, bool disconnect);
+  void Finish(std::unique_ptr<PendingTask> task, ValuePtr value);
+  void FailShapeLocked(ShapeQueue& shape, const std::string& message,
+                       std::vector<std::unique_ptr<PendingTask>>* failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  const StubFactory stubs_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, ShapeQueue> shapes_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  int outstanding_lease_rpcs_ ABSL_GUARDED_BY(mu_) = 0;
+
+  absl::Mutex contexts_mu_;
+  absl::flat_hash_set<grpc::ClientContext*> lease_contexts_ ABSL_GUARDED_BY(contexts_mu_);
+};
+
+}  // namespace lumen::internal

@@ -1,0 +1,255 @@
+#include "scheduler/daemon.h"
+
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "objectstore/object_store.h"
+#include "objectstore/shm_region.h"
+#include "runtime/internal/ids.h"
+#include "runtime/internal/logging.h"
+#include "runtime/internal/process.h"
+#include "runtime/internal/session.h"
+#include "scheduler/head_service.h"
+#include "scheduler/node_manager.h"
+
+namespace lumen::scheduler {
+namespace {
+
+int64_t DefaultStoreBytes() {
+  const int64_t pages = sysconf(_SC_PHYS_PAGES);
+  const int64_t page_size = sysconf(_SC_PAGE_SIZE);
+  const int64_t thirty_percent = pages * page_size / 10 * 3;
+  return std::min<int64_t>(thirty_percent, int64_t{2} << 30);
+}
+
+std::string SelfExecutable() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
+}
+
+// A clear message when the port is taken (gRPC alone only says that it could not bind).
+absl::Status CheckPortFree(const std::string& ip, int port) {
+  if (port == 0) return absl::OkStatus();
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("'", ip, "' is not an IPv4 address"));
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const int rc = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  const int error = errno;
+  close(fd);
+  if (rc == 0) return absl::OkStatus();
+  if (error == EADDRINUSE) {
+    return absl::UnavailableError(
+        absl::StrCat("port ", port, " on ", ip, " is already in use; pick another with --port"));
+  }
+  return absl::UnavailableError(
+      absl::StrCat("cannot bind ", ip, ":", port, ": ", std::strerror(error)));
+}
+
+absl::StatusOr<int> PickFreePort(const std::string& ip) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string reason = std::strerror(errno);
+    close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot bind ", ip, ": ", reason));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+std::string ToJson(const DaemonConfig& config) {
+  nlohmann::json json;
+  json["head"] = config.head;
+  json["ip"] = config.ip;
+  json["port"] = config.port;
+  json["head_address"] = config.head_address;
+  json["num_cpus"] = config.num_cpus;
+  json["resources"] = config.resources;
+  json["object_store_memory"] = config.object_store_memory;
+  json["session_dir"] = config.session_dir;
+  json["heartbeat_period_ms"] = config.heartbeat_period_ms;
+  json["heartbeat_timeout_ms"] = config.heartbeat_timeout_ms;
+  json["max_workers"] = config.max_workers;
+  json["embedded"] = config.embedded;
+  return json.dump();
+}
+
+absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& text) {
+  try {
+    const nlohmann::json json = nlohmann::json::parse(text);
+    DaemonConfig config;
+    config.head = json.at("head").get<bool>();
+    config.ip = json.at("ip").get<std::string>();
+    config.port = json.at("port").get<int>();
+    config.head_address = json.at("head_address").get<std::string>();
+    config.num_cpus = json.at("num_cpus").get<int>();
+    config.resources = json.at("resources").get<std::map<std::string, double>>();
+    config.object_store_memory = json.at("object_store_memory").get<int64_t>();
+    config.session_dir = json.at("session_dir").get<std::string>();
+    config.heartbeat_period_ms = json.at("heartbeat_period_ms").get<int>();
+    config.heartbeat_timeout_ms = json.at("heartbeat_timeout_ms").get<int>();
+    config.max_workers = json.at("max_workers").get<int>();
+    config.embedded = json.at("embedded").get<bool>();
+    return config;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad daemon configuration: ", e.what()));
+  }
+}
+
+int RunDaemon(const DaemonConfig& config) {
+  // SIGTERM and SIGINT are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto fail = [](const std::string& message) {
+    LUMEN_LOG(ERROR) << message;
+    internal::NotifyFailed(message);
+    return 1;
+  };
+  auto session = internal::Session::Open(config.session_dir);
+  if (!session.ok()) return fail(std::string(session.status().message()));
+  auto token = session->Token();
+  if (!token.ok()) return fail(std::string(token.status().message()));
+  if (auto status = CheckPortFree(config.ip, config.port); !status.ok()) {
+    return fail(std::string(status.message()));
+  }
+
+  const std::string node_id = internal::Hex(internal::RandomBytes(8));
+  const std::string shm_name = absl::StrCat("lumen-", getpid(), "-", node_id.substr(0, 8));
+  const int64_t store_bytes =
+      config.object_store_memory > 0 ? config.object_store_memory : DefaultStoreBytes();
+  auto region = objectstore::ShmRegion::Create(shm_name, static_cast<size_t>(store_bytes));
+  if (!region.ok()) {
+    return fail(absl::StrCat("cannot create the object store (", store_bytes,
+                             " bytes of shared memory): ", region.status().message()));
+  }
+  auto store = std::make_unique<objectstore::ObjectStore>(std::move(*region));
+
+  NodeManagerConfig nm;
+  nm.node_id = node_id;
+  nm.ip = config.ip;
+  nm.token = *token;
+  nm.session_dir = config.session_dir;
+  nm.executable = SelfExecutable();
+  nm.shm_name = shm_name;
+  nm.resources = config.resources;
+  nm.resources["CPU"] = config.num_cpus >= 0
+                            ? config.num_cpus
+                            : static_cast<double>(std::thread::hardware_concurrency());
+  nm.max_workers = config.max_workers;
+  nm.is_head = config.head;
+  nm.heartbeat_period = absl::Milliseconds(config.heartbeat_period_ms);
+
+  std::unique_ptr<HeadService> head;
+  if (config.head) {
+    head = std::make_unique<HeadService>(*token, config.session_dir,
+                                         absl::Milliseconds(config.heartbeat_timeout_ms));
+  }
+  // The node manager must know its own address before it serves, so a free port is picked
+  // up front when none was asked for.
+  int port = config.port;
+  if (port == 0) {
+    auto free_port = PickFreePort(config.ip);
+    if (!free_port.ok()) return fail(std::string(free_port.status().message()));
+    port = *free_port;
+  }
+  nm.address = absl::StrCat(config.ip, ":", port);
+  nm.head_address = config.head ? nm.address : config.head_address;
+  auto node_manager = std::make_unique<NodeManager>(nm, std::move(store));
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  int selected_port = 0;
+  builder.AddListeningPort(nm.address, grpc::InsecureServerCredentials(), &selected_port);
+  if (head) builder.RegisterService(head.get());
+  builder.RegisterService(node_manager.get());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || selected_port == 0) {
+    return fail(absl::StrCat("cannot listen on ", nm.address, " (is the port in use?)"));
+  }
+  if (auto status = node_manager->Start(); !status.ok()) {
+    server->Shutdown();
+    return fail(std::string(status.message()));
+  }
+
+  internal::ProcessRecord record;
+  record.role = config.head ? "head" : "node";
+  record.pid = getpid();
+  record.start_ticks = internal::ProcessStartTicks(getpid());
+  record.address = nm.address;
+  record.shm_name = shm_name;
+  if (auto status = session->AddProcess(record); !status.ok()) {
+    LUMEN_LOG(WARNING) << "cannot record this process in the session: " << status;
+  }
+  LUMEN_LOG(INFO) << (config.head ? "head" : "node") << " " << node_id << " listening on "
+                  << nm.address << " with " << nm.resources["CPU"] << " CPUs and a " << store_bytes
+                  << "-byte object store";
+  internal::NotifyReady(nm.address);
+  if (config.embedded) {
+    // An embedded cluster lives as long as the program that started it.
+    const pid_t parent = getppid();
+    std::thread([parent] {
+      while (getppid() == parent) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      kill(getpid(), SIGTERM);
+    }).detach();
+  }
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LUMEN_LOG(INFO) << "received signal " << signal_number << "; shutting down";
+  // Shutdown order: workers, then the gRPC server, then shared memory and the record.
+  node_manager->Stop();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server.reset();
+  node_manager.reset();
+  auto unlinked = objectstore::ShmRegion::Unlink(shm_name);
+  (void)unlinked;
+  auto removed = session->RemoveProcess(getpid());
+  (void)removed;
+  return 0;
+}
+
+void MaybeRunDaemonFromEnvironment() {
+  const char* role = std::getenv("LUMEN_ROLE");
+  if (role == nullptr || std::string(role) != "daemon") return;
+  const char* json = std::getenv("LUMEN_DAEMON_CONFIG");
+  auto config = DaemonConfigFromJson(json != nullptr ? json : "");
+  if (!config.ok()) {
+    internal::NotifyFailed(std::string(config.status().message()));
+    std::_Exit(2);
+  }
+  std::exit(RunDaemon(*config));
+}
+
+}  // namespace lumen::scheduler

@@ -1,0 +1,115 @@
+#include "scheduler/head_service.h"
+
+#include "runtime/internal/logging.h"
+#include "runtime/internal/rpc.h"
+
+namespace lumen::scheduler {
+
+using internal::CheckToken;
+
+bool Fits(const google::protobuf::Map<std::string, double>& available,
+          const google::protobuf::Map<std::string, double>& shape) {
+  for (const auto& [name, amount] : shape) {
+    if (amount <= 0) continue;
+    auto it = available.find(name);
+    if (it == available.end() || it->second + 1e-9 < amount) return false;
+  }
+  return true;
+}
+
+HeadService::HeadService(std::string token, std::string session_dir,
+                         absl::Duration heartbeat_timeout)
+    : token_(std::move(token)),
+      session_dir_(std::move(session_dir)),
+      heartbeat_timeout_(heartbeat_timeout) {}
+
+void HeadService::UpdateLivenessLocked(absl::Time now) {
+  for (auto& [id, node] : nodes_) {
+    if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
+      node.dead = true;
+      LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
+                         << " missed heartbeats for " << heartbeat_timeout_
+                         << "; declaring it dead";
+    }
+  }
+}
+
+grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
+                                       const proto::RegisterNodeRequest* request,
+                                       proto::RegisterNodeReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (request->node().node_id().empty() || request->node().address().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node id and address are required");
+  }
+  absl::MutexLock lock(&mu_);
+  Node& node = nodes_[request->node().node_id()];
+  const bool is_new = node.info.node_id().empty() || node.dead;
+  node.info = request->node();
+  node.last_heartbeat = absl::Now();
+  node.dead = false;
+  if (is_new) {
+    LUMEN_LOG(INFO) << "node " << node.info.node_id() << " registered from " << node.info.address();
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
+                                    const proto::HeartbeatRequest* request,
+                                    proto::HeartbeatReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  UpdateLivenessLocked(now);
+  auto it = nodes_.find(request->node().node_id());
+  if (it == nodes_.end() || it->second.dead) {
+    reply->set_reregister(true);
+    return grpc::Status::OK;
+  }
+  it->second.info = request->node();
+  it->second.last_heartbeat = now;
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
+                                           const proto::GetClusterStatusRequest* request,
+                                           proto::ClusterStatus* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  UpdateLivenessLocked(now);
+  reply->set_session_dir(session_dir_);
+  for (const auto& [id, node] : nodes_) {
+    proto::NodeInfo* info = reply->add_nodes();
+    *info = node.info;
+    info->set_alive(!node.dead);
+    info->set_last_heartbeat_ms(absl::ToInt64Milliseconds(now - node.last_heartbeat));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::FindNode(grpc::ServerContext* context,
+                                   const proto::FindNodeRequest* request,
+                                   proto::FindNodeReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  UpdateLivenessLocked(absl::Now());
+  bool feasible = false;
+  double best_cpu = -1;
+  for (const auto& [id, node] : nodes_) {
+    if (node.dead) continue;
+    if (Fits(node.info.total(), request->resources())) feasible = true;
+    if (id == request->exclude_node_id()) continue;
+    if (!Fits(node.info.available(), request->resources())) continue;
+    auto cpu = node.info.available().find("CPU");
+    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
+    if (free_cpu > best_cpu) {
+      best_cpu = free_cpu;
+      reply->set_address(node.info.address());
+      reply->set_node_id(id);
+    }
+  }
+  reply->set_infeasible(!feasible);
+  return grpc::Status::OK;
+}
+
+}  // namespace lumen::scheduler

@@ -1,0 +1,542 @@
+#include "scheduler/node_manager.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/internal/ids.h"
+#include "runtime/internal/logging.h"
+#include "runtime/internal/process.h"
+#include "runtime/internal/rpc.h"
+#include "scheduler/head_service.h"
+
+namespace lumen::scheduler {
+
+using internal::CheckToken;
+using ResourceMap = google::protobuf::Map<std::string, double>;
+
+namespace {
+
+// How long a lease request waits for resources before answering "pending".
+constexpr absl::Duration kLeaseHold = absl::Seconds(1);
+constexpr int kMaxStartupFailures = 5;
+
+bool Valid(const ResourceMap& shape, std::string* why) {
+  for (const auto& [name, amount] : shape) {
+    if (!std::isfinite(amount) || amount < 0) {
+      *why = absl::StrCat("resource ", name, " has an invalid amount ", amount);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::ObjectStore> store)
+    : config_(std::move(config)), store_(std::move(store)) {
+  head_ = proto::HeadService::NewStub(internal::MakeChannel(config_.head_address));
+  for (const auto& [name, amount] : config_.resources) {
+    total_[name] = amount;
+    available_[name] = amount;
+  }
+}
+
+NodeManager::~NodeManager() { Stop(); }
+
+absl::Status NodeManager::Start() {
+  proto::RegisterNodeRequest request;
+  *request.mutable_node() = Info();
+  proto::RegisterNodeReply reply;
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, config_.token, absl::Seconds(10));
+  auto status = head_->RegisterNode(&context, request, &reply);
+  if (!status.ok()) {
+    return internal::FromGrpc(
+        status, absl::StrCat("cannot register with the head at ", config_.head_address));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    const int cpus = static_cast<int>(total_.contains("CPU") ? total_["CPU"] : 0);
+    for (int i = 0; i < cpus; ++i) StartWorkerLocked(config_.executable, 0);
+  }
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  return absl::OkStatus();
+}
+
+void NodeManager::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [id, worker] : workers_) KillWorkerLocked(worker);
+    cv_.SignalAll();
+  }
+  if (maintenance_.joinable()) maintenance_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  internal::ReapChildren();
+}
+
+// ---- Workers ----------------------------------------------------------------------------
+
+void NodeManager::StartWorkerLocked(const std::string& executable, uint64_t job) {
+  if (stopping_) return;
+  Worker worker;
+  worker.id = internal::RandomBytes(8);
+  worker.executable = executable;
+  worker.job = job;
+  const std::string hex = internal::Hex(worker.id);
+  internal::SpawnOptions options;
+  options.argv = {executable};
+  options.env = {{"LUMEN_ROLE", "worker"},
+                 {"LUMEN_NODE_ADDRESS", config_.address},
+                 {"LUMEN_WORKER_ID", hex},
+                 {"LUMEN_TOKEN", config_.token},
+                 {"LUMEN_SESSION_DIR", config_.session_dir}};
+  options.log_path = absl::StrCat(config_.session_dir, "/logs/worker-", hex, ".log");
+  // Lease handlers run on gRPC's threads, which may exit; PR_SET_PDEATHSIG follows the thread,
+  // so workers watch their parent themselves instead.
+  options.detach = false;
+  options.death_signal = 0;
+  auto pid = internal::StartProcess(options);
+  if (!pid.ok()) {
+    LUMEN_LOG(ERROR) << "cannot start a worker (" << executable << "): " << pid.status();
+    return;
+  }
+  worker.pid = *pid;
+  workers_[worker.id] = std::move(worker);
+}
+
+NodeManager::Worker* NodeManager::FindIdleWorkerLocked(const std::string& executable,
+                                                       uint64_t job) {
+  Worker* unbound = nullptr;
+  for (auto& [id, worker] : workers_) {
+    if (worker.state != WorkerState::kIdle || worker.executable != executable) continue;
+    if (worker.job == job) return &worker;
+    if (worker.job == 0 && unbound == nullptr) unbound = &worker;
+  }
+  return unbound;
+}
+
+int NodeManager::CountWorkersLocked(const std::string& executable, uint64_t job,
+                                    WorkerState state) {
+  int n = 0;
+  for (const auto& [id, worker] : workers_) {
+    if (worker.state == state && worker.executable == executable &&
+        (worker.job == job || worker.job == 0)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+void NodeManager::KillWorkerLocked(Worker& worker) {
+  if (worker.pid > 0) kill(worker.pid, SIGKILL);
+}
+
+void NodeManager::OnWorkerExitLocked(int pid, int status) {
+  for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+    Worker& worker = it->second;
+    if (worker.pid != pid) continue;
+    const bool started = worker.state != WorkerState::kStarting;
+    if (started) {
+      LUMEN_LOG(INFO) << "worker " << internal::ShortHex(worker.id) << " (pid " << pid
+                      << ") exited: " << internal::DescribeWaitStatus(status);
+    } else {
+      LUMEN_LOG(WARNING) << "worker " << internal::ShortHex(worker.id) << " (pid " << pid
+                         << ") exited before it registered: "
+                         << internal::DescribeWaitStatus(status) << "; see logs/worker-"
+                         << internal::Hex(worker.id) << ".log";
+      ++startup_failures_[worker.executable];
+    }
+    if (worker.lease_id != 0) ReleaseLeaseLocked(worker.lease_id, /*kill_worker=*/false);
+    if (worker.client_id != 0) {
+      store_->ReleaseClient(worker.client_id);
+      clients_.erase(worker.client_id);
+    }
+    workers_.erase(it);
+    cv_.SignalAll();
+    return;
+  }
+}
+
+// ---- Leases -----------------------------------------------------------------------------
+
+NodeManager::Demand& NodeManager::DemandLocked(const ResourceMap& shape) {
+  const std::string key = DescribeLocked(shape);
+  Demand& demand = demands_[key];
+  if (demand.resources.empty()) demand.resources = shape;
+  return demand;
+}
+
+std::string NodeManager::DescribeLocked(const ResourceMap& shape) const {
+  std::map<std::string, double> sorted(shape.begin(), shape.end());
+  std::string out = "{";
+  for (const auto& [name, amount] : sorted) {
+    if (out.size() > 1) out += ", ";
+    absl::StrAppend(&out, name, ": ", amount);
+  }
+  return out + "}";
+}
+
+proto::FindNodeReply NodeManager::FindOtherNode(const ResourceMap& shape) {
+  proto::FindNodeRequest request;
+  *request.mutable_resources() = shape;
+  request.set_exclude_node_id(config_.node_id);
+  proto::FindNodeReply reply;
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, config_.token, absl::Seconds(5));
+  if (!head_->FindNode(&context, request, &reply).ok()) reply.set_infeasible(false);
+  return reply;
+}
+
+grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
+                                             const proto::LeaseRequest* request,
+                                             proto::LeaseReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  const ResourceMap& shape = request->resources();
+  std::string why;
+  if (!Valid(shape, &why)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
+
+  bool feasible_here = false;
+  {
+    absl::MutexLock lock(&mu_);
+    feasible_here = Fits(total_, shape);
+  }
+  bool infeasible = false;
+  if (!feasible_here) {
+    if (!request->spilled()) {
+      proto::FindNodeReply other = FindOtherNode(shape);
+      if (!other.address().empty()) {
+        reply->set_spillback_address(other.address());
+        return grpc::Status::OK;
+      }
+      infeasible = other.infeasible();
+    }
+  }
+
+  absl::MutexLock lock(&mu_);
+  auto client_it = clients_.find(request->client_id());
+  if (client_it == clients_.end()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "unknown client: it must register with this node manager first");
+  }
+  const Client& client = client_it->second;
+  std::string executable = client.executable;
+  uint64_t job = client.job;
+  if (client.kind == proto::CLIENT_WORKER) {
+    auto w = workers_.find(client.worker_id);
+    if (w != workers_.end()) {
+      executable = w->second.executable;
+      job = w->second.job;
+    }
+  }
+  if (startup_failures_[executable] >= kMaxStartupFailures) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("workers running ", executable, " died at startup ",
+                                     startup_failures_[executable],
+                                     " times; see logs/worker-*.log in ", config_.session_dir));
+  }
+
+  Demand& demand = DemandLocked(shape);
+  ++demand.count;
+  if (!feasible_here) demand.infeasible = true;
+  const absl::Time deadline = absl::Now() + kLeaseHold;
+  bool waiting_for_worker = false;
+  Worker* granted = nullptr;
+  while (!stopping_ && !context->IsCancelled()) {
+    if (feasible_here && Fits(available_, shape)) {
+      granted = FindIdleWorkerLocked(executable, job);
+      if (granted != nullptr) break;
+      if (!waiting_for_worker) {
+        waiting_for_worker = true;
+        ++waiting_for_worker_[executable];
+      }
+      const int starting = CountWorkersLocked(executable, job, WorkerState::kStarting);
+      if (starting < waiting_for_worker_[executable] &&
+          static_cast<int>(workers_.size()) < config_.max_workers) {
+        StartWorkerLocked(executable, executable == config_.executable ? 0 : job);
+      }
+    }
+    if (absl::Now() >= deadline) break;
+    cv_.WaitWithTimeout(&mu_, std::min(absl::Milliseconds(100), deadline - absl::Now()));
+  }
+  if (waiting_for_worker) --waiting_for_worker_[executable];
+  Demand& after = DemandLocked(shape);
+  if (--after.count <= 0) demands_.erase(DescribeLocked(shape));
+
+  if (granted == nullptr) {
+    if (!feasible_here) {
+      reply->set_pending_reason(absl::StrCat(
+          infeasible ? "infeasible: no node in the cluster has " : "no node has available ",
+          DescribeLocked(shape), " (this node has ", DescribeLocked(total_), ")"));
+    } else {
+      reply->set_pending_reason(absl::StrCat("waiting for ", DescribeLocked(shape),
+                                             "; available now: ", DescribeLocked(available_)));
+    }
+    return grpc::Status::OK;
+  }
+  for (const auto& [name, amount] : shape) available_[name] -= amount;
+  Lease lease;
+  lease.id = next_id_++;
+  lease.worker_id = granted->id;
+  lease.resources = shape;
+  lease.holder = request->client_id();
+  granted->state = WorkerState::kLeased;
+  granted->job = job;
+  granted->lease_id = lease.id;
+  leases_[lease.id] = lease;
+  proto::WorkerLease* out = reply->mutable_granted();
+  out->set_lease_id(lease.id);
+  out->set_worker_id(granted->id);
+  out->set_worker_address(granted->address);
+  out->set_node_id(config_.node_id);
+  return grpc::Status::OK;
+}
+
+void NodeManager::ReleaseLeaseLocked(uint64_t lease_id, bool kill_worker) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  const Lease& lease = it->second;
+  for (const auto& [name, amount] : lease.resources) {
+    if (name == "CPU" && lease.cpu_lent) continue;
+    available_[name] += amount;
+  }
+  auto worker = workers_.find(lease.worker_id);
+  if (worker != workers_.end()) {
+    worker->second.lease_id = 0;
+    worker->second.state = WorkerState::kIdle;
+    if (kill_worker) KillWorkerLocked(worker->second);
+  }
+  leases_.erase(it);
+  cv_.SignalAll();
+}
+
+grpc::Status NodeManager::ReturnWorkerLease(grpc::ServerContext* context,
+                                            const proto::ReturnLeaseRequest* request,
+                                            proto::ReturnLeaseReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  ReleaseLeaseLocked(request->lease_id(), request->disconnect_worker());
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeManager::NotifyBlocked(grpc::ServerContext* context,
+                                        const proto::BlockedRequest* request,
+                                        proto::BlockedReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  auto client = clients_.find(request->client_id());
+  if (client == clients_.end()) return grpc::Status::OK;
+  auto worker = workers_.find(client->second.worker_id);
+  if (worker == workers_.end() || worker->second.lease_id == 0) return grpc::Status::OK;
+  Lease& lease = leases_[worker->second.lease_id];
+  auto cpu = lease.resources.find("CPU");
+  if (cpu == lease.resources.end() || lease.cpu_lent == request->blocked()) {
+    return grpc::Status::OK;
+  }
+  // A worker blocked in Get lends its CPU back so that the tasks it waits for can run.
+  available_["CPU"] += request->blocked() ? cpu->second : -cpu->second;
+  lease.cpu_lent = request->blocked();
+  cv_.SignalAll();
+  return grpc::Status::OK;
+}
+
+// ---- Clients ----------------------------------------------------------------------------
+
+grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
+                                         const proto::RegisterClientRequest* request,
+                                         proto::RegisterClientReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  const uint64_t client_id = next_id_++;
+  Client client;
+  client.kind = request->kind();
+  client.pid = request->pid();
+  if (request->kind() == proto::CLIENT_WORKER) {
+    auto it = workers_.find(request->worker_id());
+    if (it == workers_.end() || it->second.state != WorkerState::kStarting) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "this node manager did not start a worker with that id");
+    }
+    Worker& worker = it->second;
+    worker.client_id = client_id;
+    worker.address = absl::StrCat(config_.ip, ":", request->wire_port());
+    worker.state = WorkerState::kIdle;
+    client.worker_id = worker.id;
+    client.executable = worker.executable;
+    client.job = worker.job;
+    startup_failures_[worker.executable] = 0;
+  } else {
+    if (request->executable().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a driver must name its executable");
+    }
+    client.executable = request->executable();
+    client.job = client_id;
+    if (client.executable != config_.executable) {
+      // This job's own executable: pre-start its workers.
+      const int cpus = static_cast<int>(total_.contains("CPU") ? total_["CPU"] : 0);
+      for (int i = 0; i < std::max(1, cpus); ++i) StartWorkerLocked(client.executable, client_id);
+    }
+    LUMEN_LOG(INFO) << "driver pid " << client.pid << " connected (" << client.executable << ")";
+  }
+  clients_[client_id] = client;
+  cv_.SignalAll();
+  reply->set_client_id(client_id);
+  reply->set_node_id(config_.node_id);
+  reply->set_shm_name(config_.shm_name);
+  reply->set_shm_size(store_->Stats().capacity);
+  reply->set_node_ip(config_.ip);
+  reply->set_head_address(config_.head_address);
+  return grpc::Status::OK;
+}
+
+void NodeManager::CleanupJobLocked(uint64_t job) {
+  auto driver = clients_.find(job);
+  if (driver == clients_.end()) return;
+  LUMEN_LOG(INFO) << "driver pid " << driver->second.pid << " left; releasing its workers";
+  std::vector<uint64_t> leases;
+  for (const auto& [id, lease] : leases_) {
+    auto holder = clients_.find(lease.holder);
+    if (holder != clients_.end() && holder->second.job == job) leases.push_back(id);
+  }
+  for (uint64_t id : leases) ReleaseLeaseLocked(id, /*kill_worker=*/true);
+  for (auto& [id, worker] : workers_) {
+    if (worker.job == job) KillWorkerLocked(worker);
+  }
+  store_->ReleaseClient(job);
+  clients_.erase(driver);
+}
+
+grpc::Status NodeManager::DisconnectClient(grpc::ServerContext* context,
+                                           const proto::DisconnectClientRequest* request,
+                                           proto::DisconnectClientReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(request->client_id());
+  if (it != clients_.end() && it->second.kind == proto::CLIENT_DRIVER) {
+    CleanupJobLocked(request->client_id());
+  }
+  return grpc::Status::OK;
+}
+
+// ---- Object store -----------------------------------------------------------------------
+
+grpc::Status NodeManager::CreateObject(grpc::ServerContext* context,
+                                       const proto::CreateObjectRequest* request,
+                                       proto::CreateObjectReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  auto location =
+      store_->Create(request->object_id(), request->size(), request->creator_client_id(),
+                     request->owner_client_id(), absl::Seconds(10));
+  if (!location.ok()) return internal::ToGrpc(location.status());
+  reply->set_offset(location->offset);
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeManager::SealObject(grpc::ServerContext* context,
+                                     const proto::SealObjectRequest* request,
+                                     proto::SealObjectReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  return internal::ToGrpc(store_->Seal(request->object_id()));
+}
+
+grpc::Status NodeManager::ReleaseObjects(grpc::ServerContext* context,
+                                         const proto::ReleaseObjectsRequest* request,
+                                         proto::ReleaseObjectsReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  for (const auto& id : request->object_ids()) {
+    auto status = store_->Release(id);
+    if (!status.ok() && !absl::IsNotFound(status)) {
+      LUMEN_LOG(WARNING) << "release: " << status;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+// ---- Background -------------------------------------------------------------------------
+
+proto::NodeInfo NodeManager::Info() {
+  proto::NodeInfo info;
+  info.set_node_id(config_.node_id);
+  info.set_address(config_.address);
+  info.set_ip(config_.ip);
+  info.set_pid(getpid());
+  info.set_is_head(config_.is_head);
+  const objectstore::StoreStats stats = store_->Stats();
+  info.set_store_capacity(stats.capacity);
+  info.set_store_used(stats.used);
+  info.set_store_objects(stats.num_objects);
+  info.set_alive(true);
+  absl::MutexLock lock(&mu_);
+  *info.mutable_total() = total_;
+  *info.mutable_available() = available_;
+  info.set_num_workers(static_cast<int>(workers_.size()));
+  for (const auto& [key, demand] : demands_) {
+    proto::ResourceDemand* out = info.add_demands();
+    *out->mutable_resources() = demand.resources;
+    out->set_count(demand.count);
+    out->set_infeasible(demand.infeasible);
+  }
+  return info;
+}
+
+void NodeManager::MaintenanceLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
+    for (const auto& [pid, status] : internal::ReapChildren()) OnWorkerExitLocked(pid, status);
+    std::vector<uint64_t> gone;
+    for (const auto& [id, client] : clients_) {
+      if (client.kind == proto::CLIENT_DRIVER && kill(client.pid, 0) != 0 && errno == ESRCH) {
+        gone.push_back(id);
+      }
+    }
+    for (uint64_t job : gone) CleanupJobLocked(job);
+    // Keep one worker per CPU around so that the first tasks of a job start at once.
+    const int cpus = static_cast<int>(total_.contains("CPU") ? total_["CPU"] : 0);
+    if (static_cast<int>(workers_.size()) < cpus &&
+        startup_failures_[config_.executable] < kMaxStartupFailures) {
+      StartWorkerLocked(config_.executable, 0);
+    }
+  }
+}
+
+void NodeManager::HeartbeatLoop() {
+  int failures = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      cv_.WaitWithTimeout(&mu_, config_.heartbeat_period);
+      if (stopping_) return;
+    }
+    proto::HeartbeatRequest request;
+    *request.mutable_node() = Info();
+    proto::HeartbeatReply reply;
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, config_.token, absl::Seconds(5));
+    auto status = head_->Heartbeat(&context, request, &reply);
+    if (!status.ok()) {
+      if (failures++ % 20 == 0) {
+        LUMEN_LOG(WARNING) << "heartbeat to the head at " << config_.head_address
+                           << " failed: " << status.error_message();
+      }
+      continue;
+    }
+    failures = 0;
+    if (reply.reregister()) {
+      proto::RegisterNodeRequest again;
+      *again.mutable_node() = request.node();
+      proto::RegisterNodeReply ok;
+      grpc::ClientContext register_context;
+      internal::PrepareContext(&register_context, config_.token, absl::Seconds(5));
+      head_->RegisterNode(&register_context, again, &ok);
+    }
+  }
+}
+
+}  // namespace lumen::scheduler

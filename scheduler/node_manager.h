@@ -1,0 +1,150 @@
+// The node manager: this node's worker pool, its resources and the leases that hand workers
+// to task submitters, the object store's control calls, and heartbeats to the head.
+//
+//   NodeManager nm(config, std::move(store));
+//   builder.RegisterService(&nm);  ...  nm.Start();   ...   nm.Stop();
+//
+// Thread-safe: gRPC handlers run on gRPC's threads (a lease request waits up to about a
+// second for resources, then answers "pending" and the client asks again); a maintenance
+// thread reaps workers, notices dead drivers and keeps the pool filled; a heartbeat thread
+// reports to the head. Stop() kills every worker this node started.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "objectstore/object_store.h"
+#include "proto/control.grpc.pb.h"
+
+namespace lumen::scheduler {
+
+struct NodeManagerConfig {
+  std::string node_id;
+  std::string ip;
+  std::string address;       // this node manager's gRPC host:port
+  std::string head_address;  // head's host:port (may be this process)
+  std::string token;
+  std::string session_dir;
+  std::string executable;  // this process's executable: the pre-started workers run it
+  std::string shm_name;
+  std::map<std::string, double> resources;  // total, including CPU
+  int max_workers = 64;
+  bool is_head = false;
+  absl::Duration heartbeat_period = absl::Milliseconds(500);
+};
+
+class NodeManager final : public proto::NodeService::Service {
+ public:
+  NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::ObjectStore> store);
+  ~NodeManager() override;
+
+  // Registers with the head (fails if it cannot), pre-starts one worker per CPU, and starts
+  // the maintenance and heartbeat threads.
+  absl::Status Start();
+  void Stop();
+
+  grpc::Status RegisterClient(grpc::ServerContext* context,
+                              const proto::RegisterClientRequest* request,
+                              proto::RegisterClientReply* reply) override;
+  grpc::Status RequestWorkerLease(grpc::ServerContext* context, const proto::LeaseRequest* request,
+                                  proto::LeaseReply* reply) override;
+  grpc::Status ReturnWorkerLease(grpc::ServerContext* context,
+                                 const proto::ReturnLeaseRequest* request,
+                                 proto::ReturnLeaseReply* reply) override;
+  grpc::Status NotifyBlocked(grpc::ServerContext* context, const proto::BlockedRequest* request,
+                             proto::BlockedReply* reply) override;
+  grpc::Status CreateObject(grpc::ServerContext* context, const proto::CreateObjectRequest* request,
+                            proto::CreateObjectReply* reply) override;
+  grpc::Status SealObject(grpc::ServerContext* context, const proto::SealObjectRequest* request,
+                          proto::SealObjectReply* reply) override;
+  grpc::Status ReleaseObjects(grpc::ServerContext* context,
+                              const proto::ReleaseObjectsRequest* request,
+                              proto::ReleaseObjectsReply* reply) override;
+  grpc::Status DisconnectClient(grpc::ServerContext* context,
+                                const proto::DisconnectClientRequest* request,
+                                proto::DisconnectClientReply* reply) override;
+
+  proto::NodeInfo Info();
+
+ private:
+  enum class WorkerState { kStarting, kIdle, kLeased };
+  struct Worker {
+    std::string id;
+    int pid = 0;
+    std::string executable;
+    uint64_t job = 0;  // 0: not yet bound to a job
+    uint64_t client_id = 0;
+    std::string address;
+    WorkerState state = WorkerState::kStarting;
+    uint64_t lease_id = 0;
+  };
+  struct Lease {
+    uint64_t id = 0;
+    std::string worker_id;
+    google::protobuf::Map<std::string, double> resources;
+    uint64_t holder = 0;
+    bool cpu_lent = false;
+  };
+  struct Client {
+    proto::ClientKind kind = proto::CLIENT_DRIVER;
+    int pid = 0;
+    std::string executable;
+    uint64_t job = 0;
+    std::string worker_id;
+  };
+  struct Demand {
+    google::protobuf::Map<std::string, double> resources;
+    int count = 0;
+    bool infeasible = false;
+  };
+
+  // Starts a worker process running `executable` for `job` (0: any job of that executable).
+  void StartWorkerLocked(const std::string& executable, uint64_t job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Worker* FindIdleWorkerLocked(const std::string& executable, uint64_t job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int CountWorkersLocked(const std::string& executable, uint64_t job, WorkerState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseLeaseLocked(uint64_t lease_id, bool kill_worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnWorkerExitLocked(int pid, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A driver left: its leases, workers and objects go.
+  void CleanupJobLocked(uint64_t job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KillWorkerLocked(Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Demand& DemandLocked(const google::protobuf::Map<std::string, double>& shape)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string DescribeLocked(const google::protobuf::Map<std::string, double>& shape) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Asks the head for another node with `shape` available; empty if none.
+  proto::FindNodeReply FindOtherNode(const google::protobuf::Map<std::string, double>& shape);
+  void MaintenanceLoop();
+  void HeartbeatLoop();
+
+  // Set at construction.
+  const NodeManagerConfig config_;
+  const std::unique_ptr<objectstore::ObjectStore> store_;
+  std::unique_ptr<proto::HeadService::Stub> head_;
+
+  absl::Mutex mu_;
+  absl::CondVar cv_;  // signalled when resources, workers or clients change
+  google::protobuf::Map<std::string, double> total_ ABSL_GUARDED_BY(mu_);
+  google::protobuf::Map<std::string, double> available_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by worker id
+  std::map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Client> clients_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Demand> demands_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> waiting_for_worker_ ABSL_GUARDED_BY(mu_);  // by executable
+  std::map<std::string, int> startup_failures_ ABSL_GUARDED_BY(mu_);    // by executable
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::thread maintenance_;
+  std::thread heartbeat_;
+};
+
+}  // namespace lumen::scheduler
