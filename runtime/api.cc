@@ -115,6 +115,7 @@ void ExitWithParent(void (*on_orphaned)()) {
   }
   internal::CoreWorker* raw = worker->get();
   internal::SetCurrentCoreWorker(std::move(*worker));
+  raw->MarkReady();
   raw->ServeForever();
 }
 
@@ -222,7 +223,9 @@ void Init(const InitOptions& options) {
     StopEmbeddedCluster();
     throw Error(absl::StrCat("lumen::Init: ", worker.status().message()));
   }
+  internal::CoreWorker* raw = worker->get();
   internal::SetCurrentCoreWorker(std::move(*worker));
+  raw->MarkReady();
 }
 
 void Shutdown() {

@@ -154,6 +154,7 @@ void CoreWorker::Shutdown() {
     if (shutdown_) return;
     shutdown_ = true;
   }
+  if (!ready_.HasBeenNotified()) ready_.Notify();
   if (submitter_) submitter_->Shutdown();
   if (maintenance_.joinable()) maintenance_.join();
   if (objects_) {
@@ -521,6 +522,8 @@ void CoreWorker::OnAccept(std::shared_ptr<Connection> conn) {
               c.authenticated.store(true);
               return;
             }
+            ready_.WaitForNotification();
+            if (objects_ == nullptr) return;
             if (frame.has_borrow()) {
               const proto::BorrowUpdate& update = frame.borrow();
               for (int i = 0; i < update.ids_size() && i < update.adds_size(); ++i) {
@@ -544,6 +547,8 @@ void CoreWorker::OnAccept(std::shared_ptr<Connection> conn) {
 }
 
 void CoreWorker::OnServerFrame(Connection& conn, proto::Frame& frame) {
+  ready_.WaitForNotification();
+  if (objects_ == nullptr) return;
   if (frame.has_task()) {
     ExecuteTask(conn, *frame.mutable_task());
   } else if (frame.has_get_object()) {

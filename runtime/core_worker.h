@@ -21,6 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "lumen/internal/runtime_api.h"
 #include "objectstore/shm_region.h"
 #include "proto/control.grpc.pb.h"
@@ -59,6 +60,9 @@ class CoreWorker {
                                    int64_t timeout_ms);
   ObjectTable& objects() { return *objects_; }
 
+  // Lets frames that arrived on the wire server be handled. Called once this worker is the
+  // process's current runtime (frames can arrive as soon as the node manager knows us).
+  void MarkReady() { ready_.Notify(); }
   // Workers: serves pushed tasks until the process is killed.
   [[noreturn]] void ServeForever();
   void Shutdown();
@@ -106,6 +110,7 @@ class CoreWorker {
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<WireServer> server_;
   std::thread maintenance_;
+  absl::Notification ready_;
 
   absl::Mutex stubs_mu_;
   std::map<std::string, std::unique_ptr<proto::NodeService::Stub>> stubs_

@@ -62,12 +62,22 @@ void TaskSubmitter::Submit(std::unique_ptr<PendingTask> task) {
   Deliver(out);
 }
 
+int TaskSubmitter::PipelineDepthLocked(const ShapeQueue& shape, const std::string& function) const {
+  constexpr double kPipelineBudgetUs = 2000;
+  auto it = shape.service_us.find(function);
+  if (it == shape.service_us.end()) return 1;  // unknown cost: one at a time until measured
+  const double depth = kPipelineBudgetUs / std::max(it->second, 1.0);
+  return static_cast<int>(
+      std::clamp(depth, 1.0, static_cast<double>(options_.max_in_flight_per_worker)));
+}
+
 void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
+  const absl::Time now = absl::Now();
   while (!shape.queue.empty()) {
+    const int depth = PipelineDepthLocked(shape, shape.queue.front()->spec.function());
     std::shared_ptr<LeasedWorker> best;
     for (auto& worker : shape.workers) {
-      if (worker->dead ||
-          static_cast<int>(worker->in_flight.size()) >= options_.max_in_flight_per_worker) {
+      if (worker->dead || static_cast<int>(worker->in_flight.size()) >= depth) {
         continue;
       }
       if (best == nullptr || worker->in_flight.size() < best->in_flight.size()) best = worker;
@@ -82,6 +92,8 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
     best->conn->Send(frame, /*flush=*/false);
     frame.mutable_task()->Swap(&task->spec);
     const uint64_t seq = task->spec.seq();
+    task->pushed_at = now;
+    if (was_idle) best->last_reply = now;
     best->in_flight.emplace(seq, std::move(task));
     if (was_idle) out->flush.push_back(best->conn);
   }
@@ -228,8 +240,15 @@ void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
     if (it == worker->in_flight.end()) return;
     task = std::move(it->second);
     worker->in_flight.erase(it);
-    if (worker->in_flight.empty()) worker->idle_since = absl::Now();
+    const absl::Time now = absl::Now();
     ShapeQueue& shape = shapes_[worker->key];
+    // The task ran from when it was pushed or when the worker finished the one before it.
+    const double service =
+        absl::ToDoubleMicroseconds(now - std::max(task->pushed_at, worker->last_reply));
+    auto [average, first] = shape.service_us.try_emplace(task->spec.function(), service);
+    if (!first) average->second = 0.8 * average->second + 0.2 * service;
+    worker->last_reply = now;
+    if (worker->in_flight.empty()) worker->idle_since = now;
     if (reply.result().has_error() &&
         reply.result().error().kind() == proto::ErrorInfo::TASK_ERROR && task->retry_exceptions &&
         task->retries_left > 0) {

@@ -29,6 +29,7 @@ namespace lumen::internal {
 
 struct PendingTask {
   proto::TaskSpec spec;
+  absl::Time pushed_at;
   std::map<std::string, double> resources;
   int retries_left = 0;
   bool retry_exceptions = false;
@@ -42,6 +43,9 @@ class TaskSubmitter {
     std::string local_node_address;  // node manager that leases are asked from first
     uint64_t client_id = 0;
     std::string token;
+    // Tasks pushed to one worker ahead of its replies. The depth adapts to how long tasks of
+    // a shape take: about kPipelineBudget of work, so that short tasks stream while a long
+    // task never holds others hostage behind it on one worker.
     int max_in_flight_per_worker = 128;
     int max_pending_leases_per_shape = 4;
     absl::Duration lease_idle_timeout = absl::Milliseconds(50);
@@ -70,6 +74,7 @@ class TaskSubmitter {
     std::shared_ptr<Connection> conn;
     absl::flat_hash_map<uint64_t, std::unique_ptr<PendingTask>> in_flight;
     absl::Time idle_since;
+    absl::Time last_reply;
     bool dead = false;
   };
   struct ShapeQueue {
@@ -80,6 +85,8 @@ class TaskSubmitter {
     int lease_failures = 0;
     absl::Time retry_after = absl::InfinitePast();
     std::string last_pending_reason;
+    // Moving average of one task's service time on a worker, by function.
+    absl::flat_hash_map<std::string, double> service_us;
   };
 
   // Work decided under mu_ and done after releasing it: socket writes and lease RPCs.
@@ -93,6 +100,8 @@ class TaskSubmitter {
     std::vector<LeaseAsk> leases;
   };
 
+  int PipelineDepthLocked(const ShapeQueue& shape, const std::string& function) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::string ShapeKey(const std::map<std::string, double>& resources);
   // Pushes queued tasks to workers with room.
   void DispatchLocked(ShapeQueue& shape, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Configures and builds Lumen into build/ (or $LUMEN_BUILD_DIR) with CMake, Ninja and ccache.
+#   scripts/build.sh [extra cmake -D options...]     (LUMEN_TARGETS="a b": only those targets)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+"$(dirname "$0")/setup.sh"
+BUILD_DIR=${LUMEN_BUILD_DIR:-build}
+if [[ ! -f "$BUILD_DIR/build.ninja" ]] || (($# > 0)); then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${LUMEN_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
+fi
+# One build at a time on this machine: a shared lock serializes concurrent invocations.
+# shellcheck disable=SC2086
+flock /tmp/lumen-build.lock ninja -C "$BUILD_DIR" ${LUMEN_TARGETS:-}

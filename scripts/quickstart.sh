@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# From a fresh clone: installs what is missing, builds, and estimates pi on an embedded
+# local cluster (started and stopped by the job itself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+echo
+echo "== lumen pi: Monte Carlo estimate on an embedded local cluster =="
+build/bin/lumen pi --samples="${SAMPLES:-200000000}"

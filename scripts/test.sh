@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: formatting, the unit and integration suites, and the
+# unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== formatting (clang-format) =="
+mapfile -t sources < <(git ls-files '*.cc' '*.h')
+if ! clang-format --dry-run -Werror "${sources[@]}"; then
+  echo "formatting differs: run clang-format -i on the files above" >&2
+  exit 1
+fi
+
+echo "== build (warnings are errors) =="
+LUMEN_BUILD_DIR=build scripts/build.sh -DLUMEN_WERROR=ON
+
+echo "== tests =="
+(cd build && ctest --output-on-failure --timeout 300 -j1)
+
+if [[ "${LUMEN_SKIP_SANITIZERS:-0}" != 1 ]]; then
+  echo "== unit tests under address and undefined-behaviour sanitizers =="
+  LUMEN_BUILD_DIR=build-asan LUMEN_BUILD_TYPE=Debug LUMEN_TARGETS=lumen_unit_tests scripts/build.sh \
+    -DLUMEN_SANITIZE=ON -DLUMEN_WERROR=ON >/dev/null
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L unit -j1)
+fi
