@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -159,9 +160,27 @@ absl::Status ShmRegion::Unlink(const std::string& name) {
 void ShmRegion::Prefault(size_t offset, size_t len) const {
   if (offset >= size_ || len == 0) return;
   if (len > size_ - offset) len = size_ - offset;
-  const size_t start = offset - offset % PageSize();
-  // Best effort: a failure only means the writer takes the page faults itself.
-  (void)madvise(data_ + start, offset + len - start, MADV_POPULATE_WRITE);
+  constexpr size_t kChunk = size_t{2} << 20;
+  const size_t first = offset / kChunk;
+  const size_t last = (offset + len - 1) / kChunk;
+  absl::MutexLock lock(&prefault_mu_);
+  if (prefaulted_.empty()) prefaulted_.resize((size_ + kChunk - 1) / kChunk, false);
+  size_t run_start = first;
+  // Populates runs of chunks not yet done with one madvise each.
+  for (size_t chunk = first; chunk <= last + 1; ++chunk) {
+    const bool todo = chunk <= last && !prefaulted_[chunk];
+    if (todo) {
+      prefaulted_[chunk] = true;
+      continue;
+    }
+    if (chunk > run_start) {
+      const size_t begin = run_start * kChunk;
+      const size_t end = std::min(size_, chunk * kChunk);
+      // Best effort: a failure only means the writer takes the page faults itself.
+      (void)madvise(data_ + begin, end - begin, MADV_POPULATE_WRITE);
+    }
+    run_start = chunk + 1;
+  }
 }
 
 }  // namespace lumen::objectstore

@@ -14,9 +14,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace lumen::objectstore {
 
@@ -48,8 +50,9 @@ class ShmRegion {
   const std::string& name() const { return name_; }
 
   // Populates this process's page tables for [offset, offset + len), clamped to the region, so
-  // that writing a large object does not take one page fault per page. Best effort: errors and
-  // kernels without MADV_POPULATE_WRITE are ignored.
+  // that writing a large object does not take one page fault per page. Each 2 MiB chunk is
+  // populated once per mapping; later calls on it cost nothing. Best effort: errors and kernels
+  // without MADV_POPULATE_WRITE are ignored. Thread-safe.
   void Prefault(size_t offset, size_t len) const;
 
  private:
@@ -60,6 +63,10 @@ class ShmRegion {
   const int fd_;
   uint8_t* const data_;
   const size_t size_;
+
+  // Which 2 MiB chunks Prefault has populated in this process.
+  mutable absl::Mutex prefault_mu_;
+  mutable std::vector<bool> prefaulted_ ABSL_GUARDED_BY(prefault_mu_);
 };
 
 }  // namespace lumen::objectstore
