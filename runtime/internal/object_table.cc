@@ -40,7 +40,10 @@ void ObjectTable::SetValue(const std::string& id, ValuePtr value) {
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) {
-      orphan = true;
+      // Only an owned object freed while its task ran has a store copy to release here; the
+      // late answer to a borrower's fetch must not free its owner's object.
+      orphan = freed_pending_.erase(id) > 0;
+      if (!orphan) return;
     } else if (it->second.value == nullptr) {
       it->second.value = value;
       callbacks.swap(it->second.callbacks);
@@ -125,6 +128,7 @@ void ObjectTable::MarkEscaped(const std::string& id) {
 
 bool ObjectTable::MaybeFreeLocked(const std::string& id, Entry& entry, ValuePtr* freed_value) {
   if (entry.local_refs > 0 || !entry.borrowers.empty() || entry.escaped) return false;
+  if (entry.value == nullptr) freed_pending_.insert(id);
   *freed_value = std::move(entry.value);
   entries_.erase(id);
   return true;

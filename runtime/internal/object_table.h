@@ -38,8 +38,9 @@ class ObjectTable {
   void AddOwnedPending(const std::string& id);
   // A new owned object with its value (Put).
   void AddOwnedReady(const std::string& id, ValuePtr value);
-  // Gives a pending object its value and runs its callbacks. For an object already freed,
-  // hands the value to the free handler instead.
+  // Gives a pending object its value and runs its callbacks. For an owned object freed while
+  // pending, hands the value to the free handler instead; for anything else unknown (a
+  // borrowed object dropped before its fetch was answered) drops it.
   void SetValue(const std::string& id, ValuePtr value);
 
   void AddLocalRef(const std::string& id, const std::string& owner);
@@ -89,6 +90,8 @@ class ObjectTable {
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  // Owned objects freed before their value arrived: the value, when it comes, is released.
+  absl::flat_hash_set<std::string> freed_pending_ ABSL_GUARDED_BY(mu_);
 };
 
 // An error value of the given kind.

@@ -499,12 +499,10 @@ TEST_CASE("local refs taken and dropped on many threads free an owned object exa
   CHECK(fixture.freed().size() == 1);
 }
 
-// Known bug: ObjectTable::SetValue hands any value whose id it does not know to the free handler,
-// including a borrowed object's value that arrives after this process dropped its last ref (e.g.
-// a Get that timed out). The free handler then releases a store copy this process never owned.
-// Remove [!shouldfail] once fixed.
+// A borrowed object's value can arrive after this process dropped its last ref (e.g. a Get that
+// timed out); releasing it would free a store copy this process never owned.
 TEST_CASE("a borrowed object's value arriving after its last ref went is not treated as freed",
-          "[object_table][!shouldfail]") {
+          "[object_table]") {
   TableFixture fixture;
   ObjectTable& table = fixture.table();
   const std::string id = NewObjectId();

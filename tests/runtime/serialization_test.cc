@@ -159,12 +159,10 @@ TEST_CASE("DeserializeFrom on truncated bytes throws cereal::Exception", "[seria
   SECTION("a user struct") { CheckEveryTruncationThrows(MakeSample()); }
 }
 
-// Known bug: DeserializeFrom trusts a container's length prefix and resizes before reading, so
-// a corrupted prefix throws std::length_error / std::bad_alloc instead of cereal::Exception, or,
-// for lengths that fit in memory, allocates and zero-fills that much before failing. Remove
-// [!shouldfail] once fixed.
+// cereal resizes a container before reading it, so a corrupted prefix raises std::length_error
+// or std::bad_alloc inside cereal; callers see cereal::Exception like any other bad input.
 TEST_CASE("DeserializeFrom on a length prefix larger than the bytes throws cereal::Exception",
-          "[serialization][!shouldfail]") {
+          "[serialization]") {
   // 2^62 elements: beyond max_size(), so the standard library refuses it without allocating.
   const uint64_t huge = uint64_t{1} << 62;
   std::string bytes(sizeof(huge), '\0');

@@ -16,6 +16,9 @@
 #include <cereal/types/vector.hpp>
 #include <cstddef>
 #include <istream>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <ostream>
 #include <streambuf>
 
@@ -81,13 +84,21 @@ std::string SerializeToString(const T& value) {
   return out;
 }
 
-// Throws cereal::Exception when the bytes do not hold a T.
+// Throws cereal::Exception when the bytes do not hold a T. A corrupted length inside the bytes
+// surfaces as the same exception (cereal allocates a container before reading its elements,
+// so such a length can still cost a large allocation first).
 template <typename T>
 void DeserializeFrom(const char* data, size_t size, T& value) {
   SpanInBuf buf(data, size);
   std::istream is(&buf);
   cereal::BinaryInputArchive archive(is);
-  archive(value);
+  try {
+    archive(value);
+  } catch (const std::length_error& e) {
+    throw cereal::Exception(std::string("corrupted length in serialized value: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    throw cereal::Exception("corrupted length in serialized value: allocation failed");
+  }
 }
 
 }  // namespace lumen::internal
