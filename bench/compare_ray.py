@@ -164,7 +164,7 @@ def fmt_value(v):
 
 
 def fmt_ratio(x):
-    return MISSING if x is None else "{:.2f}\u00d7".format(x)
+    return MISSING if x is None else "{:,.2f}\u00d7".format(x)
 
 
 def table_cells(rows, with_cpp):

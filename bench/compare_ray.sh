@@ -189,10 +189,11 @@ else
   if build_ray_cpp; then
     run_logged "$OUT/ray_cpp.txt" "$PY" "$ROOT/bench/ray_microbenchmarks.py" \
       "${RAY_ARGS[@]}" --cpp-driver="$RAY_CPP_BIN" --cpp-lib="$RAY_CPP_LIB"
+    notes=$(grep -E '^Ray C\+\+:' "$OUT/ray_cpp.txt" | sed 's/^Ray C++: //' | paste -sd ';' - | sed 's/;/; /g' || true)
     if ((RC == 0)); then
-      CPP_STATUS="ok"
+      CPP_STATUS="ok${notes:+ ($notes)}"
     else
-      CPP_STATUS="ran with failures (exit status $RC): $(grep -E '^Ray C\+\+:' "$OUT/ray_cpp.txt" | tr '\n' ' ')(log: $OUT/ray_cpp.txt)"
+      CPP_STATUS="ran with failures (exit status $RC): $notes (log: $OUT/ray_cpp.txt)"
     fi
   fi
   echo "Ray C++ API: $CPP_STATUS"

@@ -1,9 +1,11 @@
 #include "bench/microbenchmarks.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <thread>
 #include <vector>
 
 #include "bench/baselines.h"
@@ -22,16 +24,76 @@ std::vector<ObjectRef<int>> CreateObjectContainingRefs() {
   return refs;
 }
 
-// Stands in for Ray's Client actor until actors exist: submits n tasks and gets them all.
-int SmallValueBatch(int n) {
+// Ray's benchmark Actor (zero CPUs).
+class BenchActor {
+ public:
+  static BenchActor* Create() { return new BenchActor(); }
+  int SmallValue() { return 0; }
+  int SmallValueArg(int) { return 0; }
+};
+
+// Ray's Client actor: fans calls out to its servers, or submits tasks.
+class Client {
+ public:
+  static Client* Create(std::vector<ActorHandle<BenchActor>> servers) {
+    return new Client(std::move(servers));
+  }
+  int SmallValueBatch(int n) {
+    std::vector<ObjectRef<int>> refs;
+    for (auto& server : servers_) {
+      for (int i = 0; i < n; ++i) refs.push_back(server.Task(&BenchActor::SmallValue).Remote());
+    }
+    Get(refs);
+    return n;
+  }
+  int SmallValueBatchArg(int n) {
+    ObjectRef<int> x = Put(0);
+    std::vector<ObjectRef<int>> refs;
+    for (auto& server : servers_) {
+      for (int i = 0; i < n; ++i) {
+        refs.push_back(server.Task(&BenchActor::SmallValueArg).Remote(x));
+      }
+    }
+    Get(refs);
+    return n;
+  }
+  int TaskBatch(int n) {
+    std::vector<ObjectRef<int>> refs;
+    refs.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) refs.push_back(Task(SmallValue).Remote());
+    Get(refs);
+    return n;
+  }
+
+ private:
+  explicit Client(std::vector<ActorHandle<BenchActor>> servers) : servers_(std::move(servers)) {}
+  std::vector<ActorHandle<BenchActor>> servers_;
+};
+
+// n_n_actor_calls_async's task: n calls round-robin over the actors.
+int Work(std::vector<ActorHandle<BenchActor>> actors, int n) {
   std::vector<ObjectRef<int>> refs;
   refs.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) refs.push_back(Task(SmallValue).Remote());
+  for (int i = 0; i < n; ++i) {
+    refs.push_back(
+        actors[static_cast<size_t>(i) % actors.size()].Task(&BenchActor::SmallValue).Remote());
+  }
   Get(refs);
   return n;
 }
 
-LUMEN_REMOTE(SmallValue, CreateObjectContainingRefs, SmallValueBatch);
+LUMEN_REMOTE(SmallValue, CreateObjectContainingRefs, BenchActor::Create, &BenchActor::SmallValue,
+             &BenchActor::SmallValueArg, Client::Create, &Client::SmallValueBatch,
+             &Client::SmallValueBatchArg, &Client::TaskBatch, Work);
+
+std::vector<ActorHandle<BenchActor>> NoServers() { return {}; }
+
+void ActorBatch(const ActorHandle<BenchActor>& actor, int n) {
+  std::vector<ObjectRef<int>> refs;
+  refs.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) refs.push_back(actor.Task(&BenchActor::SmallValue).Remote());
+  Get(refs);
+}
 
 }  // namespace
 
@@ -110,16 +172,74 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           Get(refs);
         },
         1000);
-    run(
-        "multi_client_tasks_async",
-        [] {
-          std::vector<ObjectRef<int>> clients;
-          for (int i = 0; i < 4; ++i) {
-            clients.push_back(Task(SmallValueBatch).SetResources({{"CPU", 0}}).Remote(10000));
-          }
-          Get(clients);
-        },
-        40000);
+    if (wanted("multi_client_tasks_async")) {
+      std::vector<ActorHandle<Client>> clients;
+      for (int i = 0; i < 4; ++i) clients.push_back(Actor(Client::Create).Remote(NoServers()));
+      run(
+          "multi_client_tasks_async",
+          [&] {
+            std::vector<ObjectRef<int>> refs;
+            for (auto& client : clients)
+              refs.push_back(client.Task(&Client::TaskBatch).Remote(10000));
+            Get(refs);
+          },
+          40000);
+    }
+    // Ray sizes the fan-out benchmarks by half the machine's CPUs.
+    const int n_cpu = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+    if (wanted("1_1_actor_calls")) {
+      auto actor = Actor(BenchActor::Create).Remote();
+      Get(actor.Task(&BenchActor::SmallValue).Remote());
+      run(
+          "1_1_actor_calls_sync", [&] { Get(actor.Task(&BenchActor::SmallValue).Remote()); }, 1);
+      run(
+          "1_1_actor_calls_async", [&] { ActorBatch(actor, 1000); }, 1000);
+      auto concurrent = Actor(BenchActor::Create).SetMaxConcurrency(16).Remote();
+      run(
+          "1_1_actor_calls_concurrent", [&] { ActorBatch(concurrent, 1000); }, 1000);
+    }
+    if (wanted("1_n_actor_calls_async")) {
+      std::vector<ActorHandle<BenchActor>> actors;
+      for (int i = 0; i < n_cpu; ++i) actors.push_back(Actor(BenchActor::Create).Remote());
+      auto client = Actor(Client::Create).Remote(actors);
+      const int n = 5000;
+      run(
+          "1_n_actor_calls_async", [&] { Get(client.Task(&Client::SmallValueBatch).Remote(n)); },
+          n * n_cpu);
+    }
+    if (wanted("n_n_actor_calls_async")) {
+      std::vector<ActorHandle<BenchActor>> actors;
+      for (int i = 0; i < n_cpu; ++i) actors.push_back(Actor(BenchActor::Create).Remote());
+      const int m = 4;
+      const int n = 5000;
+      run(
+          "n_n_actor_calls_async",
+          [&] {
+            std::vector<ObjectRef<int>> refs;
+            for (int i = 0; i < m; ++i) refs.push_back(Task(Work).Remote(actors, n));
+            Get(refs);
+          },
+          m * n);
+    }
+    if (wanted("n_n_actor_calls_with_arg_async")) {
+      std::vector<ActorHandle<Client>> clients;
+      for (int i = 0; i < n_cpu; ++i) {
+        clients.push_back(
+            Actor(Client::Create)
+                .Remote(std::vector<ActorHandle<BenchActor>>{Actor(BenchActor::Create).Remote()}));
+      }
+      const int n = 1000;
+      run(
+          "n_n_actor_calls_with_arg_async",
+          [&] {
+            std::vector<ObjectRef<int>> refs;
+            for (auto& client : clients) {
+              refs.push_back(client.Task(&Client::SmallValueBatchArg).Remote(n));
+            }
+            Get(refs);
+          },
+          n * static_cast<int>(clients.size()));
+    }
     Shutdown();
   } catch (const std::exception& e) {
     std::cerr << "lumen microbenchmark: " << e.what() << "\n";

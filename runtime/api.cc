@@ -116,6 +116,8 @@ void ExitWithParent(void (*on_orphaned)()) {
   internal::CoreWorker* raw = worker->get();
   internal::SetCurrentCoreWorker(std::move(*worker));
   raw->MarkReady();
+  const std::string actor_spec = EnvOr("LUMEN_ACTOR_SPEC", "");
+  if (!actor_spec.empty() && !raw->CreateActorInstance(actor_spec)) std::_Exit(1);
   raw->ServeForever();
 }
 
@@ -265,6 +267,26 @@ std::vector<bool> WaitObjects(const std::vector<RefParts>& refs, int num_returns
                               int64_t timeout_ms, bool /*fetch_local*/) {
   return Runtime().Wait(refs, num_returns, timeout_ms);
 }
+
+std::string CreateActor(const std::string& factory, std::vector<TaskArgument> args,
+                        const ActorOptions& options) {
+  return Runtime().CreateActor(factory, std::move(args), options);
+}
+
+RefParts SubmitActorTask(const std::string& actor_id, const std::string& method,
+                         std::vector<TaskArgument> args) {
+  return Runtime().SubmitActorTask(actor_id, method, std::move(args));
+}
+
+std::string FindNamedActor(const std::string& name, const std::string& ns) {
+  return Runtime().FindNamedActor(name, ns);
+}
+
+void KillActor(const std::string& actor_id, bool no_restart) {
+  Runtime().KillActor(actor_id, no_restart);
+}
+
+bool WasCurrentActorRestarted() { return EnvOr("LUMEN_ACTOR_RESTARTED", "0") == "1"; }
 
 void AddLocalReference(const std::string& object_id, const std::string& owner_address) {
   if (CoreWorker* worker = CurrentCoreWorker())

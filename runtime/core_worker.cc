@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <typeinfo>
 #include <utility>
@@ -67,9 +69,17 @@ class StoreBuffer : public Buffer {
       throw OwnerDiedError(error.message());
     case proto::ErrorInfo::STORE_FULL:
       throw ObjectStoreFullError(error.message());
+    case proto::ErrorInfo::ACTOR_DIED:
+      throw ActorDiedError(error.message());
     default:
       throw Error(error.message());
   }
+}
+
+std::string SelfExecutable() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
 }
 
 std::unique_ptr<CoreWorker>& CurrentSlot() {
@@ -78,6 +88,48 @@ std::unique_ptr<CoreWorker>& CurrentSlot() {
 }
 
 }  // namespace
+
+// Runs an actor's calls on max_concurrency threads.
+class CallPool {
+ public:
+  explicit CallPool(int threads) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  }
+  ~CallPool() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    for (auto& thread : threads_) thread.join();
+  }
+  void Post(std::function<void()> job) {
+    absl::MutexLock lock(&mu_);
+    jobs_.push_back(std::move(job));
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> job;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](CallPool* pool)
+                 ABSL_NO_THREAD_SAFETY_ANALYSIS { return pool->stopping_ || !pool->jobs_.empty(); },
+            this));
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
 
 CoreWorker* CurrentCoreWorker() { return CurrentSlot().get(); }
 void SetCurrentCoreWorker(std::unique_ptr<CoreWorker> worker) { CurrentSlot() = std::move(worker); }
@@ -124,6 +176,9 @@ absl::Status CoreWorker::Connect() {
   }
   client_id_ = reply.client_id();
   node_id_ = reply.node_id();
+  head_address_ = reply.head_address();
+  head_ = proto::HeadService::NewStub(MakeChannel(head_address_));
+  actor_submitter_ = std::make_unique<ActorSubmitter>(config_.token, head_.get());
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
   region_ = std::move(*region);
@@ -155,6 +210,7 @@ void CoreWorker::Shutdown() {
     shutdown_ = true;
   }
   if (!ready_.HasBeenNotified()) ready_.Notify();
+  if (actor_submitter_) actor_submitter_->Shutdown();
   if (submitter_) submitter_->Shutdown();
   if (maintenance_.joinable()) maintenance_.join();
   if (objects_) {
@@ -162,6 +218,7 @@ void CoreWorker::Shutdown() {
     FlushReleases();
   }
   if (server_) server_->Stop();
+  call_pool_.reset();
   std::vector<std::shared_ptr<Connection>> conns;
   {
     absl::MutexLock lock(&conns_mu_);
@@ -402,8 +459,9 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<RefParts>& refs, 
 
 // ---- Tasks ---------------------------------------------------------------------------
 
-RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArgument> args,
-                                const TaskOptions& options) {
+std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
+                                                  std::vector<TaskArgument> args,
+                                                  std::vector<RefParts>* deps) {
   auto task = std::make_unique<PendingTask>();
   const std::string return_id = NewObjectId();
   proto::TaskSpec& spec = task->spec;
@@ -411,17 +469,6 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   spec.set_return_id(return_id);
   spec.set_owner_client_id(client_id_);
   spec.set_owner_address(self_address_);
-  task->resources = options.resources;
-  if (task->resources.empty()) task->resources["CPU"] = 1;
-  for (auto it = task->resources.begin(); it != task->resources.end();) {
-    if (it->second < 0) throw Error("lumen::Task: resource amounts must not be negative");
-    it = it->second == 0 ? task->resources.erase(it) : std::next(it);
-  }
-  task->retries_left = std::max(0, options.max_retries);
-  task->retry_exceptions = options.retry_exceptions;
-  objects_->AddOwnedPending(return_id);
-
-  std::vector<RefParts> deps;
   for (auto& arg : args) {
     proto::TaskArg* out = spec.add_args();
     if (!arg.is_ref && arg.bytes.size() > kInlineObjectLimit) {
@@ -438,24 +485,176 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
       out->mutable_ref()->set_object_id(arg.object_id);
       out->mutable_ref()->set_owner_address(arg.owner_address);
       objects_->AddLocalRef(arg.object_id, arg.owner_address);
-      deps.push_back(RefParts{arg.object_id, arg.owner_address});
+      deps->push_back(RefParts{arg.object_id, arg.owner_address});
     } else {
       out->mutable_value()->set_data(std::move(arg.bytes));
     }
   }
-  // Arguments whose refs this process held only for the Put above are dropped at completion
-  // like any other dependency.
-  task->on_done = [this, deps](PendingTask& done, ValuePtr value) {
+  objects_->AddOwnedPending(return_id);
+  // The refs held for the arguments (including a Put made above) go once the result is in.
+  task->on_done = [this, held = *deps](PendingTask& done, ValuePtr value) {
     objects_->SetValue(done.spec.return_id(), std::move(value));
-    for (const auto& dep : deps) objects_->RemoveLocalRef(dep.object_id);
+    for (const auto& dep : held) objects_->RemoveLocalRef(dep.object_id);
   };
-  ResolveAndSubmit(std::move(task), std::move(deps));
-  return RefParts{return_id, self_address_};
+  return task;
 }
 
-void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps) {
+RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArgument> args,
+                                const TaskOptions& options) {
+  std::map<std::string, double> resources = options.resources;
+  if (resources.empty()) resources["CPU"] = 1;
+  for (auto it = resources.begin(); it != resources.end();) {
+    if (it->second < 0) throw Error("lumen::Task: resource amounts must not be negative");
+    it = it->second == 0 ? resources.erase(it) : std::next(it);
+  }
+  std::vector<RefParts> deps;
+  std::unique_ptr<PendingTask> task = MakeTask(function, std::move(args), &deps);
+  task->resources = std::move(resources);
+  task->retries_left = std::max(0, options.max_retries);
+  task->retry_exceptions = options.retry_exceptions;
+  RefParts result{task->spec.return_id(), self_address_};
+  ResolveAndSubmit(std::move(task), std::move(deps), [this](std::unique_ptr<PendingTask> ready) {
+    submitter_->Submit(std::move(ready));
+  });
+  return result;
+}
+
+// ---- Actors ----------------------------------------------------------------------------
+
+proto::HeadService::Stub* CoreWorker::Head() { return head_.get(); }
+
+std::string CoreWorker::CreateActor(const std::string& factory, std::vector<TaskArgument> args,
+                                    const ActorOptions& options) {
+  proto::CreateActorRequest request;
+  proto::ActorSpec* spec = request.mutable_spec();
+  const std::string actor_id = NewObjectId();
+  spec->set_actor_id(actor_id);
+  spec->set_factory(factory);
+  spec->set_name(options.name);
+  spec->set_ns(options.ns);
+  spec->set_detached(options.detached);
+  spec->set_max_restarts(options.max_restarts);
+  spec->set_max_task_retries(options.max_task_retries);
+  spec->set_max_concurrency(std::max(1, options.max_concurrency));
+  spec->set_executable(SelfExecutable());
+  spec->set_owner_client_id(client_id_);
+  spec->set_owner_node_address(config_.node_address);
+  for (const auto& [name, amount] : options.resources) {
+    if (amount < 0) throw Error("lumen::Actor: resource amounts must not be negative");
+    if (amount > 0) (*spec->mutable_resources())[name] = amount;
+  }
+  // The factory's arguments are resolved now: the actor may start on any node, at any time.
+  std::vector<RefParts> refs;
+  for (const auto& arg : args) {
+    if (arg.is_ref) refs.push_back(RefParts{arg.object_id, arg.owner_address});
+  }
+  std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), -1);
+  size_t next_ref = 0;
+  for (auto& arg : args) {
+    proto::TaskArg* out = spec->add_args();
+    if (arg.is_ref) {
+      const ValuePtr& value = values[next_ref++];
+      if (value->has_error()) ThrowError(value->error());
+      *out->mutable_value() = *value;
+    } else {
+      out->mutable_value()->set_data(std::move(arg.bytes));
+    }
+  }
+  proto::CreateActorReply reply;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(30));
+  auto status = Head()->CreateActor(&context, request, &reply);
+  if (!status.ok()) throw Error("lumen::Actor: " + status.error_message());
+  return actor_id;
+}
+
+RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::string& method,
+                                     std::vector<TaskArgument> args) {
+  if (actor_id.empty()) throw Error("lumen: this ActorHandle is empty");
+  const uint64_t ticket = actor_submitter_->Reserve(actor_id);
+  std::vector<RefParts> deps;
+  std::unique_ptr<PendingTask> task = MakeTask(method, std::move(args), &deps);
+  task->spec.set_actor_id(actor_id);
+  RefParts result{task->spec.return_id(), self_address_};
+  ResolveAndSubmit(std::move(task), std::move(deps),
+                   [this, actor_id, ticket](std::unique_ptr<PendingTask> ready) {
+                     actor_submitter_->Fill(actor_id, ticket, std::move(ready));
+                   });
+  return result;
+}
+
+std::string CoreWorker::FindNamedActor(const std::string& name, const std::string& ns) {
+  proto::GetActorInfoRequest request;
+  request.set_name(name);
+  request.set_ns(ns);
+  proto::ActorInfo info;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(15));
+  auto status = Head()->GetActorInfo(&context, request, &info);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) return "";
+  if (!status.ok()) throw Error("lumen::GetActor: " + status.error_message());
+  return info.state() == proto::ActorInfo::DEAD ? "" : info.actor_id();
+}
+
+void CoreWorker::KillActor(const std::string& actor_id, bool no_restart) {
+  proto::KillActorRequest request;
+  request.set_actor_id(actor_id);
+  request.set_no_restart(no_restart);
+  proto::KillActorReply reply;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(15));
+  auto status = Head()->KillActor(&context, request, &reply);
+  if (!status.ok()) throw Error("lumen::Kill: " + status.error_message());
+}
+
+bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
+  std::string bytes;
+  proto::ActorSpec spec;
+  std::string error;
+  const RegisteredFactory* factory = nullptr;
+  if (!Unhex(spec_hex, &bytes) || !spec.ParseFromString(bytes)) {
+    error = "the actor's specification is malformed";
+  } else if ((factory = FindFactory(spec.factory())) == nullptr) {
+    error = absl::StrCat("factory '", spec.factory(),
+                         "' is not registered in this executable (LUMEN_REMOTE missing?)");
+  } else if (static_cast<size_t>(spec.args_size()) != factory->num_args) {
+    error = absl::StrCat("factory '", spec.factory(), "' takes ", factory->num_args,
+                         " arguments, not ", spec.args_size());
+  } else {
+    try {
+      std::vector<std::shared_ptr<Buffer>> keep;
+      std::vector<ArgView> views;
+      for (const proto::TaskArg& arg : spec.args()) {
+        keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
+        views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+      }
+      actor_instance_ = factory->invoker(views);
+      if (actor_instance_ == nullptr) error = "the factory returned a null pointer";
+    } catch (const std::exception& e) {
+      error = absl::StrCat(Demangle(typeid(e).name()), ": ", e.what());
+    } catch (...) {
+      error = "a non-standard exception";
+    }
+  }
+  actor_max_concurrency_ = std::max(1, spec.max_concurrency());
+  if (error.empty() && actor_max_concurrency_ > 1) {
+    call_pool_ = std::make_unique<CallPool>(actor_max_concurrency_);
+  }
+  proto::ActorCreatedRequest request;
+  request.set_client_id(client_id_);
+  request.set_error(error);
+  proto::ActorCreatedReply reply;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(10));
+  NodeStub(config_.node_address)->ActorCreated(&context, request, &reply);
+  if (!error.empty()) LUMEN_LOG(ERROR) << "actor creation failed: " << error;
+  return error.empty();
+}
+
+void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
+                                  SubmitFn submit) {
   if (deps.empty()) {
-    submitter_->Submit(std::move(task));
+    submit(std::move(task));
     return;
   }
   struct Resolution {
@@ -466,7 +665,7 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
   auto resolution = std::make_shared<Resolution>();
   resolution->remaining = deps.size() + 1;
   resolution->task = std::move(task);
-  auto finish_one = [this, resolution] {
+  auto finish_one = [this, resolution, submit = std::move(submit)] {
     std::unique_ptr<PendingTask> ready;
     {
       absl::MutexLock lock(&resolution->mu);
@@ -487,7 +686,7 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
       }
       *arg.mutable_value() = *value;
     }
-    submitter_->Submit(std::move(ready));
+    submit(std::move(ready));
   };
   for (const auto& dep : deps) {
     bool fetch = false;
@@ -569,12 +768,28 @@ void CoreWorker::AnswerGetObject(Connection& conn, const std::string& object_id)
 }
 
 void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
+  if (call_pool_ != nullptr && !spec.actor_id().empty()) {
+    // A concurrent actor: calls run on its pool and reply as they finish.
+    auto shared = std::make_shared<proto::TaskSpec>();
+    shared->Swap(&spec);
+    call_pool_->Post([this, shared, conn = conn.shared_from_this()] {
+      proto::Frame frame;
+      frame.mutable_reply()->set_seq(shared->seq());
+      RunTask(*shared, frame.mutable_reply()->mutable_result());
+      conn->Send(frame);
+    });
+    return;
+  }
   proto::Frame frame;
-  proto::TaskReply* reply = frame.mutable_reply();
-  reply->set_seq(spec.seq());
-  proto::Value* result = reply->mutable_result();
+  frame.mutable_reply()->set_seq(spec.seq());
+  RunTask(spec, frame.mutable_reply()->mutable_result());
+  conn.Send(frame, /*flush=*/false);
+}
+
+void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
   auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
                   const std::string& message) {
+    result->Clear();
     proto::ErrorInfo* error = result->mutable_error();
     error->set_kind(kind);
     error->set_type(type);
@@ -582,49 +797,64 @@ void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
     error->set_function(spec.function());
     error->set_node(node_id_);
   };
-  const RegisteredFunction* function = FindFunction(spec.function());
-  if (function == nullptr) {
+  // The callable: a registered function, or a method of this worker's actor.
+  std::function<ValueWriter(const std::vector<ArgView>&)> call;
+  size_t num_args = 0;
+  if (spec.actor_id().empty()) {
+    const RegisteredFunction* function = FindFunction(spec.function());
+    if (function != nullptr) {
+      call = function->invoker;
+      num_args = function->num_args;
+    }
+  } else if (actor_instance_ == nullptr) {
+    fail(proto::ErrorInfo::SYSTEM, "lumen::Error", "this worker does not host an actor");
+    return;
+  } else if (const RegisteredMethod* method = FindMethod(spec.function())) {
+    call = [method, instance = actor_instance_.get()](const std::vector<ArgView>& args) {
+      return method->invoker(instance, args);
+    };
+    num_args = method->num_args;
+  }
+  if (!call) {
     fail(proto::ErrorInfo::TASK_ERROR, "lumen::Error",
-         absl::StrCat("function '", spec.function(),
+         absl::StrCat("'", spec.function(),
                       "' is not registered in this worker's executable (LUMEN_REMOTE missing?)"));
-  } else if (static_cast<size_t>(spec.args_size()) != function->num_args) {
+    return;
+  }
+  if (static_cast<size_t>(spec.args_size()) != num_args) {
     fail(proto::ErrorInfo::TASK_ERROR, "lumen::Error",
-         absl::StrCat("function '", spec.function(), "' takes ", function->num_args,
-                      " arguments but the task has ", spec.args_size()));
-  } else {
+         absl::StrCat("'", spec.function(), "' takes ", num_args, " arguments but the call has ",
+                      spec.args_size()));
+    return;
+  }
+  try {
     std::vector<ArgView> views;
     std::vector<std::shared_ptr<Buffer>> keep;
-    try {
-      for (const proto::TaskArg& arg : spec.args()) {
-        auto value = std::make_shared<proto::Value>(arg.value());
-        keep.push_back(MakeBuffer(value));
-        views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
-      }
-      ValueWriter writer = function->invoker(views);
-      if (writer.size <= kInlineObjectLimit) {
-        std::string* data = result->mutable_data();
-        data->resize(writer.size);
-        writer.write(data->data());
-      } else {
-        auto location = WriteToStore(spec.return_id(), writer, spec.owner_client_id());
-        if (location.ok()) {
-          *result->mutable_stored() = std::move(*location);
-        } else {
-          fail(proto::ErrorInfo::STORE_FULL, "lumen::ObjectStoreFullError",
-               std::string(location.status().message()));
-        }
-      }
-    } catch (const std::exception& e) {
-      result->Clear();
-      fail(proto::ErrorInfo::TASK_ERROR, Demangle(typeid(e).name()), e.what());
-    } catch (...) {
-      result->Clear();
-      std::type_info* type = abi::__cxa_current_exception_type();
-      fail(proto::ErrorInfo::TASK_ERROR, type != nullptr ? Demangle(type->name()) : "unknown",
-           "a non-standard exception was thrown");
+    for (const proto::TaskArg& arg : spec.args()) {
+      keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
+      views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
     }
+    ValueWriter writer = call(views);
+    if (writer.size <= kInlineObjectLimit) {
+      std::string* data = result->mutable_data();
+      data->resize(writer.size);
+      writer.write(data->data());
+    } else {
+      auto location = WriteToStore(spec.return_id(), writer, spec.owner_client_id());
+      if (location.ok()) {
+        *result->mutable_stored() = std::move(*location);
+      } else {
+        fail(proto::ErrorInfo::STORE_FULL, "lumen::ObjectStoreFullError",
+             std::string(location.status().message()));
+      }
+    }
+  } catch (const std::exception& e) {
+    fail(proto::ErrorInfo::TASK_ERROR, Demangle(typeid(e).name()), e.what());
+  } catch (...) {
+    std::type_info* type = abi::__cxa_current_exception_type();
+    fail(proto::ErrorInfo::TASK_ERROR, type != nullptr ? Demangle(type->name()) : "unknown",
+         "a non-standard exception was thrown");
   }
-  conn.Send(frame, /*flush=*/false);
 }
 
 // ---- Borrower side ---------------------------------------------------------------------

@@ -25,6 +25,7 @@
 #include "lumen/internal/runtime_api.h"
 #include "objectstore/shm_region.h"
 #include "proto/control.grpc.pb.h"
+#include "runtime/internal/actor_submitter.h"
 #include "runtime/internal/object_table.h"
 #include "runtime/internal/task_submitter.h"
 #include "runtime/internal/wire.h"
@@ -33,6 +34,8 @@ namespace lumen::internal {
 
 // Values at most this large travel inline; larger ones go to the shared-memory store.
 inline constexpr size_t kInlineObjectLimit = 100 * 1024;
+
+class CallPool;
 
 struct CoreWorkerConfig {
   bool is_worker = false;
@@ -53,6 +56,15 @@ class CoreWorker {
   RefParts SubmitTask(const std::string& function, std::vector<TaskArgument> args,
                       const TaskOptions& options);
   RefParts Put(const ValueWriter& writer);
+  std::string CreateActor(const std::string& factory, std::vector<TaskArgument> args,
+                          const ActorOptions& options);
+  RefParts SubmitActorTask(const std::string& actor_id, const std::string& method,
+                           std::vector<TaskArgument> args);
+  std::string FindNamedActor(const std::string& name, const std::string& ns);
+  void KillActor(const std::string& actor_id, bool no_restart);
+  // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
+  // manager. False if it threw (then the process should exit).
+  bool CreateActorInstance(const std::string& spec_hex);
   std::vector<std::shared_ptr<Buffer>> Get(const std::vector<RefParts>& refs, int64_t timeout_ms);
   std::vector<bool> Wait(const std::vector<RefParts>& refs, int num_returns, int64_t timeout_ms);
   // Values of `refs` once num_returns are ready or the timeout passed; null where not ready.
@@ -95,7 +107,16 @@ class CoreWorker {
   std::shared_ptr<Buffer> MakeBuffer(const ValuePtr& value);
 
   // ---- tasks
-  void ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps);
+  using SubmitFn = std::function<void(std::unique_ptr<PendingTask>)>;
+  // Builds the spec of a call: arguments (large values put in the store first), owner, and
+  // the dependencies whose values must be resolved before it is sent.
+  std::unique_ptr<PendingTask> MakeTask(const std::string& function, std::vector<TaskArgument> args,
+                                        std::vector<RefParts>* deps);
+  void ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
+                        SubmitFn submit);
+  // Computes a pushed task's result (runs the function or the actor method).
+  void RunTask(const proto::TaskSpec& spec, proto::Value* result);
+  proto::HeadService::Stub* Head();
   void SetBlocked(bool blocked);
   proto::NodeService::Stub* NodeStub(const std::string& address);
   void MaintenanceLoop();
@@ -108,6 +129,13 @@ class CoreWorker {
   std::unique_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
   std::unique_ptr<TaskSubmitter> submitter_;
+  std::unique_ptr<ActorSubmitter> actor_submitter_;
+  std::string head_address_;
+  std::unique_ptr<proto::HeadService::Stub> head_;
+  // Actor workers: the instance and the pool that runs concurrent calls.
+  std::shared_ptr<void> actor_instance_;
+  int actor_max_concurrency_ = 1;
+  std::unique_ptr<CallPool> call_pool_;
   std::unique_ptr<WireServer> server_;
   std::thread maintenance_;
   absl::Notification ready_;

@@ -1,5 +1,8 @@
 #include "scheduler/head_service.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "runtime/internal/logging.h"
 #include "runtime/internal/rpc.h"
 
@@ -21,7 +24,78 @@ HeadService::HeadService(std::string token, std::string session_dir,
                          absl::Duration heartbeat_timeout)
     : token_(std::move(token)),
       session_dir_(std::move(session_dir)),
-      heartbeat_timeout_(heartbeat_timeout) {}
+      heartbeat_timeout_(heartbeat_timeout) {
+  actors_ = std::make_unique<ActorDirectory>(
+      token_,
+      [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); });
+}
+
+std::string HeadService::PickActorNode(const proto::ActorSpec& spec, std::string* why) {
+  absl::MutexLock lock(&mu_);
+  UpdateLivenessLocked(absl::Now());
+  std::string available_node;
+  std::string feasible_node;
+  double best_cpu = -1;
+  for (const auto& [id, node] : nodes_) {
+    if (node.dead || !Fits(node.info.total(), spec.resources())) continue;
+    if (node.info.address() == spec.owner_node_address()) return node.info.address();
+    if (feasible_node.empty()) feasible_node = node.info.address();
+    if (!Fits(node.info.available(), spec.resources())) continue;
+    auto cpu = node.info.available().find("CPU");
+    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
+    if (free_cpu > best_cpu) {
+      best_cpu = free_cpu;
+      available_node = node.info.address();
+    }
+  }
+  if (!available_node.empty()) return available_node;
+  if (feasible_node.empty()) {
+    std::string shape;
+    for (const auto& [name, amount] : spec.resources())
+      absl::StrAppend(&shape, name, ": ", amount, " ");
+    *why = absl::StrCat("infeasible: no live node has the resources {", shape, "}");
+  }
+  return feasible_node;
+}
+
+grpc::Status HeadService::CreateActor(grpc::ServerContext* context,
+                                      const proto::CreateActorRequest* request,
+                                      proto::CreateActorReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  return actors_->Create(request->spec());
+}
+
+grpc::Status HeadService::GetActorInfo(grpc::ServerContext* context,
+                                       const proto::GetActorInfoRequest* request,
+                                       proto::ActorInfo* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  proto::GetActorInfoRequest bounded = *request;
+  bounded.set_wait_ms(std::min(request->wait_ms(), 10000));
+  return actors_->Get(bounded, reply);
+}
+
+grpc::Status HeadService::KillActor(grpc::ServerContext* context,
+                                    const proto::KillActorRequest* request,
+                                    proto::KillActorReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  return actors_->Kill(request->actor_id(), request->no_restart());
+}
+
+grpc::Status HeadService::ReportActorDeath(grpc::ServerContext* context,
+                                           const proto::ReportActorDeathRequest* request,
+                                           proto::ReportActorDeathReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  actors_->ReportDeath(request->actor_id(), request->cause(), request->restartable());
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::ListActors(grpc::ServerContext* context,
+                                     const proto::ListActorsRequest* request,
+                                     proto::ListActorsReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  for (auto& info : actors_->List()) *reply->add_actors() = std::move(info);
+  return grpc::Status::OK;
+}
 
 void HeadService::UpdateLivenessLocked(absl::Time now) {
   for (auto& [id, node] : nodes_) {

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/control.grpc.pb.h"
+#include "scheduler/actor_directory.h"
 
 namespace lumen::scheduler {
 
@@ -27,6 +29,17 @@ class HeadService final : public proto::HeadService::Service {
                                 proto::ClusterStatus* reply) override;
   grpc::Status FindNode(grpc::ServerContext* context, const proto::FindNodeRequest* request,
                         proto::FindNodeReply* reply) override;
+  grpc::Status CreateActor(grpc::ServerContext* context, const proto::CreateActorRequest* request,
+                           proto::CreateActorReply* reply) override;
+  grpc::Status GetActorInfo(grpc::ServerContext* context, const proto::GetActorInfoRequest* request,
+                            proto::ActorInfo* reply) override;
+  grpc::Status KillActor(grpc::ServerContext* context, const proto::KillActorRequest* request,
+                         proto::KillActorReply* reply) override;
+  grpc::Status ReportActorDeath(grpc::ServerContext* context,
+                                const proto::ReportActorDeathRequest* request,
+                                proto::ReportActorDeathReply* reply) override;
+  grpc::Status ListActors(grpc::ServerContext* context, const proto::ListActorsRequest* request,
+                          proto::ListActorsReply* reply) override;
 
  private:
   struct Node {
@@ -34,6 +47,9 @@ class HeadService final : public proto::HeadService::Service {
     absl::Time last_heartbeat;
     bool dead = false;
   };
+  // The node an actor should run on: its owner's node if that can ever hold it, else the
+  // node with the most free CPUs that has its resources available, else any that has them.
+  std::string PickActorNode(const proto::ActorSpec& spec, std::string* why);
   // Marks nodes silent for longer than the timeout as dead (once, with a log line).
   void UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -43,6 +59,9 @@ class HeadService final : public proto::HeadService::Service {
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+
+  // Last: its creation threads call PickActorNode.
+  std::unique_ptr<ActorDirectory> actors_;
 };
 
 // True if `available` has at least `shape` of every resource.

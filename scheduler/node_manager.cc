@@ -83,8 +83,9 @@ void NodeManager::Stop() {
 
 // ---- Workers ----------------------------------------------------------------------------
 
-void NodeManager::StartWorkerLocked(const std::string& executable, uint64_t job) {
-  if (stopping_) return;
+std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64_t job,
+                                           const proto::StartActorRequest* actor) {
+  if (stopping_) return "";
   Worker worker;
   worker.id = internal::RandomBytes(8);
   worker.executable = executable;
@@ -97,6 +98,13 @@ void NodeManager::StartWorkerLocked(const std::string& executable, uint64_t job)
                  {"LUMEN_WORKER_ID", hex},
                  {"LUMEN_TOKEN", config_.token},
                  {"LUMEN_SESSION_DIR", config_.session_dir}};
+  if (actor != nullptr) {
+    worker.actor_id = actor->spec().actor_id();
+    worker.detached = actor->spec().detached();
+    worker.actor_resources = actor->spec().resources();
+    options.env.emplace_back("LUMEN_ACTOR_SPEC", internal::Hex(actor->spec().SerializeAsString()));
+    options.env.emplace_back("LUMEN_ACTOR_RESTARTED", actor->restarted() ? "1" : "0");
+  }
   options.log_path = absl::StrCat(config_.session_dir, "/logs/worker-", hex, ".log");
   // Lease handlers run on gRPC's threads, which may exit; PR_SET_PDEATHSIG follows the thread,
   // so workers watch their parent themselves instead.
@@ -105,10 +113,12 @@ void NodeManager::StartWorkerLocked(const std::string& executable, uint64_t job)
   auto pid = internal::StartProcess(options);
   if (!pid.ok()) {
     LUMEN_LOG(ERROR) << "cannot start a worker (" << executable << "): " << pid.status();
-    return;
+    return "";
   }
   worker.pid = *pid;
-  workers_[worker.id] = std::move(worker);
+  const std::string id = worker.id;
+  workers_[id] = std::move(worker);
+  return id;
 }
 
 NodeManager::Worker* NodeManager::FindIdleWorkerLocked(const std::string& executable,
@@ -154,6 +164,17 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
       ++startup_failures_[worker.executable];
     }
     if (worker.lease_id != 0) ReleaseLeaseLocked(worker.lease_id, /*kill_worker=*/false);
+    if (!worker.actor_id.empty()) {
+      for (const auto& [name, amount] : worker.actor_resources) available_[name] += amount;
+      if (worker.actor_created) {
+        const bool killed = !worker.kill_reason.empty();
+        actor_deaths_.emplace_back(worker.actor_id,
+                                   killed ? worker.kill_reason
+                                          : absl::StrCat("its process (pid ", pid, ") ",
+                                                         internal::DescribeWaitStatus(status)),
+                                   !killed);
+      }
+    }
     if (worker.client_id != 0) {
       store_->ReleaseClient(worker.client_id);
       clients_.erase(worker.client_id);
@@ -366,7 +387,7 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
     Worker& worker = it->second;
     worker.client_id = client_id;
     worker.address = absl::StrCat(config_.ip, ":", request->wire_port());
-    worker.state = WorkerState::kIdle;
+    worker.state = worker.actor_id.empty() ? WorkerState::kIdle : WorkerState::kActor;
     client.worker_id = worker.id;
     client.executable = worker.executable;
     client.job = worker.job;
@@ -406,7 +427,11 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
   }
   for (uint64_t id : leases) ReleaseLeaseLocked(id, /*kill_worker=*/true);
   for (auto& [id, worker] : workers_) {
-    if (worker.job == job) KillWorkerLocked(worker);
+    if (worker.job != job || worker.detached) continue;
+    if (!worker.actor_id.empty()) {
+      worker.kill_reason = absl::StrCat("its owner (driver pid ", driver->second.pid, ") exited");
+    }
+    KillWorkerLocked(worker);
   }
   store_->ReleaseClient(job);
   clients_.erase(driver);
@@ -458,6 +483,102 @@ grpc::Status NodeManager::ReleaseObjects(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+// ---- Actors -----------------------------------------------------------------------------
+
+grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
+                                     const proto::StartActorRequest* request,
+                                     proto::StartActorReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  const proto::ActorSpec& spec = request->spec();
+  std::string why;
+  if (!Valid(spec.resources(), &why)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
+  absl::MutexLock lock(&mu_);
+  if (!Fits(total_, spec.resources())) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("this node can never hold ", DescribeLocked(spec.resources())));
+  }
+  // The actor holds its resources for its whole life: wait for them.
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!Fits(available_, spec.resources()) && !stopping_ && !context->IsCancelled()) {
+    if (cv_.WaitWithDeadline(&mu_, deadline)) break;
+  }
+  if (!Fits(available_, spec.resources())) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        absl::StrCat("waited 60 s for ", DescribeLocked(spec.resources())));
+  }
+  for (const auto& [name, amount] : spec.resources()) available_[name] -= amount;
+  const std::string executable = spec.executable().empty() ? config_.executable : spec.executable();
+  // The actor belongs to its owner's job: it ends with it unless detached.
+  uint64_t job = spec.owner_job();
+  if (auto owner = clients_.find(spec.owner_client_id()); owner != clients_.end()) {
+    job = owner->second.job;
+    if (owner->second.kind == proto::CLIENT_WORKER) {
+      if (auto w = workers_.find(owner->second.worker_id); w != workers_.end()) job = w->second.job;
+    }
+  }
+  const std::string id = StartWorkerLocked(executable, job, request);
+  if (id.empty()) {
+    for (const auto& [name, amount] : spec.resources()) available_[name] += amount;
+    return grpc::Status(grpc::StatusCode::INTERNAL, "could not start the actor's process");
+  }
+  auto created = [&] {
+    auto it = workers_.find(id);
+    return it == workers_.end() || it->second.actor_created || !it->second.actor_error.empty();
+  };
+  const absl::Time created_deadline = absl::Now() + absl::Seconds(110);
+  while (!created() && !stopping_) {
+    if (cv_.WaitWithDeadline(&mu_, created_deadline)) break;
+  }
+  auto it = workers_.find(id);
+  if (it == workers_.end()) {
+    reply->set_error("the actor's process exited before its factory returned; see logs/worker-" +
+                     internal::Hex(id) + ".log");
+  } else if (!it->second.actor_error.empty()) {
+    reply->set_error(it->second.actor_error);
+  } else if (!it->second.actor_created) {
+    KillWorkerLocked(it->second);
+    reply->set_error("the actor's factory did not return within 110 s");
+  } else {
+    reply->set_address(it->second.address);
+    reply->set_pid(it->second.pid);
+    reply->set_node_id(config_.node_id);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeManager::ActorCreated(grpc::ServerContext* context,
+                                       const proto::ActorCreatedRequest* request,
+                                       proto::ActorCreatedReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  auto client = clients_.find(request->client_id());
+  if (client == clients_.end()) return grpc::Status::OK;
+  auto worker = workers_.find(client->second.worker_id);
+  if (worker == workers_.end()) return grpc::Status::OK;
+  if (request->error().empty()) {
+    worker->second.actor_created = true;
+  } else {
+    worker->second.actor_error = request->error();
+  }
+  cv_.SignalAll();
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeManager::KillActorWorker(grpc::ServerContext* context,
+                                          const proto::KillActorWorkerRequest* request,
+                                          proto::KillActorWorkerReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, worker] : workers_) {
+    if (worker.actor_id == request->actor_id()) {
+      worker.kill_reason = "killed by lumen::Kill";
+      KillWorkerLocked(worker);
+    }
+  }
+  return grpc::Status::OK;
+}
+
 // ---- Background -------------------------------------------------------------------------
 
 proto::NodeInfo NodeManager::Info() {
@@ -485,9 +606,34 @@ proto::NodeInfo NodeManager::Info() {
   return info;
 }
 
+void NodeManager::ReportActorDeaths() {
+  std::vector<std::tuple<std::string, std::string, bool>> deaths;
+  {
+    absl::MutexLock lock(&mu_);
+    deaths.swap(actor_deaths_);
+  }
+  for (const auto& [actor_id, cause, restartable] : deaths) {
+    proto::ReportActorDeathRequest request;
+    request.set_actor_id(actor_id);
+    request.set_cause(cause);
+    request.set_restartable(restartable);
+    proto::ReportActorDeathReply reply;
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, config_.token, absl::Seconds(10));
+    auto status = head_->ReportActorDeath(&context, request, &reply);
+    if (!status.ok())
+      LUMEN_LOG(WARNING) << "reporting an actor's death failed: " << status.error_message();
+  }
+}
+
 void NodeManager::MaintenanceLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
+    if (!actor_deaths_.empty()) {
+      mu_.Unlock();
+      ReportActorDeaths();
+      mu_.Lock();
+    }
     cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
     for (const auto& [pid, status] : internal::ReapChildren()) OnWorkerExitLocked(pid, status);
     std::vector<uint64_t> gone;

@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -69,11 +71,18 @@ class NodeManager final : public proto::NodeService::Service {
   grpc::Status DisconnectClient(grpc::ServerContext* context,
                                 const proto::DisconnectClientRequest* request,
                                 proto::DisconnectClientReply* reply) override;
+  grpc::Status StartActor(grpc::ServerContext* context, const proto::StartActorRequest* request,
+                          proto::StartActorReply* reply) override;
+  grpc::Status ActorCreated(grpc::ServerContext* context, const proto::ActorCreatedRequest* request,
+                            proto::ActorCreatedReply* reply) override;
+  grpc::Status KillActorWorker(grpc::ServerContext* context,
+                               const proto::KillActorWorkerRequest* request,
+                               proto::KillActorWorkerReply* reply) override;
 
   proto::NodeInfo Info();
 
  private:
-  enum class WorkerState { kStarting, kIdle, kLeased };
+  enum class WorkerState { kStarting, kIdle, kLeased, kActor };
   struct Worker {
     std::string id;
     int pid = 0;
@@ -83,6 +92,13 @@ class NodeManager final : public proto::NodeService::Service {
     std::string address;
     WorkerState state = WorkerState::kStarting;
     uint64_t lease_id = 0;
+    // Actor workers: the actor, what it holds, and whether its instance exists yet.
+    std::string actor_id;
+    bool detached = false;
+    google::protobuf::Map<std::string, double> actor_resources;
+    bool actor_created = false;
+    std::string actor_error;
+    std::string kill_reason;  // why this node manager killed it, if it did
   };
   struct Lease {
     uint64_t id = 0;
@@ -104,9 +120,12 @@ class NodeManager final : public proto::NodeService::Service {
     bool infeasible = false;
   };
 
-  // Starts a worker process running `executable` for `job` (0: any job of that executable).
-  void StartWorkerLocked(const std::string& executable, uint64_t job)
+  // Starts a worker process running `executable` for `job` (0: any job of that executable);
+  // with `actor`, a dedicated worker that constructs that actor. Returns its id ("" on error).
+  std::string StartWorkerLocked(const std::string& executable, uint64_t job,
+                                const proto::StartActorRequest* actor = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReportActorDeaths();
   Worker* FindIdleWorkerLocked(const std::string& executable, uint64_t job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int CountWorkersLocked(const std::string& executable, uint64_t job, WorkerState state)
@@ -141,6 +160,8 @@ class NodeManager final : public proto::NodeService::Service {
   std::map<std::string, int> waiting_for_worker_ ABSL_GUARDED_BY(mu_);  // by executable
   std::map<std::string, int> startup_failures_ ABSL_GUARDED_BY(mu_);    // by executable
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Actor deaths not yet reported to the head: (actor id, cause, restartable).
+  std::vector<std::tuple<std::string, std::string, bool>> actor_deaths_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::thread maintenance_;

@@ -14,7 +14,10 @@ namespace {
 struct Registry {
   std::mutex mu;
   std::map<std::string, RegisteredFunction> by_name;
+  std::map<std::string, RegisteredFactory> factories;
+  std::map<std::string, RegisteredMethod> methods;
   std::map<const void*, std::string> names;
+  std::map<std::string, std::string> method_names;
 };
 
 Registry& GetRegistry() {
@@ -29,6 +32,48 @@ void RegisterFunction(const std::string& name, const void* key, size_t num_args,
   std::lock_guard<std::mutex> lock(registry.mu);
   registry.by_name[name] = RegisteredFunction{name, num_args, std::move(invoker)};
   registry.names[key] = name;
+}
+
+void RegisterFactory(const std::string& name, const void* key, size_t num_args,
+                     FactoryInvoker invoker) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  registry.factories[name] = RegisteredFactory{name, num_args, std::move(invoker)};
+  registry.names[key] = name;
+}
+
+void RegisterMethod(const std::string& name, const std::string& key, size_t num_args,
+                    MethodInvoker invoker) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  registry.methods[name] = RegisteredMethod{name, num_args, std::move(invoker)};
+  registry.method_names[key] = name;
+}
+
+const std::string& MethodName(const std::string& key) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  auto it = registry.method_names.find(key);
+  if (it == registry.method_names.end()) {
+    throw Error(
+        "lumen: this actor method is not registered as remote; add it to LUMEN_REMOTE, e.g. "
+        "LUMEN_REMOTE(Counter::Create, &Counter::Add)");
+  }
+  return it->second;
+}
+
+const RegisteredFactory* FindFactory(const std::string& name) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  auto it = registry.factories.find(name);
+  return it == registry.factories.end() ? nullptr : &it->second;
+}
+
+const RegisteredMethod* FindMethod(const std::string& name) {
+  Registry& registry = GetRegistry();
+  std::lock_guard<std::mutex> lock(registry.mu);
+  auto it = registry.methods.find(name);
+  return it == registry.methods.end() ? nullptr : &it->second;
 }
 
 const std::string& FunctionName(const void* key) {

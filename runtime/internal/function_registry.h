@@ -13,7 +13,21 @@ struct RegisteredFunction {
   Invoker invoker;
 };
 
-// Null if no function of that name was registered in this executable.
+struct RegisteredFactory {
+  std::string name;
+  size_t num_args = 0;
+  FactoryInvoker invoker;
+};
+
+struct RegisteredMethod {
+  std::string name;
+  size_t num_args = 0;
+  MethodInvoker invoker;
+};
+
+// Null if nothing of that name was registered in this executable.
 const RegisteredFunction* FindFunction(const std::string& name);
+const RegisteredFactory* FindFactory(const std::string& name);
+const RegisteredMethod* FindMethod(const std::string& name);
 
 }  // namespace lumen::internal

@@ -38,7 +38,12 @@ std::string Hex(const std::string& bytes) {
   return out;
 }
 
-std::string ShortHex(const std::string& bytes) { return Hex(bytes).substr(0, 12); }
+std::string ShortHex(const std::string& bytes) {
+  // Ids share their first bytes within a process, so a short name comes from all of them.
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : bytes) hash = (hash ^ c) * 1099511628211ull;
+  return Hex(std::string(reinterpret_cast<const char*>(&hash), 6));
+}
 
 bool Unhex(const std::string& hex, std::string* bytes) {
   if (hex.size() % 2 != 0) return false;

@@ -12,7 +12,7 @@ std::string NewObjectId();
 // 8 random bytes (worker ids, node ids, tokens' building block).
 std::string RandomBytes(size_t n);
 std::string Hex(const std::string& bytes);
-// First 12 hex digits, for logs and messages.
+// 12 hex digits derived from the whole id, for logs and messages.
 std::string ShortHex(const std::string& bytes);
 // INVALID_ARGUMENT-free decoding: returns false on bad input.
 bool Unhex(const std::string& hex, std::string* bytes);

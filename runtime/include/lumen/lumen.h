@@ -10,6 +10,7 @@
 //   }
 #pragma once
 
+#include "lumen/actor.h"
 #include "lumen/api.h"
 #include "lumen/errors.h"
 #include "lumen/object_ref.h"

@@ -15,6 +15,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,23 @@ TaskArgument MakeArgument(A&& arg) {
   return out;
 }
 
+// Checks a call's arguments against the parameters P... at compile time and serializes them.
+template <typename... P>
+struct ArgumentPacker {
+  template <typename... A>
+  static std::vector<TaskArgument> Pack(A&&... args) {
+    static_assert(sizeof...(A) == sizeof...(P),
+                  "lumen Remote(...): wrong number of arguments for this remote function");
+    static_assert((ArgMatches<std::decay_t<P>, A>() && ...),
+                  "lumen Remote(...): an argument does not match the function's parameter "
+                  "type: pass a value convertible to it, or an ObjectRef of exactly that type");
+    std::vector<TaskArgument> list;
+    list.reserve(sizeof...(A));
+    (list.push_back(MakeArgument<std::decay_t<P>>(std::forward<A>(args))), ...);
+    return list;
+  }
+};
+
 template <typename R>
 ValueWriter MakeValueWriter(std::shared_ptr<R> value) {
   ValueWriter writer;
@@ -70,13 +88,65 @@ ValueWriter InvokeWithArgs(R (*f)(P...), const std::vector<ArgView>& args,
   return MakeValueWriter(std::make_shared<R>(f(std::move(std::get<I>(values))...)));
 }
 
+template <typename T, typename... P, size_t... I>
+std::shared_ptr<void> ConstructWithArgs(T* (*factory)(P...), const std::vector<ArgView>& args,
+                                        std::index_sequence<I...>) {
+  std::tuple<std::decay_t<P>...> values;
+  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values)), ...);
+  return std::shared_ptr<T>(factory(std::move(std::get<I>(values))...));
+}
+
+template <typename M, typename T, typename R, typename... P, size_t... I>
+ValueWriter CallWithArgs(M method, T* instance, const std::vector<ArgView>& args,
+                         std::index_sequence<I...>) {
+  std::tuple<std::decay_t<P>...> values;
+  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values)), ...);
+  return MakeValueWriter(
+      std::make_shared<R>((instance->*method)(std::move(std::get<I>(values))...)));
+}
+
+// The registry key of a member function pointer: its bytes and its type.
+template <typename M>
+std::string MethodKey(M method) {
+  std::string key(reinterpret_cast<const char*>(&method), sizeof(method));
+  return key + typeid(M).name();
+}
+
 template <typename R, typename... P>
 void RegisterOne(const std::string& name, R (*f)(P...)) {
   static_assert(!std::is_void_v<R>, "LUMEN_REMOTE: a remote function must return a value");
-  RegisterFunction(name, reinterpret_cast<const void*>(f), sizeof...(P),
-                   [f](const std::vector<ArgView>& args) {
-                     return InvokeWithArgs(f, args, std::index_sequence_for<P...>{});
-                   });
+  if constexpr (std::is_pointer_v<R>) {
+    // T* Create(args...): an actor factory.
+    RegisterFactory(name, reinterpret_cast<const void*>(f), sizeof...(P),
+                    [f](const std::vector<ArgView>& args) {
+                      return ConstructWithArgs(f, args, std::index_sequence_for<P...>{});
+                    });
+  } else {
+    RegisterFunction(name, reinterpret_cast<const void*>(f), sizeof...(P),
+                     [f](const std::vector<ArgView>& args) {
+                       return InvokeWithArgs(f, args, std::index_sequence_for<P...>{});
+                     });
+  }
+}
+
+template <typename T, typename R, typename... P>
+void RegisterOne(const std::string& name, R (T::*method)(P...)) {
+  static_assert(!std::is_void_v<R>, "LUMEN_REMOTE: an actor method must return a value");
+  RegisterMethod(name, MethodKey(method), sizeof...(P),
+                 [method](void* instance, const std::vector<ArgView>& args) {
+                   return CallWithArgs<decltype(method), T, R, P...>(
+                       method, static_cast<T*>(instance), args, std::index_sequence_for<P...>{});
+                 });
+}
+
+template <typename T, typename R, typename... P>
+void RegisterOne(const std::string& name, R (T::*method)(P...) const) {
+  static_assert(!std::is_void_v<R>, "LUMEN_REMOTE: an actor method must return a value");
+  RegisterMethod(name, MethodKey(method), sizeof...(P),
+                 [method](void* instance, const std::vector<ArgView>& args) {
+                   return CallWithArgs<decltype(method), T, R, P...>(
+                       method, static_cast<T*>(instance), args, std::index_sequence_for<P...>{});
+                 });
 }
 
 std::vector<std::string> SplitRemoteNames(const char* names);
@@ -122,16 +192,9 @@ class TaskCaller<R (*)(P...)> {
 
   template <typename... A>
   ObjectRef<R> Remote(A&&... args) {
-    static_assert(sizeof...(A) == sizeof...(P),
-                  "lumen::Task(f).Remote: wrong number of arguments for this remote function");
-    static_assert((internal::ArgMatches<std::decay_t<P>, A>() && ...),
-                  "lumen::Task(f).Remote: an argument does not match the function's parameter "
-                  "type: pass a value convertible to it, or an ObjectRef of exactly that type");
-    std::vector<internal::TaskArgument> list;
-    list.reserve(sizeof...(A));
-    (list.push_back(internal::MakeArgument<std::decay_t<P>>(std::forward<A>(args))), ...);
     return ObjectRef<R>(internal::SubmitTask(
-        internal::FunctionName(reinterpret_cast<const void*>(f_)), std::move(list), options_));
+        internal::FunctionName(reinterpret_cast<const void*>(f_)),
+        internal::ArgumentPacker<P...>::Pack(std::forward<A>(args)...), options_));
   }
 
  private:

@@ -40,6 +40,16 @@ struct TaskOptions {
   bool retry_exceptions = false;
 };
 
+struct ActorOptions {
+  std::string name;
+  std::string ns;
+  bool detached = false;
+  std::map<std::string, double> resources;  // held for the actor's lifetime; default none
+  int max_restarts = 0;
+  int max_task_retries = 0;
+  int max_concurrency = 1;
+};
+
 struct RefParts {
   std::string object_id;
   std::string owner_address;
@@ -52,10 +62,21 @@ struct ArgView {
 };
 using Invoker = std::function<ValueWriter(const std::vector<ArgView>& args)>;
 
+// Creates an actor's instance from its factory's arguments.
+using FactoryInvoker = std::function<std::shared_ptr<void>(const std::vector<ArgView>& args)>;
+// Calls a method on an actor's instance.
+using MethodInvoker = std::function<ValueWriter(void* instance, const std::vector<ArgView>& args)>;
+
 // Called at static-initialization time by LUMEN_REMOTE.
 void RegisterFunction(const std::string& name, const void* key, size_t num_args, Invoker invoker);
+void RegisterFactory(const std::string& name, const void* key, size_t num_args,
+                     FactoryInvoker invoker);
+// `key` identifies a member function pointer: its bytes and type name.
+void RegisterMethod(const std::string& name, const std::string& key, size_t num_args,
+                    MethodInvoker invoker);
 // The name LUMEN_REMOTE registered for `key`; throws lumen::Error naming the fix if none.
 const std::string& FunctionName(const void* key);
+const std::string& MethodName(const std::string& key);
 
 // ---- Objects and tasks ---------------------------------------------------------
 RefParts SubmitTask(const std::string& function, std::vector<TaskArgument> args,
@@ -66,6 +87,17 @@ std::vector<std::shared_ptr<Buffer>> GetObjects(const std::vector<RefParts>& ref
                                                 int64_t timeout_ms);
 std::vector<bool> WaitObjects(const std::vector<RefParts>& refs, int num_returns,
                               int64_t timeout_ms, bool fetch_local);
+
+// ---- Actors ---------------------------------------------------------------------
+// Returns the new actor's id; throws lumen::Error if the name is taken.
+std::string CreateActor(const std::string& factory, std::vector<TaskArgument> args,
+                        const ActorOptions& options);
+RefParts SubmitActorTask(const std::string& actor_id, const std::string& method,
+                         std::vector<TaskArgument> args);
+// The id of the live actor with that name, or "".
+std::string FindNamedActor(const std::string& name, const std::string& ns);
+void KillActor(const std::string& actor_id, bool no_restart);
+bool WasCurrentActorRestarted();
 
 // ---- Reference counting (called by ObjectRef) ------------------------------------
 void AddLocalReference(const std::string& object_id, const std::string& owner_address);

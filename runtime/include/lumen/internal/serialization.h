@@ -17,10 +17,10 @@
 #include <cstddef>
 #include <istream>
 #include <new>
-#include <stdexcept>
-#include <string>
 #include <ostream>
+#include <stdexcept>
 #include <streambuf>
+#include <string>
 
 namespace lumen::internal {
 

@@ -1,0 +1,197 @@
+#include "scheduler/actor_directory.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/internal/ids.h"
+#include "runtime/internal/logging.h"
+#include "runtime/internal/rpc.h"
+
+namespace lumen::scheduler {
+namespace {
+
+std::string NameKey(const std::string& ns, const std::string& name) {
+  return ns + std::string(1, '\0') + name;
+}
+
+std::string Describe(const proto::ActorInfo& info) {
+  return info.name().empty() ? "actor " + internal::ShortHex(info.actor_id())
+                             : "actor '" + info.name() + "'";
+}
+
+}  // namespace
+
+ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node)
+    : token_(std::move(token)),
+      pick_node_(std::move(pick_node)),
+      state_(std::make_shared<State>()) {}
+
+ActorDirectory::~ActorDirectory() {
+  absl::MutexLock lock(&state_->mu);
+  state_->stopping = true;
+  state_->changed.SignalAll();
+}
+
+grpc::Status ActorDirectory::Create(const proto::ActorSpec& spec) {
+  if (spec.actor_id().empty() || spec.factory().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "an actor needs an id and a factory");
+  }
+  {
+    absl::MutexLock lock(&state_->mu);
+    if (!spec.name().empty()) {
+      auto existing = state_->names.find(NameKey(spec.ns(), spec.name()));
+      if (existing != state_->names.end() &&
+          state_->actors[existing->second].info.state() != proto::ActorInfo::DEAD) {
+        return grpc::Status(
+            grpc::StatusCode::ALREADY_EXISTS,
+            absl::StrCat("an actor named '", spec.name(), "' already exists",
+                         spec.ns().empty() ? "" : " in namespace '" + spec.ns() + "'",
+                         "; pick another name or use lumen::GetActor to reach it"));
+      }
+      state_->names[NameKey(spec.ns(), spec.name())] = spec.actor_id();
+    }
+    Actor& actor = state_->actors[spec.actor_id()];
+    actor.spec = spec;
+    actor.info.set_actor_id(spec.actor_id());
+    actor.info.set_state(proto::ActorInfo::PENDING);
+    actor.info.set_name(spec.name());
+    actor.info.set_ns(spec.ns());
+    actor.info.set_class_name(spec.factory());
+    actor.info.set_max_task_retries(spec.max_task_retries());
+  }
+  std::thread(StartActor, state_, token_, pick_node_, spec.actor_id(), false).detach();
+  return grpc::Status::OK;
+}
+
+void ActorDirectory::StartActor(std::shared_ptr<State> state, std::string token,
+                                NodePicker pick_node, std::string actor_id, bool restarted) {
+  proto::StartActorRequest request;
+  {
+    absl::MutexLock lock(&state->mu);
+    request.mutable_spec()->CopyFrom(state->actors[actor_id].spec);
+  }
+  request.set_restarted(restarted);
+  std::string why;
+  const std::string address = pick_node(request.spec(), &why);
+  proto::StartActorReply reply;
+  grpc::Status status;
+  if (address.empty()) {
+    status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
+  } else {
+    auto stub = proto::NodeService::NewStub(internal::MakeChannel(address));
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, token, absl::Seconds(120));
+    status = stub->StartActor(&context, request, &reply);
+  }
+  absl::MutexLock lock(&state->mu);
+  Actor& actor = state->actors[actor_id];
+  if (status.ok() && reply.error().empty() && !actor.killed) {
+    actor.node_address = address;
+    actor.info.set_state(proto::ActorInfo::ALIVE);
+    actor.info.set_address(reply.address());
+    actor.info.set_pid(reply.pid());
+    actor.info.set_node_id(reply.node_id());
+  } else {
+    actor.info.set_state(proto::ActorInfo::DEAD);
+    actor.info.set_address("");
+    if (actor.killed) {
+      actor.info.set_death_cause("killed by lumen::Kill");
+    } else if (!status.ok()) {
+      actor.info.set_death_cause(absl::StrCat("could not be started: ", status.error_message()));
+    } else {
+      actor.info.set_death_cause(absl::StrCat("its factory failed: ", reply.error()));
+    }
+    LUMEN_LOG(WARNING) << Describe(actor.info) << " is dead: " << actor.info.death_cause();
+  }
+  state->changed.SignalAll();
+}
+
+grpc::Status ActorDirectory::Get(const proto::GetActorInfoRequest& request,
+                                 proto::ActorInfo* info) {
+  absl::MutexLock lock(&state_->mu);
+  std::string id = request.actor_id();
+  if (id.empty()) {
+    auto named = state_->names.find(NameKey(request.ns(), request.name()));
+    if (named == state_->names.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("no actor named '", request.name(), "'"));
+    }
+    id = named->second;
+  }
+  auto it = state_->actors.find(id);
+  if (it == state_->actors.end()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such actor");
+  }
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(request.wait_ms());
+  auto settled = [&] {
+    const proto::ActorInfo& current = state_->actors[id].info;
+    if (current.state() == proto::ActorInfo::PENDING ||
+        current.state() == proto::ActorInfo::RESTARTING) {
+      return false;
+    }
+    return !(current.state() == proto::ActorInfo::ALIVE && !request.stale_address().empty() &&
+             current.address() == request.stale_address());
+  };
+  while (!settled() && !state_->stopping && absl::Now() < deadline) {
+    state_->changed.WaitWithDeadline(&state_->mu, deadline);
+  }
+  *info = state_->actors[id].info;
+  return grpc::Status::OK;
+}
+
+grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart) {
+  std::string node_address;
+  {
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->actors.find(actor_id);
+    if (it == state_->actors.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such actor");
+    }
+    if (no_restart) it->second.killed = true;
+    node_address = it->second.node_address;
+    if (it->second.info.state() != proto::ActorInfo::ALIVE) return grpc::Status::OK;
+  }
+  auto stub = proto::NodeService::NewStub(internal::MakeChannel(node_address));
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, token_, absl::Seconds(10));
+  proto::KillActorWorkerRequest request;
+  request.set_actor_id(actor_id);
+  proto::KillActorWorkerReply reply;
+  return stub->KillActorWorker(&context, request, &reply);
+}
+
+void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string& cause,
+                                 bool restartable) {
+  bool restart = false;
+  {
+    absl::MutexLock lock(&state_->mu);
+    auto it = state_->actors.find(actor_id);
+    if (it == state_->actors.end()) return;
+    Actor& actor = it->second;
+    actor.info.set_address("");
+    actor.info.set_death_cause(actor.killed ? "killed by lumen::Kill" : cause);
+    restart =
+        restartable && !actor.killed && !state_->stopping &&
+        (actor.spec.max_restarts() < 0 || actor.info.num_restarts() < actor.spec.max_restarts());
+    if (restart) {
+      actor.info.set_num_restarts(actor.info.num_restarts() + 1);
+      actor.info.set_state(proto::ActorInfo::RESTARTING);
+      LUMEN_LOG(INFO) << Describe(actor.info) << " died (" << cause << "); restart "
+                      << actor.info.num_restarts() << " of " << actor.spec.max_restarts();
+    } else {
+      actor.info.set_state(proto::ActorInfo::DEAD);
+      LUMEN_LOG(INFO) << Describe(actor.info) << " died: " << actor.info.death_cause();
+    }
+    state_->changed.SignalAll();
+  }
+  if (restart) std::thread(StartActor, state_, token_, pick_node_, actor_id, true).detach();
+}
+
+std::vector<proto::ActorInfo> ActorDirectory::List() {
+  absl::MutexLock lock(&state_->mu);
+  std::vector<proto::ActorInfo> out;
+  for (const auto& [id, actor] : state_->actors) out.push_back(actor.info);
+  return out;
+}
+
+}  // namespace lumen::scheduler

@@ -1,0 +1,59 @@
+// The head's table of actors: creation (placing each actor on a node manager), names, state,
+// restarts after deaths, and kills.
+//
+// Thread-safe. Creations and restarts run on their own short-lived threads, which hold the
+// table through a shared pointer, so they never outlive its state.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/control.grpc.pb.h"
+
+namespace lumen::scheduler {
+
+class ActorDirectory {
+ public:
+  // Picks the node manager address an actor should run on, or "" with *why set.
+  using NodePicker = std::function<std::string(const proto::ActorSpec& spec, std::string* why)>;
+
+  ActorDirectory(std::string token, NodePicker pick_node);
+  ~ActorDirectory();
+
+  grpc::Status Create(const proto::ActorSpec& spec);
+  grpc::Status Get(const proto::GetActorInfoRequest& request, proto::ActorInfo* info);
+  grpc::Status Kill(const std::string& actor_id, bool no_restart);
+  void ReportDeath(const std::string& actor_id, const std::string& cause, bool restartable);
+  std::vector<proto::ActorInfo> List();
+
+ private:
+  struct Actor {
+    proto::ActorSpec spec;
+    proto::ActorInfo info;
+    std::string node_address;
+    bool killed = false;
+  };
+  struct State {
+    absl::Mutex mu;
+    absl::CondVar changed;
+    std::map<std::string, Actor> actors ABSL_GUARDED_BY(mu);
+    std::map<std::string, std::string> names ABSL_GUARDED_BY(mu);  // ns + '\0' + name -> id
+    bool stopping ABSL_GUARDED_BY(mu) = false;
+  };
+
+  // Places the actor and waits for its process to construct it (on a thread of its own).
+  static void StartActor(std::shared_ptr<State> state, std::string token, NodePicker pick_node,
+                         std::string actor_id, bool restarted);
+
+  const std::string token_;
+  const NodePicker pick_node_;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace lumen::scheduler

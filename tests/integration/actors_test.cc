@@ -1,0 +1,78 @@
+// Actors against a real cluster: ordering, handles, names, lifetimes, failures, concurrency.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tests/integration/harness.h"
+
+using Catch::Matchers::Contains;
+using lumen::testing::Run;
+using lumen::testing::TestCluster;
+
+namespace {
+
+lumen::testing::CommandResult ActorDriver(const TestCluster& cluster, const std::string& mode) {
+  return Run({"lumen_actor_driver", mode, cluster.TempDirFlag()}, 120);
+}
+
+}  // namespace
+
+TEST_CASE("actor calls run in order per caller, each actor in its own process",
+          "[integration][actors]") {
+  TestCluster cluster(2);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const auto r = ActorDriver(cluster, "basic");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Contains("alternating 1 1 2 2 3 3 4 4 5 5"));
+  CHECK_THAT(r.output, Contains("ordered 1"));
+  CHECK_THAT(r.output, Contains("through-task 1015"));
+  CHECK_THAT(r.output, Contains("own-process 1"));
+  CHECK_THAT(r.output, Contains("method-error counter failed 3"));
+  CHECK_THAT(r.output, Contains("still-alive 1015"));
+}
+
+TEST_CASE("named actors are found from other drivers; detached ones outlive their creator",
+          "[integration][actors]") {
+  TestCluster cluster(2);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const auto first = ActorDriver(cluster, "named");
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+  CHECK_THAT(first.output, Contains("duplicate-name"));
+  CHECK_THAT(first.output, Contains("already exists"));
+  CHECK_THAT(first.output, Contains("found 1 101"));
+  CHECK_THAT(first.output, Contains("missing 0"));
+  CHECK_THAT(first.output, Contains("detached 7"));
+  const auto second = ActorDriver(cluster, "find-detached");
+  INFO(second.output);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.output, Contains("keeper 8"));
+  CHECK_THAT(second.output, Contains("shared-gone 1"));
+}
+
+TEST_CASE("dead actors fail calls with ActorDiedError and its cause; restarts re-run the factory",
+          "[integration][actors]") {
+  TestCluster cluster(2);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const auto r = ActorDriver(cluster, "failures");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Contains("crash ActorDiedError: "));
+  CHECK_THAT(r.output, Contains("killed by signal 9"));
+  CHECK_THAT(r.output, Contains("after-crash ActorDiedError"));
+  CHECK_THAT(r.output, Contains("killed ActorDiedError: "));
+  CHECK_THAT(r.output, Contains("killed by lumen::Kill"));
+  CHECK_THAT(r.output, Contains("broken ActorDiedError: "));
+  CHECK_THAT(r.output, Contains("std::logic_error: no way"));
+  CHECK_THAT(r.output, Contains("restartable 0"));
+  CHECK_THAT(r.output, Contains("restarted-state 5 restarted 1"));
+}
+
+TEST_CASE("an actor with max concurrency 4 runs four calls at once", "[integration][actors]") {
+  TestCluster cluster(2);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const auto r = ActorDriver(cluster, "concurrent");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Contains("concurrent 1"));
+}

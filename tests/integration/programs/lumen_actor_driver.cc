@@ -1,0 +1,178 @@
+// Actor behaviours for the integration tests; the mode is argv[1], cluster flags follow.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lumen/lumen.h"
+
+namespace {
+
+class Counter {
+ public:
+  static Counter* Create(int start) { return new Counter(start); }
+  int Add(int x) { return value_ += x; }
+  int Get() const { return value_; }
+  int Pid() const { return static_cast<int>(getpid()); }
+  bool Restarted() const { return lumen::WasCurrentActorRestarted(); }
+  int Crash() {
+    kill(getpid(), SIGKILL);
+    return 0;
+  }
+  int Fail(int code) { throw std::runtime_error("counter failed " + std::to_string(code)); }
+  int SlowAdd(int x) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return value_ += x;
+  }
+
+ private:
+  explicit Counter(int start) : value_(start) {}
+  int value_;
+};
+
+class Broken {
+ public:
+  static Broken* Create() { throw std::logic_error("no way"); }
+  int Nothing() { return 0; }
+};
+
+// A task that holds an actor handle and calls it.
+int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
+  return *lumen::Get(counter.Task(&Counter::Add).Remote(x));
+}
+
+LUMEN_REMOTE(Counter::Create, &Counter::Add, &Counter::Get, &Counter::Pid, &Counter::Restarted,
+             &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, Broken::Create, &Broken::Nothing,
+             AddThrough);
+
+int Basic() {
+  auto a = lumen::Actor(Counter::Create).Remote(0);
+  auto b = lumen::Actor(Counter::Create).Remote(0);
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 5; ++i) {
+    refs.push_back(a.Task(&Counter::Add).Remote(1));
+    refs.push_back(b.Task(&Counter::Add).Remote(1));
+  }
+  std::cout << "alternating";
+  for (auto& v : lumen::Get(refs)) std::cout << " " << *v;
+  std::cout << std::endl;
+  std::vector<lumen::ObjectRef<int>> ordered;
+  for (int i = 0; i < 1000; ++i) ordered.push_back(a.Task(&Counter::Add).Remote(1));
+  auto values = lumen::Get(ordered);
+  bool in_order = true;
+  for (int i = 0; i < 1000; ++i) in_order = in_order && *values[i] == 6 + i;
+  std::cout << "ordered " << in_order << std::endl;
+  std::cout << "through-task " << *lumen::Get(lumen::Task(AddThrough).Remote(a, 10)) << std::endl;
+  std::cout << "own-process "
+            << (*lumen::Get(a.Task(&Counter::Pid).Remote()) !=
+                *lumen::Get(b.Task(&Counter::Pid).Remote()))
+            << std::endl;
+  try {
+    lumen::Get(a.Task(&Counter::Fail).Remote(3));
+  } catch (const lumen::TaskError& e) {
+    std::cout << "method-error " << e.remote_message() << std::endl;
+  }
+  std::cout << "still-alive " << *lumen::Get(a.Task(&Counter::Get).Remote()) << std::endl;
+  return 0;
+}
+
+int Named() {
+  auto c = lumen::Actor(Counter::Create).SetName("shared").Remote(100);
+  lumen::Get(c.Task(&Counter::Get).Remote());
+  try {
+    lumen::Actor(Counter::Create).SetName("shared").Remote(0);
+    std::cout << "duplicate accepted" << std::endl;
+  } catch (const lumen::Error& e) {
+    std::cout << "duplicate-name " << e.what() << std::endl;
+  }
+  auto found = lumen::GetActor<Counter>("shared");
+  std::cout << "found " << found.has_value() << " "
+            << (found ? *lumen::Get(found->Task(&Counter::Add).Remote(1)) : -1) << std::endl;
+  std::cout << "missing " << lumen::GetActor<Counter>("nobody").has_value() << std::endl;
+  auto d = lumen::Actor(Counter::Create).SetName("keeper").SetDetached().Remote(7);
+  std::cout << "detached " << *lumen::Get(d.Task(&Counter::Get).Remote()) << std::endl;
+  return 0;
+}
+
+int FindDetached() {
+  auto found = lumen::GetActor<Counter>("keeper");
+  std::cout << "keeper " << (found ? *lumen::Get(found->Task(&Counter::Add).Remote(1)) : -1)
+            << std::endl;
+  std::cout << "shared-gone " << !lumen::GetActor<Counter>("shared").has_value() << std::endl;
+  if (found) lumen::Kill(*found);
+  return 0;
+}
+
+int Failures() {
+  auto a = lumen::Actor(Counter::Create).Remote(0);
+  lumen::Get(a.Task(&Counter::Add).Remote(1));
+  try {
+    lumen::Get(a.Task(&Counter::Crash).Remote());
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "crash ActorDiedError: " << e.what() << std::endl;
+  }
+  try {
+    lumen::Get(a.Task(&Counter::Add).Remote(1), 20000);
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "after-crash ActorDiedError: " << e.what() << std::endl;
+  }
+  auto k = lumen::Actor(Counter::Create).Remote(0);
+  lumen::Get(k.Task(&Counter::Add).Remote(1));
+  lumen::Kill(k);
+  try {
+    lumen::Get(k.Task(&Counter::Add).Remote(1), 20000);
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "killed ActorDiedError: " << e.what() << std::endl;
+  }
+  auto broken = lumen::Actor(Broken::Create).Remote();
+  try {
+    lumen::Get(broken.Task(&Broken::Nothing).Remote(), 20000);
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "broken ActorDiedError: " << e.what() << std::endl;
+  }
+  auto r = lumen::Actor(Counter::Create).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(5);
+  std::cout << "restartable " << *lumen::Get(r.Task(&Counter::Restarted).Remote()) << std::endl;
+  lumen::Get(r.Task(&Counter::Add).Remote(1));
+  const int first_pid = *lumen::Get(r.Task(&Counter::Pid).Remote());
+  kill(first_pid, SIGKILL);
+  std::cout << "restarted-state " << *lumen::Get(r.Task(&Counter::Get).Remote(), 30000)
+            << " restarted " << *lumen::Get(r.Task(&Counter::Restarted).Remote()) << std::endl;
+  return 0;
+}
+
+int Concurrent() {
+  auto c = lumen::Actor(Counter::Create).SetMaxConcurrency(4).Remote(0);
+  lumen::Get(c.Task(&Counter::Get).Remote());
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<lumen::ObjectRef<int>> refs;
+  for (int i = 0; i < 4; ++i) refs.push_back(c.Task(&Counter::SlowAdd).Remote(1));
+  lumen::Get(refs);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "concurrent " << (seconds < 0.6) << " " << seconds << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lumen::Init(argc, argv);
+  const std::string mode = argc > 1 ? argv[1] : "";
+  int rc = 2;
+  try {
+    if (mode == "basic") rc = Basic();
+    if (mode == "named") rc = Named();
+    if (mode == "find-detached") rc = FindDetached();
+    if (mode == "failures") rc = Failures();
+    if (mode == "concurrent") rc = Concurrent();
+  } catch (const std::exception& e) {
+    std::cout << "uncaught " << e.what() << std::endl;
+    rc = 1;
+  }
+  lumen::Shutdown();
+  return rc;
+}
