@@ -31,7 +31,7 @@ TEST_CASE("actor calls run in order per caller, each actor in its own process",
   CHECK_THAT(r.output, Contains("still-alive 1015"));
 }
 
-TEST_CASE("named actors are found from other drivers; detached ones outlive their creator",
+TEST_CASE("named actors are found from other drivers and detached ones outlive their creator",
           "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
@@ -50,7 +50,7 @@ TEST_CASE("named actors are found from other drivers; detached ones outlive thei
   CHECK_THAT(second.output, Contains("shared-gone 1"));
 }
 
-TEST_CASE("dead actors fail calls with ActorDiedError and its cause; restarts re-run the factory",
+TEST_CASE("dead actors fail calls with ActorDiedError and its cause, and restarts re-run the factory",
           "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
