@@ -10,6 +10,7 @@
 
 #include "bench/baselines.h"
 #include "bench/harness.h"
+#include "cli/pi.h"
 #include "lumen/lumen.h"
 
 namespace lumen::bench {
@@ -239,6 +240,14 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
             Get(refs);
           },
           n * static_cast<int>(clients.size()));
+    }
+    if (wanted("pi_")) {
+      // Not one of Ray's: the pi job's sampling rate against its kernel on one thread.
+      run(
+          "pi_kernel_single_thread_samples", [] { cli::CountInsideQuarterCircle(1'000'000, 7); },
+          1e6);
+      run(
+          "pi_actor_job_samples", [] { cli::EstimatePi(1'000'000'000, -1, 7, nullptr); }, 1e9);
     }
     Shutdown();
   } catch (const std::exception& e) {

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   lumen::cli::PiOptions pi;
   CLI::App* pi_cmd = app.add_subcommand("pi", "estimate pi by Monte Carlo on the cluster");
   pi_cmd->add_option("--samples", pi.samples, "number of samples")->check(CLI::PositiveNumber);
-  pi_cmd->add_option("--tasks", pi.tasks, "number of tasks (default: 10^7 samples each)")
+  pi_cmd->add_option("--workers", pi.workers, "worker actors (default: the cluster's CPUs)")
       ->check(CLI::PositiveNumber);
   pi_cmd->add_option("--seed", pi.seed, "random seed");
   pi_cmd->add_option("--address", pi.address, "head HOST:PORT (default: local or embedded)");

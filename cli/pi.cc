@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numbers>
 #include <vector>
@@ -16,14 +18,15 @@
 namespace lumen::cli {
 
 int64_t CountInsideQuarterCircle(int64_t samples, uint64_t seed) {
-  // splitmix64: fast, and the same stream on every machine.
-  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  auto next = [&state] {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  // splitmix64: fast, and the same stream on every machine. The seed is mixed into the start
+  // so that nearby seeds (consecutive batches) do not walk shifted copies of one stream.
+  auto mix = [](uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   };
+  uint64_t state = mix(seed + 0x9E3779B97F4A7C15ull);
+  auto next = [&state, &mix] { return mix(state += 0x9E3779B97F4A7C15ull); };
   constexpr double kScale = 1.0 / 9007199254740992.0;  // 2^-53
   int64_t inside = 0;
   for (int64_t i = 0; i < samples; ++i) {
@@ -36,86 +39,139 @@ int64_t CountInsideQuarterCircle(int64_t samples, uint64_t seed) {
 
 namespace {
 
-int64_t SampleBatch(int64_t samples, uint64_t seed) {
-  return CountInsideQuarterCircle(samples, seed);
-}
-LUMEN_REMOTE(SampleBatch);
+constexpr int64_t kBatch = 1'000'000;
 
-constexpr int64_t kMaxBatch = 10'000'000;
+// Collects the workers' reports: the progress everyone can ask about.
+class PiSupervisor {
+ public:
+  static PiSupervisor* Create() { return new PiSupervisor(); }
+  int64_t Report(int64_t inside, int64_t samples) {
+    std::lock_guard<std::mutex> lock(mu_);
+    inside_ += inside;
+    samples_ += samples;
+    return samples_;
+  }
+  std::vector<int64_t> Progress() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {inside_, samples_};
+  }
+
+ private:
+  std::mutex mu_;
+  int64_t inside_ = 0;
+  int64_t samples_ = 0;
+};
+
+// Samples its share of the batches (every `stride`-th, from `first`), reporting each one.
+class PiWorker {
+ public:
+  static PiWorker* Create(ActorHandle<PiSupervisor> supervisor) {
+    return new PiWorker(std::move(supervisor));
+  }
+  int64_t Run(int64_t total_samples, int64_t first, int64_t stride, uint64_t seed) {
+    const int64_t batches = (total_samples + kBatch - 1) / kBatch;
+    int64_t inside = 0;
+    for (int64_t b = first; b < batches; b += stride) {
+      const int64_t n = std::min(kBatch, total_samples - b * kBatch);
+      const int64_t hits = CountInsideQuarterCircle(n, seed * 1'000'003 + static_cast<uint64_t>(b));
+      supervisor_.Task(&PiSupervisor::Report).Remote(hits, n);
+      inside += hits;
+    }
+    return inside;
+  }
+
+ private:
+  explicit PiWorker(ActorHandle<PiSupervisor> supervisor) : supervisor_(std::move(supervisor)) {}
+  ActorHandle<PiSupervisor> supervisor_;
+};
+
+LUMEN_REMOTE(PiSupervisor::Create, &PiSupervisor::Report, &PiSupervisor::Progress, PiWorker::Create,
+             &PiWorker::Run);
 
 void DrawProgress(int64_t done, int64_t total, double seconds) {
   const int width = 40;
-  const int filled = total == 0 ? width : static_cast<int>(width * done / total);
+  const int filled = static_cast<int>(width * std::min(done, total) / std::max<int64_t>(total, 1));
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(width, '.');
   std::fprintf(stderr, "\r[%s] %3d%%  %.1f M samples/s", bar.c_str(),
-               static_cast<int>(total == 0 ? 100 : 100 * done / total),
+               static_cast<int>(100 * std::min(done, total) / std::max<int64_t>(total, 1)),
                seconds > 0 ? static_cast<double>(done) / seconds / 1e6 : 0.0);
   std::fflush(stderr);
 }
 
 }  // namespace
 
+PiResult EstimatePi(int64_t samples, int workers, uint64_t seed,
+                    const std::function<void(int64_t done, double seconds)>& progress) {
+  if (workers <= 0) {
+    const auto resources = ClusterResources();
+    auto cpu = resources.find("CPU");
+    workers = std::max(1, cpu == resources.end() ? 1 : static_cast<int>(cpu->second));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  auto supervisor = Actor(PiSupervisor::Create).Remote();
+  std::vector<ActorHandle<PiWorker>> pool;
+  std::vector<ObjectRef<int64_t>> runs;
+  for (int w = 0; w < workers; ++w) {
+    pool.push_back(Actor(PiWorker::Create).SetResource("CPU", 1).Remote(supervisor));
+    runs.push_back(pool.back().Task(&PiWorker::Run).Remote(samples, w, workers, seed));
+  }
+  std::vector<ObjectRef<int64_t>> pending = runs;
+  while (!pending.empty()) {
+    pending = Wait(pending, static_cast<int>(pending.size()), progress ? 200 : -1).unready;
+    if (progress) {
+      progress((*Get(supervisor.Task(&PiSupervisor::Progress).Remote()))[1], elapsed());
+    }
+  }
+  int64_t inside = 0;
+  for (const auto& hits : Get(runs)) inside += *hits;
+  PiResult result;
+  result.seconds = elapsed();
+  result.samples = samples;
+  result.workers = workers;
+  result.estimate = 4.0 * static_cast<double>(inside) / static_cast<double>(samples);
+  result.error = std::abs(result.estimate - std::numbers::pi);
+  for (auto& worker : pool) Kill(worker);
+  Kill(supervisor);
+  return result;
+}
+
 int RunPi(const PiOptions& options) {
   if (options.samples <= 0) {
     std::cerr << "lumen pi: --samples must be positive\n";
     return 1;
   }
-  int tasks = options.tasks;
-  if (tasks <= 0) tasks = static_cast<int>((options.samples + kMaxBatch - 1) / kMaxBatch);
-  if (tasks > options.samples) tasks = static_cast<int>(options.samples);
   InitOptions init;
   init.address = options.address;
   init.temp_dir = options.temp_dir;
   try {
     Init(init);
-    const auto start = std::chrono::steady_clock::now();
-    std::vector<ObjectRef<int64_t>> refs;
-    std::vector<int64_t> sizes;
-    for (int i = 0; i < tasks; ++i) {
-      const int64_t n = options.samples / tasks + (i < options.samples % tasks ? 1 : 0);
-      sizes.push_back(n);
-      refs.push_back(Task(SampleBatch).Remote(n, options.seed + static_cast<uint64_t>(i)));
+    const bool bar = !options.json && isatty(STDERR_FILENO);
+    std::function<void(int64_t, double)> progress;
+    if (bar) {
+      progress = [&](int64_t done, double seconds) {
+        DrawProgress(done, options.samples, seconds);
+      };
     }
-    const bool progress = !options.json && isatty(STDERR_FILENO);
-    int64_t inside = 0;
-    int64_t done = 0;
-    std::vector<ObjectRef<int64_t>> pending = refs;
-    while (!pending.empty()) {
-      auto [ready, rest] = Wait(pending, 1, progress ? 200 : -1);
-      for (const auto& ref : ready) {
-        inside += *Get(ref);
-        for (size_t i = 0; i < refs.size(); ++i) {
-          if (refs[i] == ref) done += sizes[i];
-        }
-      }
-      pending = std::move(rest);
-      if (progress) {
-        DrawProgress(
-            done, options.samples,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      }
+    const PiResult result = EstimatePi(options.samples, options.workers, options.seed, progress);
+    if (bar) {
+      DrawProgress(options.samples, options.samples, result.seconds);
+      std::fprintf(stderr, "\n");
     }
-    if (progress) std::fprintf(stderr, "\n");
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double estimate =
-        4.0 * static_cast<double>(inside) / static_cast<double>(options.samples);
-    const double error = std::abs(estimate - std::numbers::pi);
+    const double rate = static_cast<double>(result.samples) / result.seconds;
     if (options.json) {
-      nlohmann::json out = {{"estimate", estimate},
-                            {"error", error},
-                            {"samples", options.samples},
-                            {"tasks", tasks},
-                            {"seed", options.seed},
-                            {"wall_seconds", seconds},
-                            {"samples_per_second", static_cast<double>(options.samples) / seconds}};
+      nlohmann::json out = {{"estimate", result.estimate}, {"error", result.error},
+                            {"samples", result.samples},   {"workers", result.workers},
+                            {"seed", options.seed},        {"wall_seconds", result.seconds},
+                            {"samples_per_second", rate}};
       std::cout << out.dump() << "\n";
     } else {
-      std::cout << absl::StrFormat("pi is about %.8f (error %.2e)\n", estimate, error)
-                << absl::StrFormat("%d samples in %d tasks, %.3f s, %.1f M samples/s\n",
-                                   options.samples, tasks, seconds,
-                                   static_cast<double>(options.samples) / seconds / 1e6);
+      std::cout << absl::StrFormat("pi is about %.8f (error %.2e)\n", result.estimate, result.error)
+                << absl::StrFormat("%d samples, %d worker actors, %.3f s, %.1f M samples/s\n",
+                                   result.samples, result.workers, result.seconds, rate / 1e6);
     }
     Shutdown();
     return 0;

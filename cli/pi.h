@@ -1,14 +1,16 @@
-// `lumen pi`: estimates pi by Monte Carlo sampling spread over tasks on the cluster.
+// `lumen pi`: estimates pi by Monte Carlo the way the lab asks: one supervisor actor and K worker
+// actors that sample in batches and report each batch to the supervisor.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace lumen::cli {
 
 struct PiOptions {
   int64_t samples = 100'000'000;
-  int tasks = -1;  // -1: enough tasks of at most 10^7 samples each
+  int workers = -1;  // -1: the cluster's CPUs
   uint64_t seed = 42;
   std::string address;
   std::string temp_dir;
@@ -17,8 +19,22 @@ struct PiOptions {
 
 int RunPi(const PiOptions& options);
 
+struct PiResult {
+  double estimate = 0;
+  double error = 0;
+  int64_t samples = 0;
+  int workers = 0;
+  double seconds = 0;
+};
+
+// Runs the job on the cluster this process is connected to. `progress` (may be empty) gets the
+// samples counted so far about five times a second. The estimate depends only on `samples` and
+// `seed`, not on the number of workers.
+PiResult EstimatePi(int64_t samples, int workers, uint64_t seed,
+                    const std::function<void(int64_t done, double seconds)>& progress);
+
 // The sampling kernel: how many of `samples` points drawn from a generator seeded with `seed`
-// fall inside the unit quarter circle. Deterministic for a given seed.
+// fall inside the unit quarter circle.
 int64_t CountInsideQuarterCircle(int64_t samples, uint64_t seed);
 
 }  // namespace lumen::cli

@@ -286,6 +286,8 @@ void KillActor(const std::string& actor_id, bool no_restart) {
   Runtime().KillActor(actor_id, no_restart);
 }
 
+std::map<std::string, double> ClusterResources() { return Runtime().ClusterResources(); }
+
 bool WasCurrentActorRestarted() { return EnvOr("LUMEN_ACTOR_RESTARTED", "0") == "1"; }
 
 void AddLocalReference(const std::string& object_id, const std::string& owner_address) {

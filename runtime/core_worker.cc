@@ -607,6 +607,20 @@ void CoreWorker::KillActor(const std::string& actor_id, bool no_restart) {
   if (!status.ok()) throw Error("lumen::Kill: " + status.error_message());
 }
 
+std::map<std::string, double> CoreWorker::ClusterResources() {
+  proto::ClusterStatus status;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(10));
+  auto rpc = Head()->GetClusterStatus(&context, proto::GetClusterStatusRequest(), &status);
+  if (!rpc.ok()) throw Error("lumen::ClusterResources: " + rpc.error_message());
+  std::map<std::string, double> total;
+  for (const auto& node : status.nodes()) {
+    if (!node.alive()) continue;
+    for (const auto& [name, amount] : node.total()) total[name] += amount;
+  }
+  return total;
+}
+
 bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
   std::string bytes;
   proto::ActorSpec spec;
@@ -810,7 +824,11 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
     fail(proto::ErrorInfo::SYSTEM, "lumen::Error", "this worker does not host an actor");
     return;
   } else if (const RegisteredMethod* method = FindMethod(spec.function())) {
-    call = [method, instance = actor_instance_.get()](const std::vector<ArgView>& args) {
+    call = [this, method, instance = actor_instance_.get()](const std::vector<ArgView>& args) {
+      // One call at a time unless the actor asked for concurrency; each caller's calls
+      // arrive on one connection and so keep their order.
+      std::unique_lock<std::mutex> serial(actor_call_mu_, std::defer_lock);
+      if (actor_max_concurrency_ == 1) serial.lock();
       return method->invoker(instance, args);
     };
     num_args = method->num_args;

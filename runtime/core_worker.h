@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +63,7 @@ class CoreWorker {
                            std::vector<TaskArgument> args);
   std::string FindNamedActor(const std::string& name, const std::string& ns);
   void KillActor(const std::string& actor_id, bool no_restart);
+  std::map<std::string, double> ClusterResources();
   // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
   // manager. False if it threw (then the process should exit).
   bool CreateActorInstance(const std::string& spec_hex);
@@ -135,6 +137,8 @@ class CoreWorker {
   // Actor workers: the instance and the pool that runs concurrent calls.
   std::shared_ptr<void> actor_instance_;
   int actor_max_concurrency_ = 1;
+  // Serializes the calls of a max-concurrency-1 actor that arrive from different callers.
+  std::mutex actor_call_mu_;
   std::unique_ptr<CallPool> call_pool_;
   std::unique_ptr<WireServer> server_;
   std::thread maintenance_;

@@ -50,8 +50,9 @@ TEST_CASE("named actors are found from other drivers and detached ones outlive t
   CHECK_THAT(second.output, Contains("shared-gone 1"));
 }
 
-TEST_CASE("dead actors fail calls with ActorDiedError and its cause, and restarts re-run the factory",
-          "[integration][actors]") {
+TEST_CASE(
+    "dead actors fail calls with ActorDiedError and its cause, and restarts re-run the factory",
+    "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
   const auto r = ActorDriver(cluster, "failures");

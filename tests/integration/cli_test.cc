@@ -148,7 +148,7 @@ TEST_CASE("a request without the cluster token is refused", "[integration][cli]"
   CHECK(right.exit_code == 0);
 }
 
-TEST_CASE("lumen pi estimates pi on an embedded cluster and repeats with a seed",
+TEST_CASE("lumen pi estimates pi with actors on an embedded cluster and repeats with a seed",
           "[integration][cli]") {
   const std::string temp_dir = "--temp-dir=" + MakeTempDir();
   const auto first = Run({"lumen", "pi", "--samples=20000000", "--seed=5", "--json", temp_dir});
@@ -159,6 +159,12 @@ TEST_CASE("lumen pi estimates pi on an embedded cluster and repeats with a seed"
   const auto second = Run({"lumen", "pi", "--samples=20000000", "--seed=5", "--json", temp_dir});
   REQUIRE(second.exit_code == 0);
   CHECK(nlohmann::json::parse(second.output)["estimate"] == result["estimate"]);
+  // One supervisor and K worker actors: the estimate does not depend on K.
+  const auto one_worker =
+      Run({"lumen", "pi", "--samples=20000000", "--seed=5", "--workers=1", "--json", temp_dir});
+  REQUIRE(one_worker.exit_code == 0);
+  CHECK(nlohmann::json::parse(one_worker.output)["workers"] == 1);
+  CHECK(nlohmann::json::parse(one_worker.output)["estimate"] == result["estimate"]);
   // The embedded cluster is gone with the job.
   CHECK(Run({"lumen", "status", temp_dir}).exit_code != 0);
 }

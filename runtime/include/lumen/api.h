@@ -42,6 +42,9 @@ void Init(const InitOptions& options = {});
 void Shutdown();
 bool IsInitialized();
 
+// Total resources of the cluster's live nodes, e.g. {{"CPU", 8}, {"GPU", 1}}.
+inline std::map<std::string, double> ClusterResources() { return internal::ClusterResources(); }
+
 // Stores `value` in the cluster and returns a ref to it. Large values go to the node's
 // shared-memory store with one copy; throws ObjectStoreFullError if it cannot make room.
 template <typename T>

@@ -98,6 +98,8 @@ RefParts SubmitActorTask(const std::string& actor_id, const std::string& method,
 std::string FindNamedActor(const std::string& name, const std::string& ns);
 void KillActor(const std::string& actor_id, bool no_restart);
 bool WasCurrentActorRestarted();
+// Total resources of the cluster's live nodes.
+std::map<std::string, double> ClusterResources();
 
 // ---- Reference counting (called by ObjectRef) ------------------------------------
 void AddLocalReference(const std::string& object_id, const std::string& owner_address);
