@@ -160,12 +160,14 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     --outstanding_lease_rpcs_;
     ShapeQueue& shape = shapes_[key];
     --shape.pending_leases;
-    if (!status.ok()) {
+    if (!status.ok() && shutdown_) {
+      // Cancelled by Shutdown: nothing to report.
+    } else if (!status.ok()) {
       ++shape.lease_failures;
       shape.retry_after = absl::Now() + absl::Milliseconds(500);
       LUMEN_LOG(WARNING) << "lease request to " << node_address
                          << " failed: " << status.error_message();
-      if (shape.lease_failures >= kMaxLeaseFailures || shutdown_) {
+      if (shape.lease_failures >= kMaxLeaseFailures) {
         FailShapeLocked(
             shape,
             absl::StrCat("could not lease a worker for ", DescribeShape(shape.resources),
