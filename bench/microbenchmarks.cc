@@ -188,7 +188,8 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
     }
     // Ray sizes the fan-out benchmarks by half the machine's CPUs.
     const int n_cpu = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
-    if (wanted("1_1_actor_calls")) {
+    if (wanted("1_1_actor_calls_sync") || wanted("1_1_actor_calls_async") ||
+        wanted("1_1_actor_calls_concurrent")) {
       auto actor = Actor(BenchActor::Create).Remote();
       Get(actor.Task(&BenchActor::SmallValue).Remote());
       run(
@@ -241,7 +242,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           },
           n * static_cast<int>(clients.size()));
     }
-    if (wanted("pi_")) {
+    if (wanted("pi_kernel_single_thread_samples") || wanted("pi_actor_job_samples")) {
       // Not one of Ray's: the pi job's sampling rate against its kernel on one thread.
       run(
           "pi_kernel_single_thread_samples", [] { cli::CountInsideQuarterCircle(1'000'000, 7); },

@@ -29,6 +29,7 @@ TEST_CASE("actor calls run in order per caller, each actor in its own process",
   CHECK_THAT(r.output, Contains("own-process 1"));
   CHECK_THAT(r.output, Contains("method-error counter failed 3"));
   CHECK_THAT(r.output, Contains("still-alive 1015"));
+  CHECK_THAT(r.output, Contains("nested 123"));  // 41 + 2 * 41
 }
 
 TEST_CASE("named actors are found from other drivers and detached ones outlive their creator",

@@ -12,6 +12,8 @@
 
 namespace {
 
+int Double(int x) { return 2 * x; }
+
 class Counter {
  public:
   static Counter* Create(int start) { return new Counter(start); }
@@ -24,6 +26,12 @@ class Counter {
     return 0;
   }
   int Fail(int code) { throw std::runtime_error("counter failed " + std::to_string(code)); }
+  // An actor method that creates an actor, calls it, and submits a task.
+  int SpawnChild(int x) {
+    auto child = lumen::Actor(Counter::Create).Remote(x);
+    const int added = *lumen::Get(child.Task(&Counter::Add).Remote(1));
+    return added + *lumen::Get(lumen::Task(Double).Remote(added));
+  }
   int SlowAdd(int x) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return value_ += x;
@@ -46,8 +54,8 @@ int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
 }
 
 LUMEN_REMOTE(Counter::Create, &Counter::Add, &Counter::Get, &Counter::Pid, &Counter::Restarted,
-             &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, Broken::Create, &Broken::Nothing,
-             AddThrough);
+             &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, &Counter::SpawnChild, Double,
+             Broken::Create, &Broken::Nothing, AddThrough);
 
 int Basic() {
   auto a = lumen::Actor(Counter::Create).Remote(0);
@@ -77,6 +85,7 @@ int Basic() {
     std::cout << "method-error " << e.remote_message() << std::endl;
   }
   std::cout << "still-alive " << *lumen::Get(a.Task(&Counter::Get).Remote()) << std::endl;
+  std::cout << "nested " << *lumen::Get(a.Task(&Counter::SpawnChild).Remote(40)) << std::endl;
   return 0;
 }
 
