@@ -258,12 +258,12 @@ RefParts SubmitTask(const std::string& function, std::vector<TaskArgument> args,
 
 RefParts PutObject(const ValueWriter& writer) { return Runtime().Put(writer); }
 
-std::vector<std::shared_ptr<Buffer>> GetObjects(const std::vector<RefParts>& refs,
+std::vector<std::shared_ptr<Buffer>> GetObjects(const std::vector<const RefParts*>& refs,
                                                 int64_t timeout_ms) {
   return Runtime().Get(refs, timeout_ms);
 }
 
-std::vector<bool> WaitObjects(const std::vector<RefParts>& refs, int num_returns,
+std::vector<bool> WaitObjects(const std::vector<const RefParts*>& refs, int num_returns,
                               int64_t timeout_ms, bool /*fetch_local*/) {
   return Runtime().Wait(refs, num_returns, timeout_ms);
 }

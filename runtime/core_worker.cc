@@ -82,6 +82,10 @@ std::string SelfExecutable() {
   return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
 }
 
+// The connection whose pushed task this thread is running: its queued replies are flushed
+// before the task blocks, since the caller may need one of them to make progress.
+thread_local Connection* tls_task_connection = nullptr;
+
 std::unique_ptr<CoreWorker>& CurrentSlot() {
   static std::unique_ptr<CoreWorker>* slot = new std::unique_ptr<CoreWorker>();
   return *slot;
@@ -375,7 +379,7 @@ void CoreWorker::SetBlocked(bool blocked) {
   if (!status.ok()) LUMEN_LOG(WARNING) << "NotifyBlocked failed: " << status.error_message();
 }
 
-std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<RefParts>& refs,
+std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const RefParts*>& refs,
                                                      int64_t timeout_ms) {
   std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), timeout_ms);
   size_t missing = 0;
@@ -391,7 +395,7 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<RefParts>
   return buffers;
 }
 
-std::vector<bool> CoreWorker::Wait(const std::vector<RefParts>& refs, int num_returns,
+std::vector<bool> CoreWorker::Wait(const std::vector<const RefParts*>& refs, int num_returns,
                                    int64_t timeout_ms) {
   std::vector<ValuePtr> values = WaitValues(refs, num_returns, timeout_ms);
   std::vector<bool> ready(refs.size(), false);
@@ -405,11 +409,22 @@ std::vector<bool> CoreWorker::Wait(const std::vector<RefParts>& refs, int num_re
   return ready;
 }
 
-std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<RefParts>& refs, int num_returns,
+std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>& refs,
+                                             int num_returns,
                                              int64_t timeout_ms) {
   if (num_returns < 0 || static_cast<size_t>(num_returns) > refs.size()) {
     throw Error(absl::StrCat("lumen::Wait: num_returns is ", num_returns, " but only ", refs.size(),
                              " refs were given"));
+  }
+  // Fast path: enough of the refs, in order, are ready already; nothing to subscribe to.
+  {
+    std::vector<ValuePtr> values(refs.size());
+    int ready = 0;
+    for (size_t i = 0; i < refs.size() && ready < num_returns; ++i) {
+      values[i] = objects_->Peek(refs[i]->object_id);
+      if (values[i] != nullptr) ++ready;
+    }
+    if (ready >= num_returns) return values;
   }
   // Shared with the callbacks, which may run after a timed-out call returned.
   struct Waiter {
@@ -420,17 +435,17 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<RefParts>& refs, 
   auto waiter = std::make_shared<Waiter>();
   waiter->values.resize(refs.size());
   for (size_t i = 0; i < refs.size(); ++i) {
-    if (refs[i].object_id.empty()) throw Error("lumen::Get/Wait: an ObjectRef is empty");
+    if (refs[i]->object_id.empty()) throw Error("lumen::Get/Wait: an ObjectRef is empty");
     bool fetch = false;
     ValuePtr value = objects_->GetOrSubscribe(
-        refs[i].object_id, refs[i].owner_address,
+        refs[i]->object_id, refs[i]->owner_address,
         [waiter, i](const ValuePtr& v) {
           absl::MutexLock lock(&waiter->mu);
           waiter->values[i] = v;
           ++waiter->ready;
         },
         &fetch);
-    if (fetch) FetchFromOwner(refs[i].owner_address, refs[i].object_id);
+    if (fetch) FetchFromOwner(refs[i]->owner_address, refs[i]->object_id);
     if (value != nullptr) {
       absl::MutexLock lock(&waiter->mu);
       waiter->values[i] = std::move(value);
@@ -441,6 +456,7 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<RefParts>& refs, 
   waiter->mu.Lock();
   if (!enough()) {
     waiter->mu.Unlock();
+    if (tls_task_connection != nullptr) tls_task_connection->Flush();
     SetBlocked(true);
     waiter->mu.Lock();
     if (timeout_ms < 0) {
@@ -544,10 +560,12 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
     if (amount > 0) (*spec->mutable_resources())[name] = amount;
   }
   // The factory's arguments are resolved now: the actor may start on any node, at any time.
-  std::vector<RefParts> refs;
+  std::vector<RefParts> ref_args;
   for (const auto& arg : args) {
-    if (arg.is_ref) refs.push_back(RefParts{arg.object_id, arg.owner_address});
+    if (arg.is_ref) ref_args.push_back(RefParts{arg.object_id, arg.owner_address});
   }
+  std::vector<const RefParts*> refs;
+  for (const auto& ref : ref_args) refs.push_back(&ref);
   std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), -1);
   size_t next_ref = 0;
   for (auto& arg : args) {
@@ -571,15 +589,18 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
 RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::string& method,
                                      std::vector<TaskArgument> args) {
   if (actor_id.empty()) throw Error("lumen: this ActorHandle is empty");
-  const uint64_t ticket = actor_submitter_->Reserve(actor_id);
   std::vector<RefParts> deps;
   std::unique_ptr<PendingTask> task = MakeTask(method, std::move(args), &deps);
   task->spec.set_actor_id(actor_id);
   RefParts result{task->spec.return_id(), self_address_};
-  ResolveAndSubmit(std::move(task), std::move(deps),
-                   [this, actor_id, ticket](std::unique_ptr<PendingTask> ready) {
-                     actor_submitter_->Fill(actor_id, ticket, std::move(ready));
-                   });
+  // The call's place in this caller's order is taken now, and given up if it fails early.
+  const uint64_t ticket = actor_submitter_->Reserve(actor_id);
+  ResolveAndSubmit(
+      std::move(task), std::move(deps),
+      [this, actor_id, ticket](std::unique_ptr<PendingTask> ready) {
+        actor_submitter_->Fill(actor_id, ticket, std::move(ready));
+      },
+      [this, actor_id, ticket] { actor_submitter_->Skip(actor_id, ticket); });
   return result;
 }
 
@@ -666,7 +687,7 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
 }
 
 void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
-                                  SubmitFn submit) {
+                                  SubmitFn submit, AbandonFn abandon) {
   if (deps.empty()) {
     submit(std::move(task));
     return;
@@ -679,7 +700,8 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
   auto resolution = std::make_shared<Resolution>();
   resolution->remaining = deps.size() + 1;
   resolution->task = std::move(task);
-  auto finish_one = [this, resolution, submit = std::move(submit)] {
+  auto finish_one = [this, resolution, submit = std::move(submit),
+                     abandon = std::move(abandon)] {
     std::unique_ptr<PendingTask> ready;
     {
       absl::MutexLock lock(&resolution->mu);
@@ -696,6 +718,7 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
       if (value->has_error()) {
         auto on_done = std::move(ready->on_done);
         on_done(*ready, value);
+        if (abandon) abandon();
         return;
       }
       *arg.mutable_value() = *value;
@@ -796,7 +819,9 @@ void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
   }
   proto::Frame frame;
   frame.mutable_reply()->set_seq(spec.seq());
+  tls_task_connection = &conn;
   RunTask(spec, frame.mutable_reply()->mutable_result());
+  tls_task_connection = nullptr;
   conn.Send(frame, /*flush=*/false);
 }
 
@@ -899,7 +924,13 @@ std::shared_ptr<Connection> CoreWorker::OwnerConnection(const std::string& owner
           },
       .on_batch_end = nullptr,
       .on_close =
-          [this, owner](Connection&, const std::string& reason) {
+          [this, owner](Connection& closed, const std::string& reason) {
+            {
+              // A duplicate connection that lost the race to be the owner's is not news.
+              absl::MutexLock lock(&conns_mu_);
+              auto it = owners_.find(owner);
+              if (it == owners_.end() || it->second.get() != &closed) return;
+            }
             objects_->FailBorrowedFrom(owner, "connection lost: " + reason);
           },
   });

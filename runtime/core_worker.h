@@ -67,10 +67,10 @@ class CoreWorker {
   // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
   // manager. False if it threw (then the process should exit).
   bool CreateActorInstance(const std::string& spec_hex);
-  std::vector<std::shared_ptr<Buffer>> Get(const std::vector<RefParts>& refs, int64_t timeout_ms);
-  std::vector<bool> Wait(const std::vector<RefParts>& refs, int num_returns, int64_t timeout_ms);
+  std::vector<std::shared_ptr<Buffer>> Get(const std::vector<const RefParts*>& refs, int64_t timeout_ms);
+  std::vector<bool> Wait(const std::vector<const RefParts*>& refs, int num_returns, int64_t timeout_ms);
   // Values of `refs` once num_returns are ready or the timeout passed; null where not ready.
-  std::vector<ValuePtr> WaitValues(const std::vector<RefParts>& refs, int num_returns,
+  std::vector<ValuePtr> WaitValues(const std::vector<const RefParts*>& refs, int num_returns,
                                    int64_t timeout_ms);
   ObjectTable& objects() { return *objects_; }
 
@@ -110,12 +110,15 @@ class CoreWorker {
 
   // ---- tasks
   using SubmitFn = std::function<void(std::unique_ptr<PendingTask>)>;
+  using AbandonFn = std::function<void()>;
   // Builds the spec of a call: arguments (large values put in the store first), owner, and
   // the dependencies whose values must be resolved before it is sent.
   std::unique_ptr<PendingTask> MakeTask(const std::string& function, std::vector<TaskArgument> args,
                                         std::vector<RefParts>* deps);
+  // Waits for the dependencies, fills their values in and calls `submit`; when one failed,
+  // finishes the task with its error and calls `abandon` instead.
   void ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
-                        SubmitFn submit);
+                        SubmitFn submit, AbandonFn abandon = nullptr);
   // Computes a pushed task's result (runs the function or the actor method).
   void RunTask(const proto::TaskSpec& spec, proto::Value* result);
   proto::HeadService::Stub* Head();

@@ -125,7 +125,9 @@ NodeManager::Worker* NodeManager::FindIdleWorkerLocked(const std::string& execut
                                                        uint64_t job) {
   Worker* unbound = nullptr;
   for (auto& [id, worker] : workers_) {
-    if (worker.state != WorkerState::kIdle || worker.executable != executable) continue;
+    if (worker.state != WorkerState::kIdle || worker.dying || worker.executable != executable) {
+      continue;
+    }
     if (worker.job == job) return &worker;
     if (worker.job == 0 && unbound == nullptr) unbound = &worker;
   }
@@ -145,6 +147,7 @@ int NodeManager::CountWorkersLocked(const std::string& executable, uint64_t job,
 }
 
 void NodeManager::KillWorkerLocked(Worker& worker) {
+  worker.dying = true;
   if (worker.pid > 0) kill(worker.pid, SIGKILL);
 }
 
@@ -176,6 +179,12 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
       }
     }
     if (worker.client_id != 0) {
+      // Workers it had leased for its own nested tasks are nobody's now.
+      std::vector<uint64_t> held;
+      for (const auto& [lease_id, lease] : leases_) {
+        if (lease.holder == worker.client_id) held.push_back(lease_id);
+      }
+      for (uint64_t lease_id : held) ReleaseLeaseLocked(lease_id, /*kill_worker=*/true);
       store_->ReleaseClient(worker.client_id);
       clients_.erase(worker.client_id);
     }

@@ -99,6 +99,8 @@ class NodeManager final : public proto::NodeService::Service {
     bool actor_created = false;
     std::string actor_error;
     std::string kill_reason;  // why this node manager killed it, if it did
+    bool owner_gone = false;  // killed because its owner's job ended: never restarted
+    bool dying = false;       // signalled; never leased again while it is being reaped
   };
   struct Lease {
     uint64_t id = 0;

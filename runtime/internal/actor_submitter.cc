@@ -42,6 +42,19 @@ void ActorSubmitter::Fill(const std::string& actor_id, uint64_t ticket,
   Fail(failures);
 }
 
+void ActorSubmitter::Skip(const std::string& actor_id, uint64_t ticket) {
+  std::vector<std::shared_ptr<Connection>> flush;
+  Failures failures;
+  {
+    absl::MutexLock lock(&mu_);
+    Actor& actor = actors_[actor_id];
+    actor.queue.erase(ticket);
+    if (!shutdown_) DrainLocked(actor_id, actor, &flush, &failures);
+  }
+  for (auto& conn : flush) conn->Flush();
+  Fail(failures);
+}
+
 void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor,
                                  std::vector<std::shared_ptr<Connection>>* flush,
                                  Failures* failures) {
@@ -130,6 +143,11 @@ void ActorSubmitter::Resolve(std::string actor_id) {
     Failures failures;
     {
       absl::MutexLock lock(&mu_);
+      if (shutdown_) {
+        // Shutdown collected the calls already; a connection made meanwhile is not used.
+        if (conn != nullptr) conn->Close();
+        return;
+      }
       Actor& actor = actors_[actor_id];
       for (auto& task : actor.orphaned) {
         const std::string message =

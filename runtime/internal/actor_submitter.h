@@ -31,6 +31,8 @@ class ActorSubmitter {
   // resolved task and every earlier call was sent.
   uint64_t Reserve(const std::string& actor_id);
   void Fill(const std::string& actor_id, uint64_t ticket, std::unique_ptr<PendingTask> task);
+  // Gives up a reserved place (the call failed before it could be sent).
+  void Skip(const std::string& actor_id, uint64_t ticket);
   // Fails every queued and in-flight call; later calls fail at once.
   void Shutdown();
 

@@ -76,16 +76,16 @@ std::shared_ptr<T> DecodeValue(const Buffer& buffer) {
 // lumen/errors.h.
 template <typename T>
 std::shared_ptr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
-  auto buffers = internal::GetObjects({ref.parts()}, timeout_ms);
+  auto buffers = internal::GetObjects({&ref.parts()}, timeout_ms);
   return internal::DecodeValue<T>(*buffers[0]);
 }
 
 template <typename T>
 std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& refs,
                                     int64_t timeout_ms = -1) {
-  std::vector<internal::RefParts> parts;
+  std::vector<const internal::RefParts*> parts;
   parts.reserve(refs.size());
-  for (const auto& ref : refs) parts.push_back(ref.parts());
+  for (const auto& ref : refs) parts.push_back(&ref.parts());
   auto buffers = internal::GetObjects(parts, timeout_ms);
   std::vector<std::shared_ptr<T>> values;
   values.reserve(buffers.size());
@@ -104,9 +104,9 @@ struct WaitResult {
 template <typename T>
 WaitResult<T> Wait(const std::vector<ObjectRef<T>>& refs, int num_returns, int64_t timeout_ms = -1,
                    bool fetch_local = true) {
-  std::vector<internal::RefParts> parts;
+  std::vector<const internal::RefParts*> parts;
   parts.reserve(refs.size());
-  for (const auto& ref : refs) parts.push_back(ref.parts());
+  for (const auto& ref : refs) parts.push_back(&ref.parts());
   std::vector<bool> ready = internal::WaitObjects(parts, num_returns, timeout_ms, fetch_local);
   WaitResult<T> result;
   for (size_t i = 0; i < refs.size(); ++i) {

@@ -7,6 +7,7 @@
 // object lives while any ref to it exists anywhere in the cluster. Thread-compatible.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -15,68 +16,70 @@
 
 namespace lumen {
 
+namespace internal {
+
+// One process-local reference to an object: created with the first ObjectRef, released to the
+// runtime when the last copy goes, so that copying a ref costs an atomic increment.
+class RefHolder {
+ public:
+  explicit RefHolder(RefParts parts) : parts_(std::move(parts)) {
+    AddLocalReference(parts_.object_id, parts_.owner_address);
+  }
+  ~RefHolder() {
+    if (RuntimeActive()) RemoveLocalReference(parts_.object_id);
+  }
+  RefHolder(const RefHolder&) = delete;
+  RefHolder& operator=(const RefHolder&) = delete;
+  const RefParts& parts() const { return parts_; }
+
+ private:
+  RefParts parts_;
+};
+
+inline const RefParts& EmptyRefParts() {
+  static const RefParts empty;
+  return empty;
+}
+
+}  // namespace internal
+
 template <typename T>
 class ObjectRef {
  public:
   using ValueType = T;
 
   ObjectRef() = default;
-  explicit ObjectRef(internal::RefParts parts) : parts_(std::move(parts)) { Acquire(); }
-  ObjectRef(const ObjectRef& other) : parts_(other.parts_) { Acquire(); }
-  ObjectRef(ObjectRef&& other) noexcept : parts_(std::move(other.parts_)) {
-    other.parts_.object_id.clear();
-  }
-  ObjectRef& operator=(const ObjectRef& other) {
-    if (this != &other) {
-      Release();
-      parts_ = other.parts_;
-      Acquire();
+  explicit ObjectRef(internal::RefParts parts) {
+    if (!parts.object_id.empty()) {
+      holder_ = std::make_shared<const internal::RefHolder>(std::move(parts));
     }
-    return *this;
   }
-  ObjectRef& operator=(ObjectRef&& other) noexcept {
-    if (this != &other) {
-      Release();
-      parts_ = std::move(other.parts_);
-      other.parts_.object_id.clear();
-    }
-    return *this;
-  }
-  ~ObjectRef() { Release(); }
 
-  bool valid() const { return !parts_.object_id.empty(); }
+  bool valid() const { return holder_ != nullptr; }
   // Binary object id (16 bytes).
-  const std::string& id() const { return parts_.object_id; }
+  const std::string& id() const { return parts().object_id; }
   // host:port of the process that owns the object.
-  const std::string& owner_address() const { return parts_.owner_address; }
-  const internal::RefParts& parts() const { return parts_; }
-
-  bool operator==(const ObjectRef& other) const {
-    return parts_.object_id == other.parts_.object_id;
+  const std::string& owner_address() const { return parts().owner_address; }
+  const internal::RefParts& parts() const {
+    return holder_ != nullptr ? holder_->parts() : internal::EmptyRefParts();
   }
+
+  bool operator==(const ObjectRef& other) const { return id() == other.id(); }
 
   template <class Archive>
   void save(Archive& archive) const {
-    if (valid()) internal::OnReferenceSerialized(parts_.object_id, parts_.owner_address);
-    archive(parts_.object_id, parts_.owner_address);
+    if (valid()) internal::OnReferenceSerialized(id(), owner_address());
+    archive(id(), owner_address());
   }
   template <class Archive>
   void load(Archive& archive) {
-    Release();
-    archive(parts_.object_id, parts_.owner_address);
-    Acquire();
+    internal::RefParts parts;
+    archive(parts.object_id, parts.owner_address);
+    *this = ObjectRef(std::move(parts));
   }
 
  private:
-  void Acquire() {
-    if (valid()) internal::AddLocalReference(parts_.object_id, parts_.owner_address);
-  }
-  void Release() {
-    if (valid() && internal::RuntimeActive()) internal::RemoveLocalReference(parts_.object_id);
-    parts_.object_id.clear();
-  }
-
-  internal::RefParts parts_;
+  std::shared_ptr<const internal::RefHolder> holder_;
 };
 
 template <typename T>

@@ -83,9 +83,10 @@ RefParts SubmitTask(const std::string& function, std::vector<TaskArgument> args,
                     const TaskOptions& options);
 RefParts PutObject(const ValueWriter& writer);
 // timeout_ms < 0 waits forever.
-std::vector<std::shared_ptr<Buffer>> GetObjects(const std::vector<RefParts>& refs,
+// The refs are borrowed for the call only.
+std::vector<std::shared_ptr<Buffer>> GetObjects(const std::vector<const RefParts*>& refs,
                                                 int64_t timeout_ms);
-std::vector<bool> WaitObjects(const std::vector<RefParts>& refs, int num_returns,
+std::vector<bool> WaitObjects(const std::vector<const RefParts*>& refs, int num_returns,
                               int64_t timeout_ms, bool fetch_local);
 
 // ---- Actors ---------------------------------------------------------------------
