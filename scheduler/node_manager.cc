@@ -170,12 +170,13 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
     if (!worker.actor_id.empty()) {
       for (const auto& [name, amount] : worker.actor_resources) available_[name] += amount;
       if (worker.actor_created) {
-        const bool killed = !worker.kill_reason.empty();
-        actor_deaths_.emplace_back(worker.actor_id,
-                                   killed ? worker.kill_reason
-                                          : absl::StrCat("its process (pid ", pid, ") ",
-                                                         internal::DescribeWaitStatus(status)),
-                                   !killed);
+        // The head decides about restarts; only an actor whose owner left never comes back.
+        actor_deaths_.emplace_back(
+            worker.actor_id,
+            !worker.kill_reason.empty()
+                ? worker.kill_reason
+                : absl::StrCat("its process (pid ", pid, ") ", internal::DescribeWaitStatus(status)),
+            !worker.owner_gone);
       }
     }
     if (worker.client_id != 0) {
@@ -439,6 +440,7 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
     if (worker.job != job || worker.detached) continue;
     if (!worker.actor_id.empty()) {
       worker.kill_reason = absl::StrCat("its owner (driver pid ", driver->second.pid, ") exited");
+      worker.owner_gone = true;
     }
     KillWorkerLocked(worker);
   }

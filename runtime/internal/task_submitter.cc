@@ -186,8 +186,11 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
   }
   Deliver(out);
   for (auto& task : failed) {
-    ValuePtr error = MakeErrorValue(proto::ErrorInfo::SYSTEM,
-                                    "task " + task->spec.function() + " could not be scheduled");
+    ValuePtr error = MakeErrorValue(
+        proto::ErrorInfo::SYSTEM,
+        absl::StrCat("task ", task->spec.function(), " could not be scheduled: no worker could be ",
+                     "leased from the node manager at ", node_address, ": ",
+                     status.error_message()));
     Finish(std::move(task), error);
   }
 }

@@ -30,6 +30,9 @@ TEST_CASE("actor calls run in order per caller, each actor in its own process",
   CHECK_THAT(r.output, Contains("method-error counter failed 3"));
   CHECK_THAT(r.output, Contains("still-alive 1015"));
   CHECK_THAT(r.output, Contains("nested 123"));  // 41 + 2 * 41
+  CHECK_THAT(r.output, Contains("failed-arg counter failed 9"));
+  CHECK_THAT(r.output, Contains("after-failed-arg 1015"));
+  CHECK_THAT(r.output, Contains("pipelined-consume 1016"));
 }
 
 TEST_CASE("named actors are found from other drivers and detached ones outlive their creator",
@@ -68,6 +71,7 @@ TEST_CASE(
   CHECK_THAT(r.output, Contains("std::logic_error: no way"));
   CHECK_THAT(r.output, Contains("restartable 0"));
   CHECK_THAT(r.output, Contains("restarted-state 5 restarted 1"));
+  CHECK_THAT(r.output, Contains("kill-with-restart 3"));
 }
 
 TEST_CASE("an actor with max concurrency 4 runs four calls at once", "[integration][actors]") {

@@ -32,6 +32,8 @@ class Counter {
     const int added = *lumen::Get(child.Task(&Counter::Add).Remote(1));
     return added + *lumen::Get(lumen::Task(Double).Remote(added));
   }
+  // Gets a ref produced by an earlier call to this same actor (pipelined behind it).
+  int Consume(std::vector<lumen::ObjectRef<int>> refs) { return *lumen::Get(refs[0]) + 1; }
   int SlowAdd(int x) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return value_ += x;
@@ -54,8 +56,8 @@ int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
 }
 
 LUMEN_REMOTE(Counter::Create, &Counter::Add, &Counter::Get, &Counter::Pid, &Counter::Restarted,
-             &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, &Counter::SpawnChild, Double,
-             Broken::Create, &Broken::Nothing, AddThrough);
+             &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, &Counter::SpawnChild,
+             &Counter::Consume, Double, Broken::Create, &Broken::Nothing, AddThrough);
 
 int Basic() {
   auto a = lumen::Actor(Counter::Create).Remote(0);
@@ -86,6 +88,18 @@ int Basic() {
   }
   std::cout << "still-alive " << *lumen::Get(a.Task(&Counter::Get).Remote()) << std::endl;
   std::cout << "nested " << *lumen::Get(a.Task(&Counter::SpawnChild).Remote(40)) << std::endl;
+  // A call whose argument failed fails, and later calls on the handle still run.
+  auto failed = a.Task(&Counter::Fail).Remote(9);
+  try {
+    lumen::Get(a.Task(&Counter::Add).Remote(failed));
+  } catch (const lumen::TaskError& e) {
+    std::cout << "failed-arg " << e.remote_message() << std::endl;
+  }
+  std::cout << "after-failed-arg " << *lumen::Get(a.Task(&Counter::Add).Remote(0), 20000)
+            << std::endl;
+  auto produced = a.Task(&Counter::Add).Remote(0);
+  auto consumed = a.Task(&Counter::Consume).Remote(std::vector<lumen::ObjectRef<int>>{produced});
+  std::cout << "pipelined-consume " << *lumen::Get(consumed, 20000) << std::endl;
   return 0;
 }
 
@@ -150,6 +164,11 @@ int Failures() {
   kill(first_pid, SIGKILL);
   std::cout << "restarted-state " << *lumen::Get(r.Task(&Counter::Get).Remote(), 30000)
             << " restarted " << *lumen::Get(r.Task(&Counter::Restarted).Remote()) << std::endl;
+  auto again = lumen::Actor(Counter::Create).SetMaxRestarts(1).SetMaxTaskRetries(1).Remote(3);
+  lumen::Get(again.Task(&Counter::Add).Remote(1));
+  lumen::Kill(again, /*no_restart=*/false);
+  std::cout << "kill-with-restart " << *lumen::Get(again.Task(&Counter::Get).Remote(), 30000)
+            << std::endl;
   return 0;
 }
 
