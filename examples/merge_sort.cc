@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   std::vector<int> expected = values;
   const double sequential = timed([&] { std::sort(expected.begin(), expected.end()); });
   std::shared_ptr<std::vector<int>> sorted;
-  const double parallel = timed([&] { sorted = lumen::Get(lumen::Task(MergeSort).Remote(values)); });
+  const double parallel =
+      timed([&] { sorted = lumen::Get(lumen::Task(MergeSort).Remote(values)); });
   std::cout << "sorted correctly: " << (*sorted == expected ? "yes" : "no") << std::endl;
   std::cout << "std::sort " << sequential << " s, parallel merge sort " << parallel
             << " s, speed-up " << sequential / parallel << std::endl;

@@ -410,8 +410,7 @@ std::vector<bool> CoreWorker::Wait(const std::vector<const RefParts*>& refs, int
 }
 
 std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>& refs,
-                                             int num_returns,
-                                             int64_t timeout_ms) {
+                                             int num_returns, int64_t timeout_ms) {
   if (num_returns < 0 || static_cast<size_t>(num_returns) > refs.size()) {
     throw Error(absl::StrCat("lumen::Wait: num_returns is ", num_returns, " but only ", refs.size(),
                              " refs were given"));
@@ -700,8 +699,7 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
   auto resolution = std::make_shared<Resolution>();
   resolution->remaining = deps.size() + 1;
   resolution->task = std::move(task);
-  auto finish_one = [this, resolution, submit = std::move(submit),
-                     abandon = std::move(abandon)] {
+  auto finish_one = [this, resolution, submit = std::move(submit), abandon = std::move(abandon)] {
     std::unique_ptr<PendingTask> ready;
     {
       absl::MutexLock lock(&resolution->mu);

@@ -67,8 +67,10 @@ class CoreWorker {
   // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
   // manager. False if it threw (then the process should exit).
   bool CreateActorInstance(const std::string& spec_hex);
-  std::vector<std::shared_ptr<Buffer>> Get(const std::vector<const RefParts*>& refs, int64_t timeout_ms);
-  std::vector<bool> Wait(const std::vector<const RefParts*>& refs, int num_returns, int64_t timeout_ms);
+  std::vector<std::shared_ptr<Buffer>> Get(const std::vector<const RefParts*>& refs,
+                                           int64_t timeout_ms);
+  std::vector<bool> Wait(const std::vector<const RefParts*>& refs, int num_returns,
+                         int64_t timeout_ms);
   // Values of `refs` once num_returns are ready or the timeout passed; null where not ready.
   std::vector<ValuePtr> WaitValues(const std::vector<const RefParts*>& refs, int num_returns,
                                    int64_t timeout_ms);

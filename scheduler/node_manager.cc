@@ -171,12 +171,12 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
       for (const auto& [name, amount] : worker.actor_resources) available_[name] += amount;
       if (worker.actor_created) {
         // The head decides about restarts; only an actor whose owner left never comes back.
-        actor_deaths_.emplace_back(
-            worker.actor_id,
-            !worker.kill_reason.empty()
-                ? worker.kill_reason
-                : absl::StrCat("its process (pid ", pid, ") ", internal::DescribeWaitStatus(status)),
-            !worker.owner_gone);
+        actor_deaths_.emplace_back(worker.actor_id,
+                                   !worker.kill_reason.empty()
+                                       ? worker.kill_reason
+                                       : absl::StrCat("its process (pid ", pid, ") ",
+                                                      internal::DescribeWaitStatus(status)),
+                                   !worker.owner_gone);
       }
     }
     if (worker.client_id != 0) {

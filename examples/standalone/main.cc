@@ -33,7 +33,6 @@ int main(int argc, char** argv) {
   Point mid = *lumen::Get(lumen::Task(Midpoint).Remote(Point{0, 0}, Point{2, 4}));
   std::cout << "midpoint " << mid.x << " " << mid.y << std::endl;
   auto greeter = lumen::Actor(Greeter::Create).Remote(std::string("Hello"));
-  std::cout << *lumen::Get(greeter.Task(&Greeter::Greet).Remote(std::string("Lumen")))
-            << std::endl;
+  std::cout << *lumen::Get(greeter.Task(&Greeter::Greet).Remote(std::string("Lumen"))) << std::endl;
   lumen::Shutdown();
 }

@@ -5,9 +5,9 @@
 
 #include "tests/integration/harness.h"
 
+using Catch::Matchers::Contains;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
-using Catch::Matchers::Contains;
 
 namespace {
 
