@@ -18,12 +18,6 @@
 namespace lumen::cli {
 namespace {
 
-std::string SelfExecutable() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "lumen";
-}
-
 std::string TempDirOr(const std::string& temp_dir) {
   return temp_dir.empty() ? internal::DefaultTempDir() : temp_dir;
 }
@@ -122,7 +116,7 @@ int Start(const StartOptions& options) {
   }
   config.session_dir = session->dir();
   internal::SpawnOptions spawn;
-  spawn.argv = {SelfExecutable()};
+  spawn.argv = {internal::SelfExecutable()};
   spawn.env = {{"LUMEN_ROLE", "daemon"}, {"LUMEN_DAEMON_CONFIG", scheduler::ToJson(config)}};
   spawn.log_path = session->LogPath(options.head ? "head.log" : "node.log");
   spawn.detach = true;
@@ -190,16 +184,9 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   std::string address;
   std::string token;
   if (!ResolveCluster(address_flag, temp_dir, &address, &token)) return 1;
-  auto stub = proto::HeadService::NewStub(internal::MakeChannel(address));
-  grpc::ClientContext context;
-  internal::PrepareContext(&context, token, absl::Seconds(5));
-  proto::GetClusterStatusRequest request;
-  proto::ClusterStatus status;
-  auto rpc = stub->GetClusterStatus(&context, request, &status);
-  if (!rpc.ok()) {
-    return Fail("status",
-                absl::StrCat("cannot reach the head at ", address, ": ", rpc.error_message()));
-  }
+  auto fetched = internal::FetchClusterStatus(address, token, absl::Seconds(5));
+  if (!fetched.ok()) return Fail("status", std::string(fetched.status().message()));
+  const proto::ClusterStatus& status = *fetched;
   if (json) {
     nlohmann::json out;
     out["address"] = address;

@@ -48,13 +48,6 @@ std::string EnvOr(const char* name, const std::string& fallback) {
   return value != nullptr && *value != '\0' ? value : fallback;
 }
 
-std::string SelfExecutable() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return "";
-  return std::string(path, static_cast<size_t>(n));
-}
-
 std::set<std::string> LocalAddresses() {
   std::set<std::string> out = {"127.0.0.1", "localhost"};
   ifaddrs* list = nullptr;
@@ -71,18 +64,10 @@ std::set<std::string> LocalAddresses() {
 
 // Asks the head for the node manager running on this machine.
 std::string FindLocalNode(const std::string& head_address, const std::string& token) {
-  auto stub = proto::HeadService::NewStub(internal::MakeChannel(head_address));
-  grpc::ClientContext context;
-  internal::PrepareContext(&context, token, absl::Seconds(10));
-  proto::GetClusterStatusRequest request;
-  proto::ClusterStatus status;
-  auto rpc = stub->GetClusterStatus(&context, request, &status);
-  if (!rpc.ok()) {
-    throw Error(absl::StrCat("lumen::Init: cannot reach the head at ", head_address, ": ",
-                             rpc.error_message()));
-  }
+  auto status = internal::FetchClusterStatus(head_address, token, absl::Seconds(10));
+  if (!status.ok()) throw Error(absl::StrCat("lumen::Init: ", status.status().message()));
   const std::set<std::string> local = LocalAddresses();
-  for (const auto& node : status.nodes()) {
+  for (const auto& node : status->nodes()) {
     if (node.alive() && local.count(node.ip()) > 0) return node.address();
   }
   throw Error(absl::StrCat("lumen::Init: the cluster at ", head_address,
@@ -138,7 +123,7 @@ std::string StartEmbeddedCluster(const InitOptions& options, const std::string& 
   daemon.resources = options.resources;
   daemon.embedded = true;
   internal::SpawnOptions spawn;
-  spawn.argv = {SelfExecutable()};
+  spawn.argv = {internal::SelfExecutable()};
   spawn.env = {{"LUMEN_ROLE", "daemon"}, {"LUMEN_DAEMON_CONFIG", scheduler::ToJson(daemon)}};
   spawn.log_path = session->LogPath("head.log");
   spawn.detach = false;
@@ -219,7 +204,7 @@ void Init(const InitOptions& options) {
   internal::CoreWorkerConfig config;
   config.node_address = FindLocalNode(address, token);
   config.token = token;
-  config.executable = SelfExecutable();
+  config.executable = internal::SelfExecutable();
   auto worker = internal::CoreWorker::Start(config);
   if (!worker.ok()) {
     StopEmbeddedCluster();

@@ -16,6 +16,7 @@
 #include "runtime/internal/function_registry.h"
 #include "runtime/internal/ids.h"
 #include "runtime/internal/logging.h"
+#include "runtime/internal/process.h"
 #include "runtime/internal/rpc.h"
 
 namespace lumen::internal {
@@ -74,12 +75,6 @@ class StoreBuffer : public Buffer {
     default:
       throw Error(error.message());
   }
-}
-
-std::string SelfExecutable() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
 }
 
 // The connection whose pushed task this thread is running: its queued replies are flushed

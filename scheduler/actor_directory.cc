@@ -187,6 +187,21 @@ void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string&
   if (restart) std::thread(StartActor, state_, token_, pick_node_, actor_id, true).detach();
 }
 
+void ActorDirectory::NodeDied(const std::string& address) {
+  std::vector<std::string> lost;
+  {
+    absl::MutexLock lock(&state_->mu);
+    for (const auto& [id, actor] : state_->actors) {
+      if (actor.node_address == address && actor.info.state() == proto::ActorInfo::ALIVE) {
+        lost.push_back(id);
+      }
+    }
+  }
+  for (const auto& id : lost) {
+    ReportDeath(id, absl::StrCat("its node (", address, ") died"), /*restartable=*/true);
+  }
+}
+
 std::vector<proto::ActorInfo> ActorDirectory::List() {
   absl::MutexLock lock(&state_->mu);
   std::vector<proto::ActorInfo> out;

@@ -30,6 +30,8 @@ class ActorDirectory {
   grpc::Status Get(const proto::GetActorInfoRequest& request, proto::ActorInfo* info);
   grpc::Status Kill(const std::string& actor_id, bool no_restart);
   void ReportDeath(const std::string& actor_id, const std::string& cause, bool restartable);
+  // The node manager at `address` was declared dead: so are the actors it ran.
+  void NodeDied(const std::string& address);
   std::vector<proto::ActorInfo> List();
 
  private:

@@ -35,12 +35,6 @@ int64_t DefaultStoreBytes() {
   return std::min<int64_t>(thirty_percent, int64_t{2} << 30);
 }
 
-std::string SelfExecutable() {
-  char path[PATH_MAX];
-  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
-}
-
 // A clear message when the port is taken (gRPC alone only says that it could not bind).
 absl::Status CheckPortFree(const std::string& ip, int port) {
   if (port == 0) return absl::OkStatus();
@@ -161,7 +155,7 @@ int RunDaemon(const DaemonConfig& config) {
   nm.ip = config.ip;
   nm.token = *token;
   nm.session_dir = config.session_dir;
-  nm.executable = SelfExecutable();
+  nm.executable = internal::SelfExecutable();
   nm.shm_name = shm_name;
   nm.resources = config.resources;
   nm.resources["CPU"] = config.num_cpus >= 0

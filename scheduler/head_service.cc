@@ -28,6 +28,27 @@ HeadService::HeadService(std::string token, std::string session_dir,
   actors_ = std::make_unique<ActorDirectory>(
       token_,
       [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); });
+  monitor_ = std::thread([this] { MonitorLoop(); });
+}
+
+HeadService::~HeadService() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  monitor_.join();
+}
+
+void HeadService::MonitorLoop() {
+  while (true) {
+    std::vector<std::string> dead;
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200))) return;
+      dead = UpdateLivenessLocked(absl::Now());
+    }
+    for (const auto& address : dead) actors_->NodeDied(address);
+  }
 }
 
 std::string HeadService::PickActorNode(const proto::ActorSpec& spec, std::string* why) {
@@ -97,15 +118,18 @@ grpc::Status HeadService::ListActors(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-void HeadService::UpdateLivenessLocked(absl::Time now) {
+std::vector<std::string> HeadService::UpdateLivenessLocked(absl::Time now) {
+  std::vector<std::string> dead;
   for (auto& [id, node] : nodes_) {
     if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
       node.dead = true;
+      dead.push_back(node.info.address());
       LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
                          << " missed heartbeats for " << heartbeat_timeout_
                          << "; declaring it dead";
     }
   }
+  return dead;
 }
 
 grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,

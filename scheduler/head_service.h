@@ -7,6 +7,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -19,6 +21,7 @@ namespace lumen::scheduler {
 class HeadService final : public proto::HeadService::Service {
  public:
   HeadService(std::string token, std::string session_dir, absl::Duration heartbeat_timeout);
+  ~HeadService() override;
 
   grpc::Status RegisterNode(grpc::ServerContext* context, const proto::RegisterNodeRequest* request,
                             proto::RegisterNodeReply* reply) override;
@@ -50,8 +53,11 @@ class HeadService final : public proto::HeadService::Service {
   // The node an actor should run on: its owner's node if that can ever hold it, else the
   // node with the most free CPUs that has its resources available, else any that has them.
   std::string PickActorNode(const proto::ActorSpec& spec, std::string* why);
-  // Marks nodes silent for longer than the timeout as dead (once, with a log line).
-  void UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks nodes silent for longer than the timeout as dead (once, with a log line); returns the
+  // addresses of the nodes it marked.
+  std::vector<std::string> UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Declares nodes dead on time even when nobody calls, and their actors with them.
+  void MonitorLoop();
 
   const std::string token_;
   const std::string session_dir_;
@@ -59,6 +65,8 @@ class HeadService final : public proto::HeadService::Service {
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread monitor_;
 
   // Last: its creation threads call PickActorNode.
   std::unique_ptr<ActorDirectory> actors_;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/internal/ids.h"
@@ -39,6 +40,13 @@ bool Valid(const ResourceMap& shape, std::string* why) {
 NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::ObjectStore> store)
     : config_(std::move(config)), store_(std::move(store)) {
   head_ = proto::HeadService::NewStub(internal::MakeChannel(config_.head_address));
+  // Client and lease ids carry a random per-node prefix, so that an id from another node
+  // (a spilled lease request) is never mistaken for one of this node's clients.
+  uint32_t prefix = 0;
+  const std::string random = internal::RandomBytes(sizeof(prefix));
+  std::memcpy(&prefix, random.data(), sizeof(prefix));
+  absl::MutexLock lock(&mu_);
+  next_id_ = (static_cast<uint64_t>(prefix | 1u) << 32) | 1;
   for (const auto& [name, amount] : config_.resources) {
     total_[name] = amount;
     available_[name] = amount;

@@ -93,6 +93,7 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor,
 
 void ActorSubmitter::Resolve(std::string actor_id) {
   int failures_in_a_row = 0;
+  int stale_rounds = 0;
   while (true) {
     std::string stale;
     {
@@ -112,8 +113,9 @@ void ActorSubmitter::Resolve(std::string actor_id) {
         info.state() != proto::ActorInfo::DEAD) {
       continue;  // pending or restarting: ask again
     }
-    if (status.ok() && info.state() == proto::ActorInfo::ALIVE && info.address() == stale) {
-      continue;  // the head has not heard of the death yet
+    if (status.ok() && info.state() == proto::ActorInfo::ALIVE && info.address() == stale &&
+        ++stale_rounds < 60) {
+      continue;  // the head has not heard of the death yet (each round waits up to 1 s)
     }
     std::shared_ptr<Connection> conn;
     std::string cause;
@@ -128,6 +130,10 @@ void ActorSubmitter::Resolve(std::string actor_id) {
       }
     } else if (info.state() == proto::ActorInfo::DEAD) {
       cause = info.death_cause();
+    } else if (info.address() == stale) {
+      cause = absl::StrCat("it stopped answering at ", stale,
+                           " and the head has not heard of its death for a minute");
+      info.set_state(proto::ActorInfo::DEAD);
     } else {
       auto connected = Connection::Connect(info.address(), absl::Seconds(10));
       if (!connected.ok()) {

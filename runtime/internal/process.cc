@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <utility>
 
@@ -455,6 +456,12 @@ std::string DescribeWaitStatus(int status) {
   }
   if (WIFSTOPPED(status)) return absl::StrCat("stopped by signal ", WSTOPSIG(status));
   return absl::StrCat("wait status ", status);
+}
+
+std::string SelfExecutable() {
+  char path[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  return n > 0 ? std::string(path, static_cast<size_t>(n)) : "";
 }
 
 }  // namespace lumen::internal

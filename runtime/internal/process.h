@@ -77,6 +77,9 @@ void NotifyFailed(const std::string& message);
 // It takes the status of any child, including ones another part of the process waits for.
 std::vector<std::pair<int, int>> ReapChildren();
 
+// The absolute path of this process's executable (from /proc/self/exe); "" if unknown.
+std::string SelfExecutable();
+
 // Describes a wait status: "exit code 3", "killed by signal 9 (Killed)".
 std::string DescribeWaitStatus(int status);
 

@@ -45,4 +45,19 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
+absl::StatusOr<proto::ClusterStatus> FetchClusterStatus(const std::string& head_address,
+                                                        const std::string& token,
+                                                        absl::Duration timeout) {
+  auto stub = proto::HeadService::NewStub(MakeChannel(head_address));
+  grpc::ClientContext context;
+  PrepareContext(&context, token, timeout);
+  proto::ClusterStatus status;
+  auto rpc = stub->GetClusterStatus(&context, proto::GetClusterStatusRequest(), &status);
+  if (!rpc.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the head at ", head_address, ": ", rpc.error_message()));
+  }
+  return status;
+}
+
 }  // namespace lumen::internal

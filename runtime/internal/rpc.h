@@ -8,7 +8,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proto/control.grpc.pb.h"
 
 namespace lumen::internal {
 
@@ -23,5 +25,9 @@ grpc::Status CheckToken(const grpc::ServerContext* context, const std::string& t
 // Maps a gRPC status to absl with "<what>: <message>".
 absl::Status FromGrpc(const grpc::Status& status, const std::string& what);
 grpc::Status ToGrpc(const absl::Status& status);
+// The head's view of the cluster; the error names the head and says why it failed.
+absl::StatusOr<proto::ClusterStatus> FetchClusterStatus(const std::string& head_address,
+                                                        const std::string& token,
+                                                        absl::Duration timeout);
 
 }  // namespace lumen::internal
