@@ -5,6 +5,8 @@
 #include "tests/integration/harness.h"
 
 using Catch::Matchers::Contains;
+using lumen::testing::Child;
+using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
 
@@ -81,4 +83,28 @@ TEST_CASE("an actor with max concurrency 4 runs four calls at once", "[integrati
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("concurrent 1"));
+}
+
+TEST_CASE("an actor placed on a second node by its resources dies with that node",
+          "[integration][actors]") {
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1000"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const std::string node_dir = "--temp-dir=" + MakeTempDir();
+  const std::string token =
+      Run({"lumen", "get-auth-token", cluster.TempDirFlag()}).output.substr(0, 64);
+  const auto node =
+      Run({"lumen", "start", "--address=" + cluster.address(), "--token=" + token, "--num-cpus=1",
+           "--resources={\"special\": 1}", "--object-store-memory=134217728", node_dir});
+  INFO(node.output);
+  REQUIRE(node.exit_code == 0);
+  CHECK_THAT(cluster.StatusText(), Contains("special    0 / 1"));
+  Child driver({"lumen_actor_driver", "other-node", cluster.TempDirFlag()});
+  REQUIRE(driver.WaitForOutput("remote 11", 60));
+  REQUIRE(Run({"lumen", "stop", node_dir}).exit_code == 0);
+  driver.WriteLine("go");
+  REQUIRE(driver.Wait(90) == 0);
+  CHECK_THAT(driver.Output(), Contains("node-died ActorDiedError: "));
+  CHECK_THAT(driver.Output(), Contains("its node (127.0.0.1:"));
+  const std::string status = cluster.StatusText();
+  CHECK_THAT(status, Contains("DEAD"));
 }

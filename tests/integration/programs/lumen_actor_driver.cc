@@ -172,6 +172,21 @@ int Failures() {
   return 0;
 }
 
+// An actor that needs a resource only the second node has; the test stops that node.
+int OnOtherNode() {
+  auto c = lumen::Actor(Counter::Create).SetResource("special", 1).Remote(10);
+  std::cout << "remote " << *lumen::Get(c.Task(&Counter::Add).Remote(1), 30000) << std::endl;
+  std::string line;
+  std::getline(std::cin, line);  // the test stops the node now
+  try {
+    lumen::Get(c.Task(&Counter::Add).Remote(1), 60000);
+    std::cout << "node-died none" << std::endl;
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "node-died ActorDiedError: " << e.what() << std::endl;
+  }
+  return 0;
+}
+
 int Concurrent() {
   auto c = lumen::Actor(Counter::Create).SetMaxConcurrency(4).Remote(0);
   lumen::Get(c.Task(&Counter::Get).Remote());
@@ -197,6 +212,7 @@ int main(int argc, char** argv) {
     if (mode == "find-detached") rc = FindDetached();
     if (mode == "failures") rc = Failures();
     if (mode == "concurrent") rc = Concurrent();
+    if (mode == "other-node") rc = OnOtherNode();
   } catch (const std::exception& e) {
     std::cout << "uncaught " << e.what() << std::endl;
     rc = 1;
