@@ -58,6 +58,7 @@ grpc::Status ActorDirectory::Create(const proto::ActorSpec& spec) {
     actor.info.set_ns(spec.ns());
     actor.info.set_class_name(spec.factory());
     actor.info.set_max_task_retries(spec.max_task_retries());
+    actor.info.set_max_concurrency(spec.max_concurrency());
   }
   std::thread(StartActor, state_, token_, pick_node_, spec.actor_id(), false).detach();
   return grpc::Status::OK;

@@ -75,6 +75,10 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor,
     case Actor::State::kConnected:
       break;
   }
+  // With calls in flight on a one-at-a-time actor, their replies' reader flushes what is queued
+  // here (on_batch_end), so a burst of calls goes out in few writes; the actor could not start
+  // them earlier anyway. An idle or concurrent actor gets its calls at once.
+  const bool flush_now = actor.in_flight.empty() || actor.max_concurrency > 1;
   bool sent = false;
   while (!actor.queue.empty() && actor.queue.begin()->second != nullptr) {
     const uint64_t ticket = actor.queue.begin()->first;
@@ -88,7 +92,7 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor,
     actor.in_flight.emplace(ticket, std::move(task));
     sent = true;
   }
-  if (sent) flush->push_back(actor.conn);
+  if (sent && flush_now) flush->push_back(actor.conn);
 }
 
 void ActorSubmitter::Resolve(std::string actor_id) {
@@ -174,6 +178,7 @@ void ActorSubmitter::Resolve(std::string actor_id) {
         actor.state = Actor::State::kConnected;
         actor.address = info.address();
         actor.max_task_retries = info.max_task_retries();
+        actor.max_concurrency = info.max_concurrency();
         actor.conn = conn;
         proto::Frame hello;
         hello.mutable_hello()->set_token(token_);

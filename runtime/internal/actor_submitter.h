@@ -45,6 +45,7 @@ class ActorSubmitter {
     std::shared_ptr<Connection> conn;
     std::string death_cause;
     int max_task_retries = 0;
+    int max_concurrency = 1;
     uint64_t next_ticket = 0;
     // Calls in order; null until their arguments are resolved.
     std::map<uint64_t, std::unique_ptr<PendingTask>> queue;
