@@ -45,7 +45,8 @@ void HeadService::MonitorLoop() {
     {
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200))) return;
-      dead = UpdateLivenessLocked(absl::Now());
+      UpdateLivenessLocked(absl::Now());
+      dead.swap(newly_dead_);
     }
     for (const auto& address : dead) actors_->NodeDied(address);
   }
@@ -118,18 +119,16 @@ grpc::Status HeadService::ListActors(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-std::vector<std::string> HeadService::UpdateLivenessLocked(absl::Time now) {
-  std::vector<std::string> dead;
+void HeadService::UpdateLivenessLocked(absl::Time now) {
   for (auto& [id, node] : nodes_) {
     if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
       node.dead = true;
-      dead.push_back(node.info.address());
+      newly_dead_.push_back(node.info.address());
       LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
                          << " missed heartbeats for " << heartbeat_timeout_
                          << "; declaring it dead";
     }
   }
-  return dead;
 }
 
 grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,

@@ -53,9 +53,9 @@ class HeadService final : public proto::HeadService::Service {
   // The node an actor should run on: its owner's node if that can ever hold it, else the
   // node with the most free CPUs that has its resources available, else any that has them.
   std::string PickActorNode(const proto::ActorSpec& spec, std::string* why);
-  // Marks nodes silent for longer than the timeout as dead (once, with a log line); returns the
-  // addresses of the nodes it marked.
-  std::vector<std::string> UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks nodes silent for longer than the timeout as dead (once, with a log line) and queues
+  // their addresses for the monitor, which tells the actor directory.
+  void UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Declares nodes dead on time even when nobody calls, and their actors with them.
   void MonitorLoop();
 
@@ -66,6 +66,7 @@ class HeadService final : public proto::HeadService::Service {
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> newly_dead_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
 
   // Last: its creation threads call PickActorNode.
