@@ -178,7 +178,6 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     } else {
       shape.lease_failures = 0;
       if (!reply.has_granted()) {
-        shape.last_pending_reason = reply.pending_reason();
         RequestLeasesLocked(key, shape, &out);
       }
     }
@@ -337,7 +336,6 @@ void TaskSubmitter::Finish(std::unique_ptr<PendingTask> task, ValuePtr value) {
 void TaskSubmitter::FailShapeLocked(ShapeQueue& shape, const std::string& message,
                                     std::vector<std::unique_ptr<PendingTask>>* failed) {
   LUMEN_LOG(WARNING) << message;
-  shape.last_pending_reason = message;
   while (!shape.queue.empty()) {
     failed->push_back(std::move(shape.queue.front()));
     shape.queue.pop_front();
@@ -421,11 +419,5 @@ void TaskSubmitter::Shutdown() {
                        absl::Seconds(5));
 }
 
-size_t TaskSubmitter::NumQueued() const {
-  absl::MutexLock lock(&mu_);
-  size_t n = 0;
-  for (const auto& [key, shape] : shapes_) n += shape.queue.size();
-  return n;
-}
 
 }  // namespace lumen::internal

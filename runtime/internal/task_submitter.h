@@ -62,8 +62,6 @@ class TaskSubmitter {
   // Returns every lease and fails queued tasks; later Submits fail at once.
   void Shutdown();
 
-  // Resource shapes with queued tasks and no worker yet, and why (for errors and status).
-  size_t NumQueued() const;
 
  private:
   struct LeasedWorker {
@@ -84,7 +82,6 @@ class TaskSubmitter {
     int pending_leases = 0;
     int lease_failures = 0;
     absl::Time retry_after = absl::InfinitePast();
-    std::string last_pending_reason;
     // Moving average of one task's service time on a worker, by function.
     absl::flat_hash_map<std::string, double> service_us;
   };

@@ -125,7 +125,13 @@ int FindDetached() {
   auto found = lumen::GetActor<Counter>("keeper");
   std::cout << "keeper " << (found ? *lumen::Get(found->Task(&Counter::Add).Remote(1)) : -1)
             << std::endl;
-  std::cout << "shared-gone " << !lumen::GetActor<Counter>("shared").has_value() << std::endl;
+  // The creator's exit ends its non-detached actor; the head hears of it within moments.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !lumen::GetActor<Counter>("shared").has_value();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cout << "shared-gone " << gone << std::endl;
   if (found) lumen::Kill(*found);
   return 0;
 }
