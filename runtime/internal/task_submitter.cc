@@ -419,5 +419,4 @@ void TaskSubmitter::Shutdown() {
                        absl::Seconds(5));
 }
 
-
 }  // namespace lumen::internal

@@ -62,7 +62,6 @@ class TaskSubmitter {
   // Returns every lease and fails queued tasks; later Submits fail at once.
   void Shutdown();
 
-
  private:
   struct LeasedWorker {
     uint64_t lease_id = 0;

@@ -48,6 +48,7 @@ TEST_CASE("named actors are found from other drivers and detached ones outlive t
   CHECK_THAT(first.output, Contains("already exists"));
   CHECK_THAT(first.output, Contains("found 1 101"));
   CHECK_THAT(first.output, Contains("missing 0"));
+  CHECK_THAT(first.output, Contains("namespaced 500"));
   CHECK_THAT(first.output, Contains("detached 7"));
   const auto second = ActorDriver(cluster, "find-detached");
   INFO(second.output);

@@ -116,6 +116,12 @@ int Named() {
   std::cout << "found " << found.has_value() << " "
             << (found ? *lumen::Get(found->Task(&Counter::Add).Remote(1)) : -1) << std::endl;
   std::cout << "missing " << lumen::GetActor<Counter>("nobody").has_value() << std::endl;
+  // Names live in namespaces: the same name elsewhere is a different actor.
+  auto other = lumen::Actor(Counter::Create).SetName("shared", "elsewhere").Remote(500);
+  auto found_other = lumen::GetActor<Counter>("shared", "elsewhere");
+  std::cout << "namespaced "
+            << (found_other ? *lumen::Get(found_other->Task(&Counter::Get).Remote()) : -1)
+            << std::endl;
   auto d = lumen::Actor(Counter::Create).SetName("keeper").SetDetached().Remote(7);
   std::cout << "detached " << *lumen::Get(d.Task(&Counter::Get).Remote()) << std::endl;
   return 0;
