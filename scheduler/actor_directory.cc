@@ -19,6 +19,17 @@ std::string Describe(const proto::ActorInfo& info) {
                              : "actor '" + info.name() + "'";
 }
 
+grpc::Status KillWorker(const std::string& token, const std::string& node_address,
+                        const std::string& actor_id) {
+  auto stub = proto::NodeService::NewStub(internal::MakeChannel(node_address));
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, token, absl::Seconds(10));
+  proto::KillActorWorkerRequest request;
+  request.set_actor_id(actor_id);
+  proto::KillActorWorkerReply reply;
+  return stub->KillActorWorker(&context, request, &reply);
+}
+
 }  // namespace
 
 ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node)
@@ -84,9 +95,28 @@ void ActorDirectory::StartActor(std::shared_ptr<State> state, std::string token,
     internal::PrepareContext(&context, token, absl::Seconds(120));
     status = stub->StartActor(&context, request, &reply);
   }
-  absl::MutexLock lock(&state->mu);
-  Actor& actor = state->actors[actor_id];
-  if (status.ok() && reply.error().empty() && !actor.killed) {
+  const bool started = status.ok() && reply.error().empty();
+  bool killed_while_starting = false;
+  {
+    absl::MutexLock lock(&state->mu);
+    Actor& actor = state->actors[actor_id];
+    killed_while_starting = started && actor.killed;
+    RecordStart(actor, started, address, reply, status);
+    state->changed.SignalAll();
+  }
+  // lumen::Kill arrived while the process was being started: it must not outlive the call.
+  if (killed_while_starting) {
+    const grpc::Status killed = KillWorker(token, address, actor_id);
+    if (!killed.ok()) {
+      LUMEN_LOG(WARNING) << "could not end killed actor " << internal::ShortHex(actor_id) << ": "
+                         << killed.error_message();
+    }
+  }
+}
+
+void ActorDirectory::RecordStart(Actor& actor, bool started, const std::string& address,
+                                 const proto::StartActorReply& reply, const grpc::Status& status) {
+  if (started && !actor.killed) {
     actor.node_address = address;
     actor.info.set_state(proto::ActorInfo::ALIVE);
     actor.info.set_address(reply.address());
@@ -104,7 +134,6 @@ void ActorDirectory::StartActor(std::shared_ptr<State> state, std::string token,
     }
     LUMEN_LOG(WARNING) << Describe(actor.info) << " is dead: " << actor.info.death_cause();
   }
-  state->changed.SignalAll();
 }
 
 grpc::Status ActorDirectory::Get(const proto::GetActorInfoRequest& request,
@@ -152,13 +181,7 @@ grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart) 
     node_address = it->second.node_address;
     if (it->second.info.state() != proto::ActorInfo::ALIVE) return grpc::Status::OK;
   }
-  auto stub = proto::NodeService::NewStub(internal::MakeChannel(node_address));
-  grpc::ClientContext context;
-  internal::PrepareContext(&context, token_, absl::Seconds(10));
-  proto::KillActorWorkerRequest request;
-  request.set_actor_id(actor_id);
-  proto::KillActorWorkerReply reply;
-  return stub->KillActorWorker(&context, request, &reply);
+  return KillWorker(token_, node_address, actor_id);
 }
 
 void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string& cause,

@@ -52,6 +52,9 @@ class ActorDirectory {
   // Places the actor and waits for its process to construct it (on a thread of its own).
   static void StartActor(std::shared_ptr<State> state, std::string token, NodePicker pick_node,
                          std::string actor_id, bool restarted);
+  // Moves a starting actor to ALIVE, or to DEAD with the reason it did not start.
+  static void RecordStart(Actor& actor, bool started, const std::string& address,
+                          const proto::StartActorReply& reply, const grpc::Status& status);
 
   const std::string token_;
   const NodePicker pick_node_;

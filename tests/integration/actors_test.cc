@@ -75,6 +75,8 @@ TEST_CASE(
   CHECK_THAT(r.output, Contains("restartable 0"));
   CHECK_THAT(r.output, Contains("restarted-state 5 restarted 1"));
   CHECK_THAT(r.output, Contains("kill-with-restart 3"));
+  CHECK_THAT(r.output, Contains("killed-while-starting ActorDiedError: "));
+  CHECK_THAT(r.output, Contains("killed-while-starting process-gone 1"));
 }
 
 TEST_CASE("an actor with max concurrency 4 runs four calls at once", "[integration][actors]") {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -50,6 +51,17 @@ class Broken {
   int Nothing() { return 0; }
 };
 
+// A factory that takes a while, so that the actor can be killed while it is still starting.
+class SlowStart {
+ public:
+  static SlowStart* Create(std::string pid_file) {
+    std::ofstream(pid_file) << getpid() << std::endl;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    return new SlowStart();
+  }
+  int Nothing() { return 0; }
+};
+
 // A task that holds an actor handle and calls it.
 int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
   return *lumen::Get(counter.Task(&Counter::Add).Remote(x));
@@ -57,7 +69,8 @@ int AddThrough(lumen::ActorHandle<Counter> counter, int x) {
 
 LUMEN_REMOTE(Counter::Create, &Counter::Add, &Counter::Get, &Counter::Pid, &Counter::Restarted,
              &Counter::Crash, &Counter::Fail, &Counter::SlowAdd, &Counter::SpawnChild,
-             &Counter::Consume, Double, Broken::Create, &Broken::Nothing, AddThrough);
+             &Counter::Consume, Double, Broken::Create, &Broken::Nothing, SlowStart::Create,
+             &SlowStart::Nothing, AddThrough);
 
 int Basic() {
   auto a = lumen::Actor(Counter::Create).Remote(0);
@@ -142,6 +155,31 @@ int FindDetached() {
   return 0;
 }
 
+// Kill before the factory has returned: the call fails and the half-started process is ended.
+int KillWhileStarting() {
+  const std::string pid_file = "/tmp/lumen-slow-start-" + std::to_string(getpid());
+  auto slow = lumen::Actor(SlowStart::Create).Remote(pid_file);
+  int pid = 0;
+  for (int i = 0; i < 200 && pid == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream(pid_file) >> pid;
+  }
+  std::remove(pid_file.c_str());
+  lumen::Kill(slow);
+  try {
+    lumen::Get(slow.Task(&SlowStart::Nothing).Remote(), 20000);
+  } catch (const lumen::ActorDiedError& e) {
+    std::cout << "killed-while-starting ActorDiedError: " << e.what() << std::endl;
+  }
+  bool gone = false;
+  for (int i = 0; i < 100 && pid > 0 && !gone; ++i) {
+    gone = kill(pid, 0) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::cout << "killed-while-starting process-gone " << gone << std::endl;
+  return 0;
+}
+
 int Failures() {
   auto a = lumen::Actor(Counter::Create).Remote(0);
   lumen::Get(a.Task(&Counter::Add).Remote(1));
@@ -181,7 +219,7 @@ int Failures() {
   lumen::Kill(again, /*no_restart=*/false);
   std::cout << "kill-with-restart " << *lumen::Get(again.Task(&Counter::Get).Remote(), 30000)
             << std::endl;
-  return 0;
+  return KillWhileStarting();
 }
 
 // An actor that needs a resource only the second node has; the test stops that node.
