@@ -352,7 +352,18 @@ CPP_NAMES = [
     "1_1_actor_calls_sync",
     "1_1_actor_calls_async",
     "1_1_actor_calls_concurrent",
+    "multi_client_tasks_async",
+    "n_n_actor_calls_with_arg_async",
 ]
+
+# Implemented there too (run them with the driver's --only=NAME), but not run here: in
+# Ray 2.60's C++ API a worker that waits on batches of 5,000 actor calls stops getting
+# results after some 10,000-16,000 calls (ray::Get never returns; checked with a probe:
+# batches of 1,000-5,000 from a C++ actor take 0.1-0.35 s, then one waits forever).
+CPP_NOT_RUN = {
+    "1_n_actor_calls_async": "a C++ actor's ray::Get on 5,000 actor calls stalls for good",
+    "n_n_actor_calls_async": "a C++ task's ray::Get on 5,000 actor calls stalls for good",
+}
 
 
 def _run_cpp_once(args, address, names, budget):
@@ -367,8 +378,12 @@ def _run_cpp_once(args, address, names, budget):
         "--warmup={:g}".format(HARNESS["warmup"]),
         "--trial={:g}".format(HARNESS["trial"]),
         "--trials={}".format(HARNESS["trials"]),
+        f"--num-cpus={args.num_cpus}",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
+    # Ray's crash dumps are not always UTF-8; a decoding error must not stop the reader.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, text=True, errors="replace", bufsize=1
+    )
     done = []
     last = [time.monotonic()]
 
@@ -409,12 +424,17 @@ def run_cpp_driver(args):
     Ray's C++ API now and then stops making progress in one benchmark (the driver
     waits in ray::Get for actor results that never come). A watchdog stops the
     driver when no result appears within the time one benchmark can take plus a
-    minute, reports it, and runs the benchmarks that were left once more with a
-    fresh driver. Returns 0 when every wanted benchmark printed a result."""
+    minute, reports it, and runs the benchmarks that were left with a fresh
+    driver. A benchmark gets two attempts; one that stalls (or crashes the driver)
+    twice is given up and the rest still run, so the loop ends after at most two
+    attempts per benchmark. Returns 0 when every wanted benchmark printed a result."""
     address = ray.get_runtime_context().gcs_address
     wanted = [
         n for n in CPP_NAMES if not FILTER or FILTER in n
     ]
+    for name, why in CPP_NOT_RUN.items():
+        if not FILTER or FILTER in name:
+            print(f"Ray C++: {name} not run: {why} in Ray {ray.__version__}", flush=True)
     if not wanted:
         print("Ray C++: no benchmark matches the filter", flush=True)
         return 0
@@ -423,26 +443,34 @@ def run_cpp_driver(args):
     )
     print("running Ray C++ driver against", address, flush=True)
     remaining = list(wanted)
-    for attempt in (1, 2):
+    failures = {}
+    given_up = []
+    while remaining:
         done, rc = _run_cpp_once(args, address, remaining, budget)
         remaining = [n for n in remaining if n not in done]
+        if not remaining:
+            break
+        stuck = remaining[0]
+        failures[stuck] = failures.get(stuck, 0) + 1
+        attempt = failures[stuck]
         if rc is None:
-            stuck = remaining[0] if remaining else "shutdown"
             print(
                 f"Ray C++: driver made no progress for {budget:g}s in {stuck} "
                 f"(attempt {attempt}); stopped it",
                 flush=True,
             )
-        elif rc != 0:
-            print(f"Ray C++: driver exited with status {rc} (attempt {attempt})",
+        else:
+            print(f"Ray C++: driver exited with status {rc} in {stuck} (attempt {attempt})",
                   flush=True)
-        if not remaining:
-            return 0
-        if attempt == 1:
+        if attempt == 2:
+            given_up.append(stuck)
+            remaining.remove(stuck)
+        if remaining:
             print("Ray C++: running again for", ",".join(remaining), flush=True)
-    print("Ray C++: no result for", ",".join(remaining), flush=True)
-    return 1
-
+    if given_up:
+        print("Ray C++: no result for", ",".join(given_up), flush=True)
+        return 1
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
