@@ -1,5 +1,6 @@
 #include "lumen/internal/serialization.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -144,6 +145,28 @@ TEST_CASE("SerializeInto a buffer smaller than SerializedSize throws instead of 
   std::vector<char> short_by_one(size - 1);
   CHECK_THROWS_AS(SerializeInto(sample, short_by_one.data(), short_by_one.size()),
                   cereal::Exception);
+}
+
+TEST_CASE("CopyBytes copies every byte, split across threads or not", "[serialization]") {
+  for (const size_t n : {size_t{0}, size_t{1}, kParallelCopyBytes - 1, kParallelCopyBytes,
+                         kParallelCopyBytes + 13, 5 * kParallelCopyBytes + 7}) {
+    // Unaligned on both sides, as serialized payloads are after their length prefix.
+    std::vector<char> src(n + 3), dst(n + 5, 0);
+    for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>(i * 131 + 7);
+    CopyBytes(dst.data() + 5, src.data() + 3, n);
+    INFO("n = " << n);
+    CHECK(std::memcmp(dst.data() + 5, src.data() + 3, n) == 0);
+    CHECK(std::all_of(dst.begin(), dst.begin() + 5, [](char c) { return c == 0; }));
+  }
+}
+
+TEST_CASE("a value larger than the parallel-copy threshold round-trips", "[serialization]") {
+  std::vector<int64_t> big(3 * kParallelCopyBytes / sizeof(int64_t) + 5);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<int64_t>(i * 2654435761u);
+  const std::string bytes = SerializeToString(big);
+  std::vector<int64_t> back;
+  DeserializeFrom(bytes.data(), bytes.size(), back);
+  CHECK(back == big);
 }
 
 TEST_CASE("DeserializeFrom on truncated bytes throws cereal::Exception", "[serialization]") {

@@ -2,6 +2,7 @@
 // large value is copied exactly once: into the shared-memory store on Put, out of it on Get.
 #pragma once
 
+#include <algorithm>
 #include <cereal/archives/binary.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/map.hpp>
@@ -43,10 +44,23 @@ class CountingBuf : public std::streambuf {
   size_t count_ = 0;
 };
 
+// memcpy, except that a copy of kParallelCopyBytes or more is split across up to four threads
+// (one per core), as Ray's plasma client does: one core does not reach the memory bandwidth.
+inline constexpr size_t kParallelCopyBytes = size_t{8} << 20;
+void CopyBytes(char* dst, const char* src, size_t n);
+
 // Writes into a fixed span of memory.
 class SpanOutBuf : public std::streambuf {
  public:
   SpanOutBuf(char* data, size_t size) { setp(data, data + size); }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const std::streamsize count = std::min(n, static_cast<std::streamsize>(epptr() - pptr()));
+    CopyBytes(pptr(), s, static_cast<size_t>(count));
+    setp(pptr() + count, epptr());
+    return count;
+  }
 };
 
 // Reads from a fixed span of memory without copying it first.
@@ -55,6 +69,14 @@ class SpanInBuf : public std::streambuf {
   SpanInBuf(const char* data, size_t size) {
     char* begin = const_cast<char*>(data);
     setg(begin, begin, begin + size);
+  }
+
+ protected:
+  std::streamsize xsgetn(char* s, std::streamsize n) override {
+    const std::streamsize count = std::min(n, static_cast<std::streamsize>(egptr() - gptr()));
+    CopyBytes(s, gptr(), static_cast<size_t>(count));
+    setg(eback(), gptr() + count, egptr());
+    return count;
   }
 };
 
