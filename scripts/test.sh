@@ -22,5 +22,5 @@ if [[ "${LUMEN_SKIP_SANITIZERS:-0}" != 1 ]]; then
   echo "== unit tests under address and undefined-behaviour sanitizers =="
   LUMEN_BUILD_DIR=build-asan LUMEN_BUILD_TYPE=Debug LUMEN_TARGETS=lumen_unit_tests scripts/build.sh \
     -DLUMEN_SANITIZE=ON -DLUMEN_WERROR=ON >/dev/null
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -L unit -j1)
+  (cd build-asan && ctest --output-on-failure -L unit -j1)
 fi
