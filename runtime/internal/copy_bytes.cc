@@ -8,11 +8,11 @@
 
 namespace lumen::internal {
 
-void CopyBytes(char* dst, const char* src, size_t n) {
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t parts = n < kParallelCopyBytes ? 1 : std::min<size_t>({4, cores, n >> 22});
+void ParallelCopy(char* dst, const char* src, size_t n) {
+  static const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t parts = std::min<size_t>({4, cores, n >> 22});  // at least 4 MiB each
   if (parts <= 1) {
-    if (n > 0) std::memcpy(dst, src, n);
+    std::memcpy(dst, src, n);
     return;
   }
   const size_t part = (n / parts) & ~size_t{63};  // whole cache lines

@@ -16,6 +16,7 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/vector.hpp>
 #include <cstddef>
+#include <cstring>
 #include <istream>
 #include <new>
 #include <ostream>
@@ -44,10 +45,20 @@ class CountingBuf : public std::streambuf {
   size_t count_ = 0;
 };
 
-// memcpy, except that a copy of kParallelCopyBytes or more is split across up to four threads
-// (one per core), as Ray's plasma client does: one core does not reach the memory bandwidth.
+// memcpy on up to four threads (one per core), as Ray's plasma client copies large objects: one
+// core does not reach the memory bandwidth.
+void ParallelCopy(char* dst, const char* src, size_t n);
+
+// memcpy, or ParallelCopy from kParallelCopyBytes on. Cereal writes every field through here,
+// so the small case must stay a plain memcpy.
 inline constexpr size_t kParallelCopyBytes = size_t{8} << 20;
-void CopyBytes(char* dst, const char* src, size_t n);
+inline void CopyBytes(char* dst, const char* src, size_t n) {
+  if (n >= kParallelCopyBytes) {
+    ParallelCopy(dst, src, n);
+  } else if (n > 0) {
+    std::memcpy(dst, src, n);
+  }
+}
 
 // Writes into a fixed span of memory.
 class SpanOutBuf : public std::streambuf {
