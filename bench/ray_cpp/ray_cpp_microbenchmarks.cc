@@ -351,6 +351,11 @@ int main(int argc, char** argv) {
   // Ray's actors here are num_cpus=0 (Actor, Client); its tasks take one CPU.
   // The fan-out benchmarks use half the CPUs, as ray_perf.py does.
   const int n_cpu = std::max(1, g_opts.num_cpus / 2);
+  auto make_actors = [](int k) {
+    std::vector<ray::ActorHandle<Actor>> actors;
+    for (int i = 0; i < k; ++i) actors.push_back(ray::Actor(Actor::FactoryCreate).Remote());
+    return actors;
+  };
   // Adds the retries the remote side reports to the driver's own.
   auto get_batches = [](const std::vector<ray::ObjectRef<long>>& refs) {
     GetAll(refs);
@@ -359,8 +364,7 @@ int main(int argc, char** argv) {
 
   if (Want("multi_client_tasks_async")) {
     const int n = 10000, m = 4;
-    std::vector<ray::ActorHandle<Actor>> actors;
-    for (int i = 0; i < m; ++i) actors.push_back(ray::Actor(Actor::FactoryCreate).Remote());
+    auto actors = make_actors(m);
     TimeIt(
         "multi_client_tasks_async",
         [&] {
@@ -373,9 +377,7 @@ int main(int argc, char** argv) {
 
   if (Want("1_n_actor_calls_async")) {
     const int n = 5000;
-    std::vector<ray::ActorHandle<Actor>> actors;
-    for (int i = 0; i < n_cpu; ++i) actors.push_back(ray::Actor(Actor::FactoryCreate).Remote());
-    auto client = ray::Actor(Client::FactoryCreate).Remote(ToBytes(actors));
+    auto client = ray::Actor(Client::FactoryCreate).Remote(ToBytes(make_actors(n_cpu)));
     TimeIt(
         "1_n_actor_calls_async",
         [&] { get_batches({client.Task(&Client::SmallValueBatch).Remote(n)}); }, n * n_cpu);
@@ -383,14 +385,13 @@ int main(int argc, char** argv) {
 
   if (Want("n_n_actor_calls_async")) {
     const int n = 5000, m = 4;
-    std::vector<ray::ActorHandle<Actor>> actors;
-    for (int i = 0; i < n_cpu; ++i) actors.push_back(ray::Actor(Actor::FactoryCreate).Remote());
+    const HandleBytes actors = ToBytes(make_actors(n_cpu));
     TimeIt(
         "n_n_actor_calls_async",
         [&] {
           std::vector<ray::ObjectRef<long>> refs;
           for (int i = 0; i < m; ++i) {
-            refs.push_back(ray::Task(Work).SetResource("CPU", 1.0).Remote(ToBytes(actors), n));
+            refs.push_back(ray::Task(Work).SetResource("CPU", 1.0).Remote(actors, n));
           }
           get_batches(refs);
         },
