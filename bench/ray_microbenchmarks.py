@@ -472,5 +472,6 @@ def run_cpp_driver(args):
         return 1
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
