@@ -89,6 +89,13 @@ LUMEN_REMOTE(SmallValue, CreateObjectContainingRefs, BenchActor::Create, &BenchA
 
 std::vector<ActorHandle<BenchActor>> NoServers() { return {}; }
 
+std::vector<ActorHandle<BenchActor>> BenchActors(int k) {
+  std::vector<ActorHandle<BenchActor>> actors;
+  actors.reserve(static_cast<size_t>(k));
+  for (int i = 0; i < k; ++i) actors.push_back(Actor(BenchActor::Create).Remote());
+  return actors;
+}
+
 void ActorBatch(const ActorHandle<BenchActor>& actor, int n) {
   std::vector<ObjectRef<int>> refs;
   refs.reserve(static_cast<size_t>(n));
@@ -134,7 +141,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
     run(
         "single_client_put_calls_Plasma_Store", [] { Put(0); }, 1);
     if (wanted("single_client_put_gigabytes")) {
-      std::vector<int64_t> array(100 * 1024 * 1024, 0);
+      std::vector<int64_t> array(size_t{100} * 1024 * 1024, 0);
       run(
           "single_client_put_gigabytes", [&] { Put(array); }, 8 * 0.1);
     }
@@ -175,11 +182,13 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
         1000);
     if (wanted("multi_client_tasks_async")) {
       std::vector<ActorHandle<Client>> clients;
+      clients.reserve(4);
       for (int i = 0; i < 4; ++i) clients.push_back(Actor(Client::Create).Remote(NoServers()));
       run(
           "multi_client_tasks_async",
           [&] {
             std::vector<ObjectRef<int>> refs;
+            refs.reserve(clients.size());
             for (auto& client : clients)
               refs.push_back(client.Task(&Client::TaskBatch).Remote(10000));
             Get(refs);
@@ -201,8 +210,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           "1_1_actor_calls_concurrent", [&] { ActorBatch(concurrent, 1000); }, 1000);
     }
     if (wanted("1_n_actor_calls_async")) {
-      std::vector<ActorHandle<BenchActor>> actors;
-      for (int i = 0; i < n_cpu; ++i) actors.push_back(Actor(BenchActor::Create).Remote());
+      auto actors = BenchActors(n_cpu);
       auto client = Actor(Client::Create).Remote(actors);
       const int n = 5000;
       run(
@@ -210,14 +218,14 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           n * n_cpu);
     }
     if (wanted("n_n_actor_calls_async")) {
-      std::vector<ActorHandle<BenchActor>> actors;
-      for (int i = 0; i < n_cpu; ++i) actors.push_back(Actor(BenchActor::Create).Remote());
+      auto actors = BenchActors(n_cpu);
       const int m = 4;
       const int n = 5000;
       run(
           "n_n_actor_calls_async",
           [&] {
             std::vector<ObjectRef<int>> refs;
+            refs.reserve(m);
             for (int i = 0; i < m; ++i) refs.push_back(Task(Work).Remote(actors, n));
             Get(refs);
           },
@@ -225,6 +233,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
     }
     if (wanted("n_n_actor_calls_with_arg_async")) {
       std::vector<ActorHandle<Client>> clients;
+      clients.reserve(static_cast<size_t>(n_cpu));
       for (int i = 0; i < n_cpu; ++i) {
         clients.push_back(
             Actor(Client::Create)
@@ -235,6 +244,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           "n_n_actor_calls_with_arg_async",
           [&] {
             std::vector<ObjectRef<int>> refs;
+            refs.reserve(clients.size());
             for (auto& client : clients) {
               refs.push_back(client.Task(&Client::SmallValueBatchArg).Remote(n));
             }

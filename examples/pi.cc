@@ -14,7 +14,9 @@ class Supervisor {
     total_ += total;
     return total_;
   }
-  double Estimate() const { return 4.0 * static_cast<double>(inside_) / total_; }
+  double Estimate() const {
+    return 4.0 * static_cast<double>(inside_) / static_cast<double>(total_);
+  }
 
  private:
   int64_t inside_ = 0;

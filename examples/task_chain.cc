@@ -15,10 +15,11 @@ std::vector<double> Load(int id) {
 }
 
 std::vector<double> Normalize(std::vector<double> data) {
-  const double mean = std::accumulate(data.begin(), data.end(), 0.0) / data.size();
+  const double mean =
+      std::accumulate(data.begin(), data.end(), 0.0) / static_cast<double>(data.size());
   double var = 0;
   for (double x : data) var += (x - mean) * (x - mean);
-  const double sd = std::sqrt(var / data.size());
+  const double sd = std::sqrt(var / static_cast<double>(data.size()));
   for (double& x : data) x = (x - mean) / sd;
   return data;
 }
@@ -29,7 +30,7 @@ std::vector<double> ExtractFeatures(std::vector<double> data) {
     max = std::max(max, x);
     sum_sq += x * x;
   }
-  return {max, sum_sq / data.size()};
+  return {max, sum_sq / static_cast<double>(data.size())};
 }
 
 double Loss(std::vector<double> features) { return std::abs(features[1] - 1.0) + features[0]; }

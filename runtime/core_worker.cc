@@ -3,7 +3,6 @@
 #include <cxxabi.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <climits>
 #include <cstring>
 #include <deque>
@@ -13,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "lumen/errors.h"
+#include "lumen/internal/serialization.h"
 #include "runtime/internal/function_registry.h"
 #include "runtime/internal/ids.h"
 #include "runtime/internal/logging.h"
@@ -24,7 +24,6 @@ namespace {
 
 constexpr absl::Duration kNodeRpcTimeout = absl::Seconds(30);
 constexpr absl::Duration kStoreCreateTimeout = absl::Seconds(10);
-constexpr auto kMaintenancePeriod = std::chrono::milliseconds(10);
 
 std::string Demangle(const char* name) {
   int status = 0;
@@ -82,7 +81,7 @@ class StoreBuffer : public Buffer {
 thread_local Connection* tls_task_connection = nullptr;
 
 std::unique_ptr<CoreWorker>& CurrentSlot() {
-  static std::unique_ptr<CoreWorker>* slot = new std::unique_ptr<CoreWorker>();
+  static auto* slot = new std::unique_ptr<CoreWorker>();
   return *slot;
 }
 
@@ -134,7 +133,7 @@ CoreWorker* CurrentCoreWorker() { return CurrentSlot().get(); }
 void SetCurrentCoreWorker(std::unique_ptr<CoreWorker> worker) { CurrentSlot() = std::move(worker); }
 std::unique_ptr<CoreWorker> TakeCurrentCoreWorker() { return std::move(CurrentSlot()); }
 
-CoreWorker::CoreWorker(const CoreWorkerConfig& config) : config_(config) {}
+CoreWorker::CoreWorker(CoreWorkerConfig config) : config_(std::move(config)) {}
 
 absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Start(const CoreWorkerConfig& config) {
   std::unique_ptr<CoreWorker> worker(new CoreWorker(config));
@@ -152,7 +151,7 @@ absl::Status CoreWorker::Connect() {
     return status;
   }
   auto server = WireServer::Start(
-      host, 0, [this](std::shared_ptr<Connection> conn) { OnAccept(std::move(conn)); });
+      host, 0, [this](const std::shared_ptr<Connection>& conn) { OnAccept(conn); });
   if (!server.ok()) return server.status();
   server_ = std::move(*server);
   self_address_ = absl::StrCat(host, ":", server_->port());
@@ -485,7 +484,7 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
       // Large values travel through the store like Ray's automatic put of big arguments.
       std::string bytes = std::move(arg.bytes);
       ValueWriter writer{bytes.size(),
-                         [&bytes](char* dst) { std::memcpy(dst, bytes.data(), bytes.size()); }};
+                         [&bytes](char* dst) { CopyBytes(dst, bytes.data(), bytes.size()); }};
       RefParts parts = Put(writer);
       arg.is_ref = true;
       arg.object_id = parts.object_id;
@@ -502,8 +501,8 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
   }
   objects_->AddOwnedPending(return_id);
   // The refs held for the arguments (including a Put made above) go once the result is in.
-  task->on_done = [this, held = *deps](PendingTask& done, ValuePtr value) {
-    objects_->SetValue(done.spec.return_id(), std::move(value));
+  task->on_done = [this, held = *deps](PendingTask& done, const ValuePtr& value) {
+    objects_->SetValue(done.spec.return_id(), value);
     for (const auto& dep : held) objects_->RemoveLocalRef(dep.object_id);
   };
   return task;
@@ -523,7 +522,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   task->retries_left = std::max(0, options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
   RefParts result{task->spec.return_id(), self_address_};
-  ResolveAndSubmit(std::move(task), std::move(deps), [this](std::unique_ptr<PendingTask> ready) {
+  ResolveAndSubmit(std::move(task), deps, [this](std::unique_ptr<PendingTask> ready) {
     submitter_->Submit(std::move(ready));
   });
   return result;
@@ -537,7 +536,7 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
                                     const ActorOptions& options) {
   proto::CreateActorRequest request;
   proto::ActorSpec* spec = request.mutable_spec();
-  const std::string actor_id = NewObjectId();
+  std::string actor_id = NewObjectId();
   spec->set_actor_id(actor_id);
   spec->set_factory(factory);
   spec->set_name(options.name);
@@ -559,6 +558,7 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
     if (arg.is_ref) ref_args.push_back(RefParts{arg.object_id, arg.owner_address});
   }
   std::vector<const RefParts*> refs;
+  refs.reserve(ref_args.size());
   for (const auto& ref : ref_args) refs.push_back(&ref);
   std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), -1);
   size_t next_ref = 0;
@@ -590,7 +590,7 @@ RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::str
   // The call's place in this caller's order is taken now, and given up if it fails early.
   const uint64_t ticket = actor_submitter_->Reserve(actor_id);
   ResolveAndSubmit(
-      std::move(task), std::move(deps),
+      std::move(task), deps,
       [this, actor_id, ticket](std::unique_ptr<PendingTask> ready) {
         actor_submitter_->Fill(actor_id, ticket, std::move(ready));
       },
@@ -680,8 +680,9 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
   return error.empty();
 }
 
-void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
-                                  SubmitFn submit, AbandonFn abandon) {
+void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task,
+                                  const std::vector<RefParts>& deps, SubmitFn submit,
+                                  AbandonFn abandon) {
   if (deps.empty()) {
     submit(std::move(task));
     return;
@@ -730,7 +731,7 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector
 
 // ---- Wire server: pushed tasks and borrowers ------------------------------------------
 
-void CoreWorker::OnAccept(std::shared_ptr<Connection> conn) {
+void CoreWorker::OnAccept(const std::shared_ptr<Connection>& conn) {
   {
     absl::MutexLock lock(&conns_mu_);
     accepted_.insert(conn);

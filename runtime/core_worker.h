@@ -34,7 +34,7 @@
 namespace lumen::internal {
 
 // Values at most this large travel inline; larger ones go to the shared-memory store.
-inline constexpr size_t kInlineObjectLimit = 100 * 1024;
+inline constexpr size_t kInlineObjectLimit = size_t{100} * 1024;
 
 class CallPool;
 
@@ -88,11 +88,11 @@ class CoreWorker {
   uint64_t client_id() const { return client_id_; }
 
  private:
-  explicit CoreWorker(const CoreWorkerConfig& config);
+  explicit CoreWorker(CoreWorkerConfig config);
   absl::Status Connect();
 
   // ---- wire server side: pushed tasks, borrowers' requests
-  void OnAccept(std::shared_ptr<Connection> conn);
+  void OnAccept(const std::shared_ptr<Connection>& conn);
   void OnServerFrame(Connection& conn, proto::Frame& frame);
   void ExecuteTask(Connection& conn, proto::TaskSpec& spec);
   void AnswerGetObject(Connection& conn, const std::string& object_id);
@@ -119,7 +119,7 @@ class CoreWorker {
                                         std::vector<RefParts>* deps);
   // Waits for the dependencies, fills their values in and calls `submit`; when one failed,
   // finishes the task with its error and calls `abandon` instead.
-  void ResolveAndSubmit(std::unique_ptr<PendingTask> task, std::vector<RefParts> deps,
+  void ResolveAndSubmit(std::unique_ptr<PendingTask> task, const std::vector<RefParts>& deps,
                         SubmitFn submit, AbandonFn abandon = nullptr);
   // Computes a pushed task's result (runs the function or the actor method).
   void RunTask(const proto::TaskSpec& spec, proto::Value* result);

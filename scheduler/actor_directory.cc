@@ -75,8 +75,9 @@ grpc::Status ActorDirectory::Create(const proto::ActorSpec& spec) {
   return grpc::Status::OK;
 }
 
-void ActorDirectory::StartActor(std::shared_ptr<State> state, std::string token,
-                                NodePicker pick_node, std::string actor_id, bool restarted) {
+void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::string& token,
+                                const NodePicker& pick_node, const std::string& actor_id,
+                                bool restarted) {
   proto::StartActorRequest request;
   {
     absl::MutexLock lock(&state->mu);

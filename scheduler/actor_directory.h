@@ -50,8 +50,8 @@ class ActorDirectory {
   };
 
   // Places the actor and waits for its process to construct it (on a thread of its own).
-  static void StartActor(std::shared_ptr<State> state, std::string token, NodePicker pick_node,
-                         std::string actor_id, bool restarted);
+  static void StartActor(const std::shared_ptr<State>& state, const std::string& token,
+                         const NodePicker& pick_node, const std::string& actor_id, bool restarted);
   // Moves a starting actor to ALIVE, or to DEAD with the reason it did not start.
   static void RecordStart(Actor& actor, bool started, const std::string& address,
                           const proto::StartActorReply& reply, const grpc::Status& status);

@@ -124,7 +124,7 @@ std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64
     return "";
   }
   worker.pid = *pid;
-  const std::string id = worker.id;
+  std::string id = worker.id;
   workers_[id] = std::move(worker);
   return id;
 }

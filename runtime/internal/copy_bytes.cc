@@ -10,7 +10,7 @@ namespace lumen::internal {
 
 void ParallelCopy(char* dst, const char* src, size_t n) {
   static const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  const size_t parts = std::min<size_t>({4, cores, n >> 22});  // at least 4 MiB each
+  const auto parts = std::min<size_t>({4, cores, n >> 22});  // at least 4 MiB each
   if (parts <= 1) {
     std::memcpy(dst, src, n);
     return;

@@ -21,7 +21,7 @@ struct Registry {
 };
 
 Registry& GetRegistry() {
-  static Registry* registry = new Registry();
+  static auto* registry = new Registry();
   return *registry;
 }
 

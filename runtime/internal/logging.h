@@ -37,9 +37,12 @@ struct LogVoidify {
 
 }  // namespace lumen::internal
 
+// The stream's operator<< chain must bind to the LogLine, so the list cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define LUMEN_LOG(level)                                                                       \
   !::lumen::internal::LogEnabled(::lumen::internal::LogLevel::level)                           \
       ? (void)0                                                                                \
       : ::lumen::internal::LogVoidify() &                                                      \
             ::lumen::internal::LogLine(::lumen::internal::LogLevel::level, __FILE__, __LINE__) \
                 .stream()
+// NOLINTEND(bugprone-macro-parentheses)

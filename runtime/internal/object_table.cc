@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/internal/ids.h"
 
 namespace lumen::internal {
@@ -33,7 +34,7 @@ void ObjectTable::AddOwnedReady(const std::string& id, ValuePtr value) {
   entry.value = std::move(value);
 }
 
-void ObjectTable::SetValue(const std::string& id, ValuePtr value) {
+void ObjectTable::SetValue(const std::string& id, const ValuePtr& value) {
   std::vector<Callback> callbacks;
   bool orphan = false;
   {
@@ -170,9 +171,9 @@ void ObjectTable::FailBorrowedFrom(const std::string& owner, const std::string& 
     absl::MutexLock lock(&mu_);
     for (auto& [id, entry] : entries_) {
       if (entry.owned || entry.owner != owner || entry.value != nullptr) continue;
-      entry.value =
-          MakeErrorValue(proto::ErrorInfo::OWNER_DIED, "the owner of object " + ShortHex(id) +
-                                                           " (" + owner + ") died: " + message);
+      entry.value = MakeErrorValue(
+          proto::ErrorInfo::OWNER_DIED,
+          absl::StrCat("the owner of object ", ShortHex(id), " (", owner, ") died: ", message));
       to_run.emplace_back(std::move(entry.callbacks), entry.value);
       entry.callbacks.clear();
     }

@@ -41,7 +41,7 @@ class ObjectTable {
   // Gives a pending object its value and runs its callbacks. For an owned object freed while
   // pending, hands the value to the free handler instead; for anything else unknown (a
   // borrowed object dropped before its fetch was answered) drops it.
-  void SetValue(const std::string& id, ValuePtr value);
+  void SetValue(const std::string& id, const ValuePtr& value);
 
   void AddLocalRef(const std::string& id, const std::string& owner);
   void RemoveLocalRef(const std::string& id);

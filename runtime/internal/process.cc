@@ -32,8 +32,8 @@ namespace lumen::internal {
 namespace {
 
 constexpr int kLogTailLines = 20;
-constexpr size_t kLogTailBytes = 64 * 1024;
-constexpr size_t kMaxReadyMessage = 64 * 1024;
+constexpr size_t kLogTailBytes = size_t{64} * 1024;
+constexpr size_t kMaxReadyMessage = size_t{64} * 1024;
 // Without pidfd_open, StartDaemon checks for the daemon's exit this often.
 constexpr int kExitPollMillis = 20;
 
@@ -83,7 +83,7 @@ std::vector<std::string> BuildEnvironment(
   }
   for (size_t i = 0; i < overrides.size(); ++i) {
     bool repeated_later =
-        std::any_of(overrides.begin() + i + 1, overrides.end(),
+        std::any_of(overrides.begin() + static_cast<std::ptrdiff_t>(i) + 1, overrides.end(),
                     [&](const auto& entry) { return entry.first == overrides[i].first; });
     if (!repeated_later) env.push_back(absl::StrCat(overrides[i].first, "=", overrides[i].second));
   }

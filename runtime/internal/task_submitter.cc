@@ -116,7 +116,7 @@ void TaskSubmitter::Deliver(Outbox& out) {
 }
 
 void TaskSubmitter::RequestLease(const std::string& key, const std::string& node_address,
-                                 std::map<std::string, double> resources) {
+                                 const std::map<std::string, double>& resources) {
   struct Call {
     grpc::ClientContext context;
     proto::LeaseRequest request;
@@ -133,7 +133,7 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
   for (const auto& [name, amount] : resources) (*call->request.mutable_resources())[name] = amount;
   proto::NodeService::Stub* stub = stubs_(node_address);
   stub->async()->RequestWorkerLease(&call->context, &call->request, &call->reply,
-                                    [this, call, key, node_address](grpc::Status status) {
+                                    [this, call, key, node_address](const grpc::Status& status) {
                                       {
                                         absl::MutexLock lock(&contexts_mu_);
                                         lease_contexts_.erase(&call->context);
@@ -325,7 +325,8 @@ void TaskSubmitter::ReturnLease(const std::string& node_address, uint64_t lease_
   call->request.set_disconnect_worker(disconnect);
   stubs_(node_address)
       ->async()
-      ->ReturnWorkerLease(&call->context, &call->request, &call->reply, [call](grpc::Status) {});
+      ->ReturnWorkerLease(&call->context, &call->request, &call->reply,
+                          [call](const grpc::Status&) {});
 }
 
 void TaskSubmitter::Finish(std::unique_ptr<PendingTask> task, ValuePtr value) {

@@ -105,7 +105,7 @@ class TaskSubmitter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Deliver(Outbox& out) ABSL_LOCKS_EXCLUDED(mu_);
   void RequestLease(const std::string& key, const std::string& node_address,
-                    std::map<std::string, double> resources);
+                    const std::map<std::string, double>& resources);
   void OnLeaseReply(const std::string& key, const std::string& node_address,
                     const grpc::Status& status, const proto::LeaseReply& reply);
   void AddWorker(const std::string& key, const std::string& node_address,

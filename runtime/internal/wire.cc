@@ -125,7 +125,7 @@ bool Connection::Send(const proto::Frame& frame, bool flush) {
     const size_t old = pending_.size();
     pending_.resize(old + 4 + size);
     char* out = pending_.data() + old;
-    const uint32_t le = static_cast<uint32_t>(size);
+    const auto le = static_cast<uint32_t>(size);
     std::memcpy(out, &le, 4);
     frame.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out + 4));
   }

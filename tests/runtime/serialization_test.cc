@@ -89,6 +89,7 @@ TEST_CASE("values round-trip through SerializeToString and DeserializeFrom", "[s
     REQUIRE(out.size() == values.size());
     for (size_t i = 0; i < values.size(); ++i) {
       // Bit-for-bit, so that -0.0 stays negative.
+      // NOLINTNEXTLINE(bugprone-suspicious-memory-comparison)
       CHECK(std::memcmp(&out[i], &values[i], sizeof(double)) == 0);
     }
     const double nan = std::nan("");

@@ -300,7 +300,7 @@ TEST_CASE("frames sent from many threads at once all arrive, each thread's in or
   client.conn().Flush();
 
   REQUIRE(server.WaitForAccepted(1));
-  REQUIRE(server.inbox(0).WaitForFrames(kThreads * kPerThread));
+  REQUIRE(server.inbox(0).WaitForFrames(size_t{kThreads} * kPerThread));
   std::vector<uint64_t> next(kThreads, 0);
   for (const auto& frame : server.inbox(0).frames()) {
     const uint64_t thread = frame.task().seq() >> 32;
