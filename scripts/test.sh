@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test: formatting, the unit and integration suites, and the
-# unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# Installs, builds and runs every test: formatting, clang-tidy, the unit and integration
+# suites, and the unit tests again under AddressSanitizer and UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,6 +14,15 @@ fi
 
 echo "== build (warnings are errors) =="
 LUMEN_BUILD_DIR=build scripts/build.sh -DLUMEN_WERROR=ON
+
+echo "== static analysis (clang-tidy, .clang-tidy) =="
+# Every source file the build compiles; any finding is an error (WarningsAsErrors in .clang-tidy).
+mapfile -t tidy_sources < <(git ls-files '*.cc' | grep -vE '^(tests/compile_fail|examples/standalone|bench/ray_cpp)/')
+if ! printf '%s\n' "${tidy_sources[@]}" |
+    xargs -P "$(nproc)" -n 4 clang-tidy -p build --quiet 2>build/clang-tidy.log; then
+  echo "clang-tidy found problems (above; its own log: build/clang-tidy.log)" >&2
+  exit 1
+fi
 
 echo "== tests =="
 (cd build && ctest --output-on-failure --timeout 300 -j1)
