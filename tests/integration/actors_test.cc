@@ -10,19 +10,11 @@ using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
 
-namespace {
-
-lumen::testing::CommandResult ActorDriver(const TestCluster& cluster, const std::string& mode) {
-  return Run({"lumen_actor_driver", mode, cluster.TempDirFlag()}, 120);
-}
-
-}  // namespace
-
 TEST_CASE("actor calls run in order per caller, each actor in its own process",
           "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = ActorDriver(cluster, "basic");
+  const auto r = cluster.RunProgram({"lumen_actor_driver", "basic"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("alternating 1 1 2 2 3 3 4 4 5 5"));
@@ -41,7 +33,7 @@ TEST_CASE("named actors are found from other drivers and detached ones outlive t
           "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto first = ActorDriver(cluster, "named");
+  const auto first = cluster.RunProgram({"lumen_actor_driver", "named"});
   INFO(first.output);
   REQUIRE(first.exit_code == 0);
   CHECK_THAT(first.output, Contains("duplicate-name"));
@@ -50,7 +42,7 @@ TEST_CASE("named actors are found from other drivers and detached ones outlive t
   CHECK_THAT(first.output, Contains("missing 0"));
   CHECK_THAT(first.output, Contains("namespaced 500"));
   CHECK_THAT(first.output, Contains("detached 7"));
-  const auto second = ActorDriver(cluster, "find-detached");
+  const auto second = cluster.RunProgram({"lumen_actor_driver", "find-detached"});
   INFO(second.output);
   REQUIRE(second.exit_code == 0);
   CHECK_THAT(second.output, Contains("keeper 8"));
@@ -62,7 +54,7 @@ TEST_CASE(
     "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = ActorDriver(cluster, "failures");
+  const auto r = cluster.RunProgram({"lumen_actor_driver", "failures"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("crash ActorDiedError: "));
@@ -82,7 +74,7 @@ TEST_CASE(
 TEST_CASE("an actor with max concurrency 4 runs four calls at once", "[integration][actors]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = ActorDriver(cluster, "concurrent");
+  const auto r = cluster.RunProgram({"lumen_actor_driver", "concurrent"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("concurrent 1"));

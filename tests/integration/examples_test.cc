@@ -6,14 +6,9 @@
 #include "tests/integration/harness.h"
 
 using Catch::Matchers::Contains;
-using lumen::testing::Run;
 using lumen::testing::TestCluster;
 
 namespace {
-
-lumen::testing::CommandResult Example(const TestCluster& cluster, const std::string& name) {
-  return Run({"example_" + name, cluster.TempDirFlag()}, 120);
-}
 
 double NumberAfter(const std::string& text, const std::string& label) {
   std::smatch match;
@@ -28,7 +23,7 @@ TEST_CASE("the lab's exercises give their expected results", "[integration][exam
   REQUIRE(cluster.start_result().exit_code == 0);
 
   SECTION("1: four one-second tasks run in parallel") {
-    const auto r = Example(cluster, "parallel_tasks");
+    const auto r = cluster.RunProgram({"example_parallel_tasks"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.output, Contains("sum of squares 14"));
@@ -37,45 +32,45 @@ TEST_CASE("the lab's exercises give their expected results", "[integration][exam
     CHECK(seconds < 2.5);
   }
   SECTION("2: chains of dependent tasks pass refs and Get once") {
-    const auto r = Example(cluster, "task_chain");
+    const auto r = cluster.RunProgram({"example_task_chain"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     for (int i = 0; i < 4; ++i) CHECK_THAT(r.output, Contains("input " + std::to_string(i)));
     CHECK(NumberAfter(r.output, "input 0 loss") != NumberAfter(r.output, "input 3 loss"));
   }
   SECTION("3: two counters called in alternation") {
-    const auto r = Example(cluster, "counters");
+    const auto r = cluster.RunProgram({"example_counters"});
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.output, Contains("[1, 1, 2, 2, 3, 3, 4, 4, 5, 5]"));
   }
   SECTION("4: Wait returns the first three tasks to finish") {
-    const auto r = Example(cluster, "wait_first");
+    const auto r = cluster.RunProgram({"example_wait_first"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.output, Contains("ready 3 unready 3"));
     CHECK_THAT(r.output, Contains("ready finished first: yes"));
   }
   SECTION("5: a weight set Put once is shared by 20 tasks") {
-    const auto r = Example(cluster, "shared_weights");
+    const auto r = cluster.RunProgram({"example_shared_weights"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.output, Contains("sum of scores 4.75e+09"));
   }
   SECTION("6: a parameter server updated by tasks holding its handle") {
-    const auto r = Example(cluster, "parameter_server");
+    const auto r = cluster.RunProgram({"example_parameter_server"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK(NumberAfter(r.output, "first parameter") == Approx(0.0).margin(1e-9));
   }
   SECTION("7: a parallel merge sort matches std::sort") {
-    const auto r = Example(cluster, "merge_sort");
+    const auto r = cluster.RunProgram({"example_merge_sort"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.output, Contains("sorted correctly: yes"));
     CHECK_THAT(r.output, Contains("speed-up"));
   }
   SECTION("8: pi with a supervisor actor") {
-    const auto r = Example(cluster, "pi");
+    const auto r = cluster.RunProgram({"example_pi"});
     INFO(r.output);
     REQUIRE(r.exit_code == 0);
     CHECK(NumberAfter(r.output, "error") < 0.01);

@@ -157,14 +157,17 @@ TestCluster::TestCluster(int num_cpus, long long store_bytes,
   address_ = "127.0.0.1:" + std::to_string(port);
 }
 
-TestCluster::~TestCluster() { Run({"lumen", "stop", TempDirFlag()}, 60); }
+TestCluster::~TestCluster() { RunProgram({"lumen", "stop"}, 60); }
 
-std::string TestCluster::StatusText() const {
-  return Run({"lumen", "status", TempDirFlag()}, 30).output;
+CommandResult TestCluster::RunProgram(std::vector<std::string> argv, double timeout_seconds) const {
+  argv.push_back(TempDirFlag());
+  return Run(argv, timeout_seconds);
 }
 
+std::string TestCluster::StatusText() const { return RunProgram({"lumen", "status"}, 30).output; }
+
 long long TestCluster::StoreUsed() const {
-  const CommandResult result = Run({"lumen", "status", "--json", TempDirFlag()}, 30);
+  const CommandResult result = RunProgram({"lumen", "status", "--json"}, 30);
   try {
     const auto json = nlohmann::json::parse(result.output);
     long long used = 0;

@@ -55,6 +55,8 @@ class TestCluster {
   // --temp-dir=... for a command that should find this cluster.
   std::string TempDirFlag() const { return "--temp-dir=" + temp_dir_; }
   const CommandResult& start_result() const { return start_; }
+  // Runs argv (as Run does) with this cluster's --temp-dir appended.
+  CommandResult RunProgram(std::vector<std::string> argv, double timeout_seconds = 120) const;
   // `lumen status --json`, parsed fields of the first node.
   long long StoreUsed() const;
   std::string StatusText() const;

@@ -13,23 +13,11 @@ using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
 
-namespace {
-
-lumen::testing::CommandResult Driver(const TestCluster& cluster,
-                                     const std::vector<std::string>& args, double timeout = 120) {
-  std::vector<std::string> argv = {"lumen_test_driver"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back(cluster.TempDirFlag());
-  return Run(argv, timeout);
-}
-
-}  // namespace
-
 TEST_CASE("tasks, refs as arguments, Put, Get and Wait give the values a user expects",
           "[integration][tasks]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = Driver(cluster, {"basic"});
+  const auto r = cluster.RunProgram({"lumen_test_driver", "basic"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("chain 13"));
@@ -82,7 +70,7 @@ TEST_CASE("an exception in a task reaches Get as TaskError with type, message an
           "[integration][tasks]") {
   TestCluster cluster(2);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = Driver(cluster, {"errors"});
+  const auto r = cluster.RunProgram({"lumen_test_driver", "errors"});
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("type=std::invalid_argument"));
@@ -98,7 +86,7 @@ TEST_CASE("a worker that crashes mid-task is replaced and the task retried",
   for (const std::string how : {"abort", "segfault", "kill"}) {
     SECTION(how) {
       const std::string marker = MakeTempDir() + "/crashed";
-      const auto r = Driver(cluster, {"crash", how, marker});
+      const auto r = cluster.RunProgram({"lumen_test_driver", "crash", how, marker});
       INFO(r.output);
       REQUIRE(r.exit_code == 0);
       CHECK(std::filesystem::exists(marker));
@@ -133,7 +121,7 @@ TEST_CASE("a recursive merge sort of 1,000,000 integers finishes on a 2-CPU node
           "[integration][tasks]") {
   TestCluster cluster(2, 512ll << 20);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = Driver(cluster, {"sort"}, 150);
+  const auto r = cluster.RunProgram({"lumen_test_driver", "sort"}, 150);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("sorted ok 1000000"));
@@ -164,7 +152,7 @@ TEST_CASE("a full store raises ObjectStoreFullError with sizes and reuses freed 
           "[integration][tasks]") {
   TestCluster cluster(1, 256ll << 20);
   REQUIRE(cluster.start_result().exit_code == 0);
-  const auto r = Driver(cluster, {"storefull"}, 120);
+  const auto r = cluster.RunProgram({"lumen_test_driver", "storefull"}, 120);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Contains("second-put ObjectStoreFullError"));
