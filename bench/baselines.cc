@@ -20,8 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/logging.h"
 #include "proto/bench_echo.grpc.pb.h"
-#include "runtime/internal/logging.h"
 
 namespace lumen::bench {
 namespace {

@@ -9,10 +9,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/process.h"
+#include "common/rpc.h"
+#include "common/session.h"
 #include "proto/control.grpc.pb.h"
-#include "runtime/internal/process.h"
-#include "runtime/internal/rpc.h"
-#include "runtime/internal/session.h"
 #include "scheduler/daemon.h"
 
 namespace lumen::cli {

@@ -6,7 +6,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/logging.h"
+#include "common/logging.h"
 
 namespace lumen::objectstore {
 namespace {

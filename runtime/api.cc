@@ -17,13 +17,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "common/rpc.h"
+#include "common/session.h"
 #include "lumen/errors.h"
 #include "proto/control.grpc.pb.h"
 #include "runtime/core_worker.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/process.h"
-#include "runtime/internal/rpc.h"
-#include "runtime/internal/session.h"
 #include "scheduler/daemon.h"
 
 namespace lumen {

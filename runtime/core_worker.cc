@@ -11,13 +11,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "common/rpc.h"
 #include "lumen/errors.h"
 #include "lumen/internal/serialization.h"
 #include "runtime/internal/function_registry.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/process.h"
-#include "runtime/internal/rpc.h"
 
 namespace lumen::internal {
 namespace {

@@ -3,9 +3,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/rpc.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/rpc.h"
 
 namespace lumen::scheduler {
 namespace {

@@ -16,12 +16,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "common/session.h"
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/process.h"
-#include "runtime/internal/session.h"
 #include "scheduler/head_service.h"
 #include "scheduler/node_manager.h"
 

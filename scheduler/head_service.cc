@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/rpc.h"
+#include "common/logging.h"
+#include "common/rpc.h"
 
 namespace lumen::scheduler {
 

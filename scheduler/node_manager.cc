@@ -8,10 +8,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/process.h"
-#include "runtime/internal/rpc.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/process.h"
+#include "common/rpc.h"
 #include "scheduler/head_service.h"
 
 namespace lumen::scheduler {

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 "$(dirname "$0")/setup.sh"
 BUILD_DIR=${LUMEN_BUILD_DIR:-build}
+# Paths relative to the checkout in the cache key: worktrees and fresh clones share hits.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 if [[ ! -f "$BUILD_DIR/build.ninja" ]] || (($# > 0)); then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${LUMEN_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
 fi

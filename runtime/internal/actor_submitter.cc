@@ -3,10 +3,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/rpc.h"
 #include "runtime/internal/object_table.h"
-#include "runtime/internal/rpc.h"
 
 namespace lumen::internal {
 

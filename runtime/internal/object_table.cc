@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/ids.h"
+#include "common/ids.h"
 
 namespace lumen::internal {
 

@@ -4,9 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/ids.h"
-#include "runtime/internal/logging.h"
-#include "runtime/internal/rpc.h"
+#include "common/ids.h"
+#include "common/logging.h"
+#include "common/rpc.h"
 
 namespace lumen::internal {
 namespace {

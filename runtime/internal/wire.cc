@@ -15,7 +15,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/logging.h"
+#include "common/logging.h"
 
 namespace lumen::internal {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "runtime/internal/ids.h"
+#include "common/ids.h"
 
 namespace lumen::internal {
 namespace {

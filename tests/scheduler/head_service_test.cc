@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include "runtime/internal/rpc.h"
+#include "common/rpc.h"
 
 namespace lumen::scheduler {
 namespace {

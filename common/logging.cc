@@ -1,4 +1,4 @@
-#include "runtime/internal/logging.h"
+#include "common/logging.h"
 
 #include <sys/time.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "runtime/internal/session.h"
+#include "common/session.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,7 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "runtime/internal/logging.h"
+#include "common/logging.h"
 
 namespace lumen::internal {
 namespace {

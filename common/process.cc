@@ -1,4 +1,4 @@
-#include "runtime/internal/process.h"
+#include "common/process.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -24,7 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "runtime/internal/logging.h"
+#include "common/logging.h"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "runtime/internal/ids.h"
+#include "common/ids.h"
 
 #include <atomic>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "runtime/internal/session.h"
+#include "common/session.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/process.h"
+#include "common/process.h"
 
 namespace lumen::internal {
 namespace {

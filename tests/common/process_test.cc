@@ -1,4 +1,4 @@
-#include "runtime/internal/process.h"
+#include "common/process.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,7 +17,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/internal/session.h"
+#include "common/session.h"
 
 namespace lumen::internal {
 namespace {

@@ -1,4 +1,4 @@
-#include "runtime/internal/rpc.h"
+#include "common/rpc.h"
 
 #include <chrono>
 
