@@ -68,6 +68,10 @@ class NodeManager final : public proto::NodeService::Service {
   grpc::Status ReleaseObjects(grpc::ServerContext* context,
                               const proto::ReleaseObjectsRequest* request,
                               proto::ReleaseObjectsReply* reply) override;
+  grpc::Status PinObjects(grpc::ServerContext* context, const proto::PinObjectsRequest* request,
+                          proto::PinObjectsReply* reply) override;
+  grpc::Status UnpinObjects(grpc::ServerContext* context, const proto::UnpinObjectsRequest* request,
+                            proto::UnpinObjectsReply* reply) override;
   grpc::Status DisconnectClient(grpc::ServerContext* context,
                                 const proto::DisconnectClientRequest* request,
                                 proto::DisconnectClientReply* reply) override;
