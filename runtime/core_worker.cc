@@ -43,18 +43,16 @@ class InlineBuffer : public Buffer {
   ValuePtr value_;
 };
 
-class StoreBuffer : public Buffer {
- public:
-  StoreBuffer(const char* data, size_t size, ValuePtr value)
-      : data_(data), size_(size), value_(std::move(value)) {}
-  const char* data() const override { return data_; }
-  size_t size() const override { return size_; }
-
- private:
-  const char* data_;
-  size_t size_;
-  ValuePtr value_;
-};
+// The functions' view of their arguments; `keeper` lets values point into store objects.
+std::vector<ArgView> ArgViews(const std::vector<std::shared_ptr<Buffer>>& buffers) {
+  std::vector<ArgView> views;
+  views.reserve(buffers.size());
+  for (const auto& buffer : buffers) {
+    views.push_back(ArgView{buffer->data(), buffer->size(),
+                            buffer->in_store() ? buffer : std::shared_ptr<const void>()});
+  }
+  return views;
+}
 
 // Turns an error value into the public exception a user catches.
 [[noreturn]] void ThrowError(const proto::ErrorInfo& error) {
@@ -180,6 +178,8 @@ absl::Status CoreWorker::Connect() {
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
   region_ = std::move(*region);
+  pins_ = std::make_unique<PinClient>(
+      MakeNodePinTransport(NodeStub(config_.node_address), config_.token, client_id_), region_);
 
   objects_ = std::make_unique<ObjectTable>(
       self_address_,
@@ -292,6 +292,7 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
   location.set_node_id(node_id_);
   location.set_offset(reply.offset());
   location.set_size(writer.size);
+  location.set_object_id(id);
   return location;
 }
 
@@ -323,6 +324,7 @@ void CoreWorker::QueueRelease(const std::string& id) {
 }
 
 void CoreWorker::FlushReleases() {
+  if (pins_ != nullptr) pins_->FlushUnpins();
   proto::ReleaseObjectsRequest request;
   {
     absl::MutexLock lock(&conns_mu_);
@@ -337,22 +339,44 @@ void CoreWorker::FlushReleases() {
   if (!status.ok()) LUMEN_LOG(WARNING) << "releasing objects failed: " << status.error_message();
 }
 
-std::shared_ptr<Buffer> CoreWorker::MakeBuffer(const ValuePtr& value) {
-  if (value->has_error()) ThrowError(value->error());
-  if (value->has_stored()) {
+std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<ValuePtr>& values) {
+  std::vector<const proto::StoreLocation*> stored;
+  for (const ValuePtr& value : values) {
+    if (value->has_error()) ThrowError(value->error());
+    if (!value->has_stored()) continue;
     const proto::StoreLocation& location = value->stored();
     if (location.node_id() != node_id_) {
       throw ObjectLostError(
           absl::StrCat("the object lives in the store of node ", location.node_id(),
                        ", and fetching objects from other nodes is not supported yet"));
     }
-    if (location.offset() + location.size() > region_->size()) {
-      throw Error("object location lies outside this node's store");
-    }
-    const char* data = reinterpret_cast<const char*>(region_->data() + location.offset());
-    return std::make_shared<StoreBuffer>(data, location.size(), value);
+    stored.push_back(&location);
   }
-  return std::make_shared<InlineBuffer>(value);
+  std::vector<std::shared_ptr<Buffer>> pinned;
+  if (!stored.empty()) {
+    auto result = pins_->Pin(stored);
+    if (!result.ok()) {
+      if (absl::IsNotFound(result.status())) {
+        throw ObjectLostError(
+            absl::StrCat("cannot read the object: ", result.status().message(),
+                         ". Keep an ObjectRef to an object for as long as you may read it"));
+      }
+      throw Error(
+          absl::StrCat("cannot read the object from the store: ", result.status().message()));
+    }
+    pinned = *std::move(result);
+  }
+  std::vector<std::shared_ptr<Buffer>> buffers;
+  buffers.reserve(values.size());
+  size_t next = 0;
+  for (const ValuePtr& value : values) {
+    if (value->has_stored()) {
+      buffers.push_back(std::move(pinned[next++]));
+    } else {
+      buffers.push_back(std::make_shared<InlineBuffer>(value));
+    }
+  }
+  return buffers;
 }
 
 void CoreWorker::SetBlocked(bool blocked) {
@@ -383,10 +407,7 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const Ref
         "lumen::Get timed out after ", timeout_ms, " ms: ", missing, " of ", refs.size(),
         " objects are not ready (`lumen status` shows tasks that wait for resources)"));
   }
-  std::vector<std::shared_ptr<Buffer>> buffers;
-  buffers.reserve(values.size());
-  for (const auto& value : values) buffers.push_back(MakeBuffer(value));
-  return buffers;
+  return MakeBuffers(values);
 }
 
 std::vector<bool> CoreWorker::Wait(const std::vector<const RefParts*>& refs, int num_returns,
@@ -651,13 +672,11 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
                          " arguments, not ", spec.args_size());
   } else {
     try {
-      std::vector<std::shared_ptr<Buffer>> keep;
-      std::vector<ArgView> views;
+      std::vector<ValuePtr> values;
       for (const proto::TaskArg& arg : spec.args()) {
-        keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
-        views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+        values.push_back(std::make_shared<proto::Value>(arg.value()));
       }
-      actor_instance_ = factory->invoker(views);
+      actor_instance_ = factory->invoker(ArgViews(MakeBuffers(values)));
       if (actor_instance_ == nullptr) error = "the factory returned a null pointer";
     } catch (const std::exception& e) {
       error = absl::StrCat(Demangle(typeid(e).name()), ": ", e.what());
@@ -865,13 +884,11 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
     return;
   }
   try {
-    std::vector<ArgView> views;
-    std::vector<std::shared_ptr<Buffer>> keep;
+    std::vector<ValuePtr> values;
     for (const proto::TaskArg& arg : spec.args()) {
-      keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
-      views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+      values.push_back(std::make_shared<proto::Value>(arg.value()));
     }
-    ValueWriter writer = call(views);
+    ValueWriter writer = call(ArgViews(MakeBuffers(values)));
     if (writer.size <= kInlineObjectLimit) {
       std::string* data = result->mutable_data();
       data->resize(writer.size);
