@@ -207,6 +207,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["store_objects"] = node.store_objects();
       n["store_pinned_objects"] = node.store_pinned_objects();
       n["store_pinned_bytes"] = node.store_pinned_bytes();
+      n["store_released_pinned_objects"] = node.store_released_pinned_objects();
       n["workers"] = node.num_workers();
       n["last_heartbeat_ms"] = node.last_heartbeat_ms();
       n["demands"] = nlohmann::json::array();

@@ -182,6 +182,7 @@ absl::Status ObjectStore::Release(const std::string& id) {
     FreeLocked(it);
   } else {
     it->second.released = true;
+    ++released_pinned_objects_;
   }
   return absl::OkStatus();
 }
@@ -207,6 +208,7 @@ int ObjectStore::ReleaseClient(uint64_t client) {
         continue;
       }
       entry.released = true;
+      ++released_pinned_objects_;
       UpdateEvictableLocked(it->first, entry);
     }
     ++it;
@@ -227,6 +229,7 @@ StoreStats ObjectStore::Stats() const {
   stats.waiting_gets = waiting_gets_;
   stats.pinned_objects = pinned_objects_;
   stats.pinned_bytes = pinned_bytes_;
+  stats.released_pinned_objects = released_pinned_objects_;
   stats.evictable_objects = evictable_.size();
   stats.evicted_objects = evicted_objects_;
   return stats;
@@ -255,6 +258,7 @@ std::optional<size_t> ObjectStore::AllocateLocked(size_t size) {
 ObjectStore::Objects::iterator ObjectStore::FreeLocked(Objects::iterator it) {
   Entry& entry = it->second;
   if (entry.evictable_since != 0) evictable_.erase(entry.evictable_since);
+  if (entry.released) --released_pinned_objects_;
   if (!entry.pins.empty()) {
     // Only eviction and Release call this, and neither touches a pinned object.
     LUMEN_LOG(ERROR) << "freeing pinned object " << DescribeId(it->first);

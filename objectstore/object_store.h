@@ -54,12 +54,13 @@ struct StoreStats {
   uint64_t capacity = 0;  // usable bytes of the region
   uint64_t used = 0;      // bytes reserved by objects, including 64-byte rounding
   uint64_t num_objects = 0;
-  uint64_t waiting_creates = 0;    // Create calls blocked on space right now
-  uint64_t waiting_gets = 0;       // Get calls blocked on a seal right now
-  uint64_t pinned_objects = 0;     // objects with at least one pin
-  uint64_t pinned_bytes = 0;       // their bytes, including 64-byte rounding
-  uint64_t evictable_objects = 0;  // sealed, unpinned secondary copies
-  uint64_t evicted_objects = 0;    // secondary copies evicted since the store started
+  uint64_t waiting_creates = 0;          // Create calls blocked on space right now
+  uint64_t waiting_gets = 0;             // Get calls blocked on a seal right now
+  uint64_t pinned_objects = 0;           // objects with at least one pin
+  uint64_t pinned_bytes = 0;             // their bytes, including 64-byte rounding
+  uint64_t released_pinned_objects = 0;  // released by their owner, kept for their readers
+  uint64_t evictable_objects = 0;        // sealed, unpinned secondary copies
+  uint64_t evicted_objects = 0;          // secondary copies evicted since the store started
 };
 
 class ObjectStore {
@@ -155,6 +156,7 @@ class ObjectStore {
   uint64_t waiting_gets_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t released_pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evicted_objects_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

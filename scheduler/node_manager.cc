@@ -649,6 +649,7 @@ proto::NodeInfo NodeManager::Info() {
   info.set_store_objects(stats.num_objects);
   info.set_store_pinned_objects(stats.pinned_objects);
   info.set_store_pinned_bytes(stats.pinned_bytes);
+  info.set_store_released_pinned_objects(stats.released_pinned_objects);
   info.set_alive(true);
   absl::MutexLock lock(&mu_);
   *info.mutable_total() = total_;

@@ -278,6 +278,7 @@ TEST_CASE("a pinned object outlives its owner's release and the last unpin frees
   REQUIRE(store.Release("obj").ok());
   // Released but still readable by the pinning client, and its space is not handed out.
   CHECK(store.Stats().num_objects == 1);
+  CHECK(store.Stats().released_pinned_objects == 1);
   CHECK(store.Pin("obj", kClientA).status().code() == absl::StatusCode::kNotFound);
   CHECK(store.Release("obj").code() == absl::StatusCode::kNotFound);
   auto other = store.Create("other", kCapacity - 1024, kClientA, kClientA, kNoWait);
@@ -288,6 +289,7 @@ TEST_CASE("a pinned object outlives its owner's release and the last unpin frees
   REQUIRE(store.Unpin("obj", kClientB).ok());
   CHECK(store.Stats().num_objects == 1);  // only "other"
   CHECK(store.Stats().pinned_objects == 0);
+  CHECK(store.Stats().released_pinned_objects == 0);
   CHECK(store.Stats().used == kCapacity - 1024);
 }
 
