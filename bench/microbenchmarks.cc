@@ -89,9 +89,9 @@ int Work(std::vector<ActorHandle<BenchActor>> actors, int n) {
 // with numpy arrays). The tasks touch their argument, as a user's would, without reading it all.
 using Weights = std::map<std::string, Array<double>>;
 
-double TouchArray(Array<double> array) { return array.front() + array.back(); }
+double TouchArray(const Array<double>& array) { return array.front() + array.back(); }
 
-double TouchWeights(Weights weights, int id) {
+double TouchWeights(const Weights& weights, int id) {
   double total = 0;
   for (const auto& [name, array] : weights) total += array.front();
   return total * id;

@@ -58,35 +58,36 @@ void ParallelCopy(char* dst, const char* src, size_t n) {
 }
 
 void PrefaultForWrite(void* data, size_t n) {
-  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  static const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   constexpr size_t kHugePage = size_t{2} << 20;
-  const auto start = reinterpret_cast<uintptr_t>(data);
+  auto* bytes = static_cast<uint8_t*>(data);
+  const auto address = reinterpret_cast<uintptr_t>(data);
+  // The bytes to skip from `data` up to the next multiple of `unit`.
+  auto up_to = [address](size_t unit) { return (unit - address % unit) % unit; };
   // Only whole pages inside the range: the neighbours are someone else's.
-  const uintptr_t first = (start + page - 1) / page * page;
-  const uintptr_t last = (start + n) / page * page;
-  if (last <= first) return;
-  const uintptr_t huge_first = (first + kHugePage - 1) / kHugePage * kHugePage;
-  const uintptr_t huge_last = last / kHugePage * kHugePage;
-  if (huge_last > huge_first) {
+  const size_t head = up_to(page);
+  if (n < head + page) return;
+  const size_t length = (n - head) / page * page;
+  uint8_t* const first = bytes + head;
+  const size_t huge_head = up_to(kHugePage);
+  if (n >= huge_head + kHugePage) {
     // A hint: one fault per 2 MiB instead of per page. Errors only cost speed.
-    (void)madvise(reinterpret_cast<void*>(huge_first), huge_last - huge_first, MADV_HUGEPAGE);
+    (void)madvise(bytes + huge_head, (n - huge_head) / kHugePage * kHugePage, MADV_HUGEPAGE);
   }
-  auto* base = reinterpret_cast<uint8_t*>(first);
-  const size_t bytes = last - first;
-  const auto parts = std::min<size_t>({4, Cores(), bytes >> 24});  // at least 16 MiB each
-  auto populate = [base](size_t begin, size_t size) {
+  const auto parts = std::min<size_t>({4, Cores(), length >> 24});  // at least 16 MiB each
+  auto populate = [first](size_t begin, size_t size) {
     // Part boundaries are cache-line multiples; madvise needs pages.
     const size_t aligned = (begin + page - 1) / page * page;
     const size_t end = begin + size;
     if (end <= aligned) return;
-    if (madvise(base + aligned, end - aligned, MADV_POPULATE_WRITE) != 0) {
-      TouchPages(base + aligned, base + end, page);
+    if (madvise(first + aligned, end - aligned, MADV_POPULATE_WRITE) != 0) {
+      TouchPages(first + aligned, first + end, page);
     }
   };
   if (parts <= 1) {
-    populate(0, bytes);
+    populate(0, length);
   } else {
-    RunInParts(bytes, parts, populate);
+    RunInParts(length, parts, populate);
   }
 }
 

@@ -68,7 +68,8 @@ TEST_CASE("an Array made from a moved vector takes its storage without copying",
   CHECK(array.data() == storage);
   CHECK(array.size() == 1000);
   CHECK(array[999] == 999.5);
-  Array<double> copy = array;  // copies share the elements
+  const Array<double> copy = array;  // copies share the elements
+  array = Array<double>();
   CHECK(copy.data() == storage);
 }
 
@@ -135,7 +136,7 @@ TEST_CASE("a large Array read without a keeper is copied into prefaulted memory"
 TEST_CASE("maps and structs of Arrays are read in place, every block aligned", "[array]") {
   std::map<std::string, Array<double>> weights;
   for (int i = 0; i < 5; ++i) {
-    weights["w" + std::to_string(i)] = Iota(static_cast<size_t>(100 + i * 37), i);
+    weights["w" + std::to_string(i)] = Iota(100 + static_cast<size_t>(i) * 37, i);
   }
   std::vector<Layer> layers{{"dense", Array<float>{0.5F, 1.5F}, 2, Array<int64_t>{2, 1}},
                             {"empty", Array<float>(), 0, Array<int64_t>{}}};

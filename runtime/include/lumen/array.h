@@ -190,7 +190,7 @@ class Array {
                               " elements but only " + std::to_string(buf.remaining()) +
                               " bytes left");
     }
-    const size_t n = static_cast<size_t>(count);
+    const auto n = static_cast<size_t>(count);
     const char* bytes = buf.current();
     if (archive.keeper() != nullptr && reinterpret_cast<uintptr_t>(bytes) % alignof(T) == 0) {
       *this = Array(reinterpret_cast<const T*>(bytes), n, archive.keeper());
