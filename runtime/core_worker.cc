@@ -48,8 +48,7 @@ std::vector<ArgView> ArgViews(const std::vector<std::shared_ptr<Buffer>>& buffer
   std::vector<ArgView> views;
   views.reserve(buffers.size());
   for (const auto& buffer : buffers) {
-    views.push_back(ArgView{buffer->data(), buffer->size(),
-                            buffer->in_store() ? buffer : std::shared_ptr<const void>()});
+    views.push_back(ArgView{buffer->data(), buffer->size(), KeeperOf(buffer)});
   }
   return views;
 }

@@ -63,8 +63,7 @@ template <typename T>
 std::shared_ptr<T> DecodeValue(const std::shared_ptr<Buffer>& buffer) {
   auto value = std::make_shared<T>();
   try {
-    DeserializeFrom(buffer->data(), buffer->size(), *value,
-                    buffer->in_store() ? buffer : std::shared_ptr<const void>());
+    DeserializeFrom(buffer->data(), buffer->size(), *value, KeeperOf(buffer));
   } catch (const std::exception& e) {
     throw Error(std::string("lumen::Get: the object's bytes do not hold the requested type (") +
                 e.what() + ")");

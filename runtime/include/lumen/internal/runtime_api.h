@@ -24,6 +24,12 @@ class Buffer {
   virtual bool in_store() const { return false; }
 };
 
+// What a value read from `buffer` holds to point into it: the buffer if its bytes are in the
+// store, else null (such a value copies what it keeps).
+inline std::shared_ptr<const void> KeeperOf(const std::shared_ptr<Buffer>& buffer) {
+  return buffer->in_store() ? buffer : nullptr;
+}
+
 // Writes a value of a known size into memory the runtime provides.
 struct ValueWriter {
   size_t size = 0;
