@@ -47,6 +47,16 @@ BENCHMARKS = [
     "n_n_actor_calls_with_arg_async",
 ]
 
+# Large objects read in place, which ray_perf.py does not measure: both sides run them
+# (bench/ray_microbenchmarks.py with numpy arrays), and a row shows when either printed it.
+LARGE_OBJECT_BENCHMARKS = [
+    "single_client_get_gigabytes",
+    "tasks_sharing_large_object",
+    "weights_dict_put",
+    "weights_dict_get",
+    "weights_dict_20_tasks",
+]
+
 # Machine baselines that Lumen's microbenchmark prints.
 BASELINES = ["baseline_grpc_unary_echo", "baseline_memcpy_gigabytes"]
 
@@ -120,6 +130,7 @@ def build_rows(ray, lumen, ray_cpp=None, name_filter=None):
     """One row per benchmark Lumen implements (then any other benchmark that both
     Ray and Lumen printed), excluding the machine baselines."""
     names = list(BENCHMARKS)
+    names += [n for n in LARGE_OBJECT_BENCHMARKS if n in lumen or n in ray]
     for extra in list(lumen) + list(ray) + list(ray_cpp or {}):
         if extra not in names and extra not in BASELINES and extra in lumen and (
             extra in ray or extra in (ray_cpp or {})

@@ -5,6 +5,8 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -84,9 +86,22 @@ int Work(std::vector<ActorHandle<BenchActor>> actors, int n) {
   return n;
 }
 
+// Large objects read in place (not in Ray's suite; bench/ray_microbenchmarks.py runs the same
+// with numpy arrays). The tasks touch their argument, as a user's would, without reading it all.
+using Weights = std::map<std::string, Array<double>>;
+
+double TouchArray(const Array<double>& array) { return array.front() + array.back(); }
+
+double TouchWeights(const Weights& weights, int id) {
+  double total = 0;
+  for (const auto& [name, array] : weights) total += array.front();
+  return total * id;
+}
+
 LUMEN_REMOTE(SmallValue, CreateObjectContainingRefs, BenchActor::Create, &BenchActor::SmallValue,
              &BenchActor::SmallValueArg, &BenchActor::BytesArg, Client::Create,
-             &Client::SmallValueBatch, &Client::SmallValueBatchArg, &Client::TaskBatch, Work);
+             &Client::SmallValueBatch, &Client::SmallValueBatchArg, &Client::TaskBatch, Work,
+             TouchArray, TouchWeights);
 
 std::vector<ActorHandle<BenchActor>> NoServers() { return {}; }
 
@@ -102,6 +117,24 @@ void ActorBatch(const ActorHandle<BenchActor>& actor, int n) {
   refs.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) refs.push_back(actor.Task(&BenchActor::SmallValue).Remote());
   Get(refs);
+}
+
+// Submits `n` tasks made by `submit` and gets their results.
+template <typename Submit>
+void TaskBatch(int n, const Submit& submit) {
+  std::vector<ObjectRef<double>> refs;
+  refs.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) refs.push_back(submit(i));
+  Get(refs);
+}
+
+// The lab's weights dictionary: 50 arrays of 1,000,000 doubles (400 MB).
+Weights LabWeights() {
+  Weights weights;
+  for (int i = 0; i < 50; ++i) {
+    weights["layer" + std::to_string(i)] = std::vector<double>(1'000'000, 0.5);
+  }
+  return weights;
 }
 
 }  // namespace
@@ -267,6 +300,27 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
             Get(refs);
           },
           n * static_cast<int>(clients.size()));
+    }
+    // Large objects, read in place: a 400 MB array and the lab's 400 MB weights dictionary.
+    if (wanted("single_client_get_gigabytes") || wanted("tasks_sharing_large_object")) {
+      auto big = Put(Array<double>(std::vector<double>(50'000'000, 1.0)));
+      run(
+          "single_client_get_gigabytes", [&] { Get(big); }, 0.4);
+      run(
+          "tasks_sharing_large_object",
+          [&] { TaskBatch(20, [&](int) { return Task(TouchArray).Remote(big); }); }, 1);
+    }
+    if (wanted("weights_dict_put") || wanted("weights_dict_get") ||
+        wanted("weights_dict_20_tasks")) {
+      const Weights weights = LabWeights();
+      run(
+          "weights_dict_put", [&] { Put(weights); }, 1);
+      auto ref = Put(weights);
+      run(
+          "weights_dict_get", [&] { Get(ref); }, 1);
+      run(
+          "weights_dict_20_tasks",
+          [&] { TaskBatch(20, [&](int id) { return Task(TouchWeights).Remote(ref, id); }); }, 1);
     }
     if (wanted("pi_kernel_single_thread_samples") || wanted("pi_actor_job_samples")) {
       // Not one of Ray's: the pi job's sampling rate against its kernel on one thread.

@@ -19,7 +19,10 @@ to Ray's metric names (1_1_actor_calls_sync, single_client_put_calls_Plasma_Stor
 which are the names Lumen prints.
 
 Differences from `ray microbenchmark`, all for a like-for-like comparison:
-  * only the benchmarks Lumen implements are run (in Ray's order);
+  * only the benchmarks Lumen implements are run (in Ray's order), then the
+    large-object benchmarks that ray_perf.py does not have (single client get
+    gigabytes, tasks sharing large object, weights dict put/get/20 tasks), with
+    numpy arrays read in place from plasma;
   * the local cluster is started with num_cpus=--num-cpus on 127.0.0.1 with no
     dashboard and usage stats disabled, and shut down at the end;
   * Ray sizes the 1:n and n:n actor benchmarks by multiprocessing.cpu_count() // 2;
@@ -278,6 +281,72 @@ def run_python_benchmarks(num_cpus):
     return [r for r in results if r is not None]
 
 
+# ---- Large objects read in place (not in ray_perf.py) ----
+#
+# The same shapes as Lumen's rows of these names: a 400 MB float64 array, and the lab's
+# weights dictionary of 50 arrays of 1,000,000 float64 (400 MB), written with numpy the way
+# Ray's users write them. ray.get returns numpy arrays that read plasma in place; the tasks
+# touch their argument without reading all of it.
+
+LARGE_OBJECT_NAMES = [
+    "single client get gigabytes",
+    "tasks sharing large object",
+    "weights dict put",
+    "weights dict get",
+    "weights dict 20 tasks",
+]
+
+
+def wanted(name):
+    return not FILTER or FILTER in name or FILTER in metric_name(name)
+
+
+@ray.remote
+def touch_array(array):
+    return float(array[0] + array[-1])
+
+
+@ray.remote
+def touch_weights(weights, i):
+    return sum(float(w[0]) for w in weights.values()) * i
+
+
+def run_large_object_benchmarks():
+    results = []
+    if wanted("single client get gigabytes") or wanted("tasks sharing large object"):
+        big = ray.put(np.ones(50_000_000, dtype=np.float64))
+
+        def get_big():
+            ray.get(big)
+
+        results += timeit("single client get gigabytes", get_big, 0.4)
+
+        def tasks_sharing():
+            ray.get([touch_array.remote(big) for _ in range(20)])
+
+        results += timeit("tasks sharing large object", tasks_sharing)
+        del big
+    if any(wanted(n) for n in LARGE_OBJECT_NAMES if n.startswith("weights dict")):
+        weights = {f"layer{i}": np.full(1_000_000, 0.5) for i in range(50)}
+
+        def put_weights():
+            ray.put(weights)
+
+        results += timeit("weights dict put", put_weights)
+        ref = ray.put(weights)
+
+        def get_weights():
+            ray.get(ref)
+
+        results += timeit("weights dict get", get_weights)
+
+        def weights_tasks():
+            ray.get([touch_weights.remote(ref, i) for i in range(20)])
+
+        results += timeit("weights dict 20 tasks", weights_tasks)
+    return [r for r in results if r is not None]
+
+
 def _terminate(signum, _frame):
     # Turn SIGTERM/SIGHUP into an exception so that `finally: ray.shutdown()` runs.
     raise SystemExit(128 + signum)
@@ -330,6 +399,7 @@ def main(argv=None):
             rc = run_cpp_driver(args)
         else:
             results = run_python_benchmarks(args.num_cpus)
+            results += run_large_object_benchmarks()
     finally:
         ray.shutdown()
 

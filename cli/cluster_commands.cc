@@ -205,6 +205,9 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["store_capacity"] = node.store_capacity();
       n["store_used"] = node.store_used();
       n["store_objects"] = node.store_objects();
+      n["store_pinned_objects"] = node.store_pinned_objects();
+      n["store_pinned_bytes"] = node.store_pinned_bytes();
+      n["store_released_pinned_objects"] = node.store_released_pinned_objects();
       n["workers"] = node.num_workers();
       n["last_heartbeat_ms"] = node.last_heartbeat_ms();
       n["demands"] = nlohmann::json::array();
@@ -226,6 +229,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   uint64_t store_used = 0;
   uint64_t store_capacity = 0;
   uint64_t store_objects = 0;
+  uint64_t store_pinned = 0;
   int alive = 0;
   for (const auto& node : status.nodes()) {
     std::cout << absl::StrFormat(" %-16s %-21s %-5s %s  workers %d  heartbeat %d ms ago\n",
@@ -243,6 +247,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
     store_used += node.store_used();
     store_capacity += node.store_capacity();
     store_objects += node.store_objects();
+    store_pinned += node.store_pinned_objects();
   }
   std::cout << "\nResources (used / total, " << alive << " live " << (alive == 1 ? "node" : "nodes")
             << ")\n";
@@ -251,7 +256,8 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   }
   std::cout << "\nObject store\n " << Bytes(static_cast<double>(store_used)) << " / "
             << Bytes(static_cast<double>(store_capacity)) << " used, " << store_objects
-            << (store_objects == 1 ? " object\n" : " objects\n");
+            << (store_objects == 1 ? " object" : " objects") << ", " << store_pinned
+            << " pinned by readers\n";
   std::cout << "\nPending demands\n";
   bool any = false;
   for (const auto& node : status.nodes()) {

@@ -416,6 +416,7 @@ bool Connection::HandleFrames() {
       continue;
     }
     if (frame_.has_pong()) continue;
+    current_frame_bytes_ = 4 + size;
     if (handlers_.on_frame) handlers_.on_frame(*this, frame_);
     if (closed()) {
       FinishClose();
@@ -500,6 +501,7 @@ void Connection::SendControl(bool ping) {
 
 bool Connection::Send(const proto::Frame& frame, bool flush) {
   if (closed()) return false;
+  if (flush && TrySendAlone(frame)) return true;
   bool overflow = false;
   size_t queued = 0;
   {
@@ -515,6 +517,57 @@ bool Connection::Send(const proto::Frame& frame, bool flush) {
     return false;
   }
   if (flush) Flush();
+  return true;
+}
+
+bool Connection::TrySendAlone(const proto::Frame& frame) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (writing_ || !pending_.empty()) return false;
+    writing_ = true;
+  }
+  // Nothing else queued and nobody writing: serialize into this thread's buffer and write.
+  thread_local std::string out;
+  out.clear();
+  AppendFrame(&out, frame);
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n =
+        ::send(fd_, out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  std::string rest;
+  if (done < out.size()) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      {
+        absl::MutexLock lock(&mu_);
+        writing_ = false;
+      }
+      Close(absl::StrCat("write failed: ", std::strerror(errno)));
+      return true;
+    }
+    rest = out.substr(done);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (rest.empty() && pending_.empty()) {
+      writing_ = false;
+      written_.SignalAll();
+      return true;
+    }
+    // What the socket did not take, and what others queued meanwhile, go in order.
+    rest.append(pending_);
+    pending_.clear();
+  }
+  asio::post(strand_, [self = shared_from_this(), rest = std::move(rest)]() mutable {
+    self->WriteAsync(std::move(rest));
+  });
   return true;
 }
 

@@ -96,6 +96,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Queues `frame`; with flush, writes what is queued now. False once closed.
   bool Send(const proto::Frame& frame, bool flush = true);
+  // In on_frame: the size on the wire of the frame being handled.
+  size_t current_frame_bytes() const { return current_frame_bytes_; }
   void Flush();
   // Flushes, then waits until everything queued so far was handed to the kernel, the
   // connection closed, or `timeout` passed. Not on an I/O thread. True if all was handed over.
@@ -127,6 +129,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ArmLiveness();
   void OnLivenessTick();
   void SendControl(bool ping);
+  // Writes `frame` at once if nothing else is queued or being written; false otherwise.
+  bool TrySendAlone(const proto::Frame& frame);
   void WriteAsync(std::string bytes);
   void OnWritten(const std::error_code& error);
   void FinishClose();
@@ -149,6 +153,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool close_finished_ = false;
   std::unique_ptr<ReadBuffer> buffer_;
   proto::Frame frame_;
+  size_t current_frame_bytes_ = 0;
   asio::steady_timer liveness_timer_;
   asio::steady_timer hello_timer_;
   std::chrono::steady_clock::time_point last_receive_;

@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 
-#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/numbers.h"
@@ -16,8 +15,7 @@ thread_local bool tls_on_io_thread = false;
 }  // namespace
 
 IoPool::IoPool(int threads, std::string name) : work_(asio::make_work_guard(context_)) {
-  const int n = std::max(1, threads);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, name] {
       pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
       tls_on_io_thread = true;
@@ -47,6 +45,9 @@ void IoPool::Stop() {
 }
 
 bool IoPool::OnIoThread() { return tls_on_io_thread; }
+
+IoPool::IoThreadScope::IoThreadScope() { tls_on_io_thread = true; }
+IoPool::IoThreadScope::~IoThreadScope() { tls_on_io_thread = false; }
 
 int IoPool::ConfiguredThreads(int fallback) {
   const char* env = std::getenv("LUMEN_IO_THREADS");

@@ -20,7 +20,8 @@ namespace lumen::net {
 
 class IoPool {
  public:
-  // Starts `threads` threads (at least one) that run the context until Stop.
+  // Starts `threads` threads that run the context until Stop. With 0, the owner's own threads
+  // drive context() (one at a time, each inside an IoThreadScope).
   IoPool(int threads, std::string name);
   ~IoPool();
   IoPool(const IoPool&) = delete;
@@ -33,6 +34,14 @@ class IoPool {
 
   // True on a thread of any IoPool: such a thread must never wait for other I/O.
   static bool OnIoThread();
+  // Marks the calling thread as an I/O thread while it lives.
+  class IoThreadScope {
+   public:
+    IoThreadScope();
+    ~IoThreadScope();
+    IoThreadScope(const IoThreadScope&) = delete;
+    IoThreadScope& operator=(const IoThreadScope&) = delete;
+  };
 
   // The thread count for a process: $LUMEN_IO_THREADS if set (1..16), else `fallback`.
   static int ConfiguredThreads(int fallback);

@@ -1,6 +1,7 @@
 #include "objectstore/object_store.h"
 
 #include <cstdlib>
+#include <iterator>
 #include <optional>
 #include <utility>
 
@@ -37,7 +38,7 @@ ObjectStore::ObjectStore(std::unique_ptr<ShmRegion> region)
 
 absl::StatusOr<ObjectLocation> ObjectStore::Create(const std::string& id, uint64_t size,
                                                    uint64_t creator, uint64_t owner,
-                                                   absl::Duration timeout) {
+                                                   absl::Duration timeout, CopyKind kind) {
   absl::MutexLock lock(&mu_);
   if (size > allocator_.capacity()) {
     return absl::InvalidArgumentError(
@@ -48,35 +49,43 @@ absl::StatusOr<ObjectLocation> ObjectStore::Create(const std::string& id, uint64
   if (objects_.count(id) > 0) {
     return AlreadyExists(id);
   }
-  std::optional<size_t> offset = allocator_.Allocate(size);
+  std::optional<size_t> offset = AllocateLocked(size);
   if (!offset.has_value()) {
-    // Wait for space, or for a concurrent Create of the same id to make ours pointless.
+    // Wait for space, for a copy to become evictable, or for a concurrent Create of the same id
+    // to make ours pointless.
     const size_t block = Allocator::BlockSize(size);
     auto fits_or_exists = [this, &id, block]() {
       mu_.AssertReaderHeld();
-      return allocator_.largest_free() >= block || objects_.count(id) > 0;
+      return allocator_.largest_free() >= block || !evictable_.empty() || objects_.count(id) > 0;
     };
+    const absl::Time deadline = absl::Now() + timeout;
     ++waiting_creates_;
-    mu_.AwaitWithTimeout(absl::Condition(&fits_or_exists), timeout);
+    while (!offset.has_value() && objects_.count(id) == 0 &&
+           mu_.AwaitWithDeadline(absl::Condition(&fits_or_exists), deadline)) {
+      if (objects_.count(id) == 0) offset = AllocateLocked(size);
+    }
     --waiting_creates_;
     if (objects_.count(id) > 0) {
       return AlreadyExists(id);
     }
-    offset = allocator_.Allocate(size);
   }
   if (!offset.has_value()) {
     std::string message = absl::StrCat(
         "object store is full: cannot create object ", DescribeId(id), " of ", size,
         " bytes after waiting ", absl::FormatDuration(timeout), " (capacity ",
         allocator_.capacity(), " bytes, used ", allocator_.used(), " bytes, largest free block ",
-        allocator_.largest_free(), " bytes); release objects sooner or start the node with a ",
-        "larger --object-store-memory");
+        allocator_.largest_free(), " bytes, pinned ", pinned_bytes_,
+        " bytes); release objects sooner or start the node with a larger --object-store-memory");
     LUMEN_LOG(WARNING) << message;
     return absl::ResourceExhaustedError(message);
   }
-  ObjectLocation location{*offset, size};
-  objects_.emplace(id, Entry{location, creator, owner, /*sealed=*/false});
-  return location;
+  Entry entry;
+  entry.location = ObjectLocation{*offset, size};
+  entry.creator = creator;
+  entry.owner = owner;
+  entry.kind = kind;
+  objects_.emplace(id, std::move(entry));
+  return ObjectLocation{*offset, size};
 }
 
 absl::Status ObjectStore::Seal(const std::string& id) {
@@ -90,13 +99,14 @@ absl::Status ObjectStore::Seal(const std::string& id) {
         absl::StrCat("object ", DescribeId(id), " is already sealed"));
   }
   it->second.sealed = true;  // Waiters in Get re-check their condition when mu_ is released.
+  UpdateEvictableLocked(id, it->second);
   return absl::OkStatus();
 }
 
 absl::StatusOr<ObjectLocation> ObjectStore::Get(const std::string& id, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
-  if (it == objects_.end()) {
+  if (it == objects_.end() || it->second.released) {
     return absl::NotFoundError(absl::StrCat("object ", DescribeId(id), " is not in the store"));
   }
   if (!it->second.sealed) {
@@ -121,17 +131,59 @@ absl::StatusOr<ObjectLocation> ObjectStore::Get(const std::string& id, absl::Dur
   return it->second.location;
 }
 
-absl::Status ObjectStore::Release(const std::string& id) {
+absl::StatusOr<ObjectLocation> ObjectStore::Pin(const std::string& id, uint64_t client) {
   absl::MutexLock lock(&mu_);
   auto it = objects_.find(id);
   if (it == objects_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("object ", DescribeId(id),
+                     " is not in this node's object store (its owner released it or exited)"));
+  }
+  Entry& entry = it->second;
+  if (entry.released) {
+    return absl::NotFoundError(
+        absl::StrCat("object ", DescribeId(id), " was released by its owner"));
+  }
+  if (!entry.sealed) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("object ", DescribeId(id), " cannot be pinned before it is sealed"));
+  }
+  if (entry.pins.empty()) {
+    ++pinned_objects_;
+    pinned_bytes_ += Allocator::BlockSize(entry.location.size);
+  }
+  ++entry.pins[client];
+  UpdateEvictableLocked(id, entry);
+  return entry.location;
+}
+
+absl::Status ObjectStore::Unpin(const std::string& id, uint64_t client) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) {
+    return absl::NotFoundError(absl::StrCat("cannot unpin unknown object ", DescribeId(id)));
+  }
+  if (it->second.pins.count(client) == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("client ", client, " holds no pin on object ", DescribeId(id)));
+  }
+  bool freed = false;
+  DropPinsLocked(it, client, 1, &freed);
+  return absl::OkStatus();
+}
+
+absl::Status ObjectStore::Release(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end() || it->second.released) {
     return absl::NotFoundError(absl::StrCat("cannot release unknown object ", DescribeId(id)));
   }
-  if (!allocator_.Free(it->second.location.offset)) {
-    LUMEN_LOG(ERROR) << "object " << DescribeId(id) << " at offset " << it->second.location.offset
-                     << " had no allocation";
+  if (it->second.pins.empty()) {
+    FreeLocked(it);
+  } else {
+    it->second.released = true;
+    ++released_pinned_objects_;
   }
-  objects_.erase(it);
   return absl::OkStatus();
 }
 
@@ -139,17 +191,27 @@ int ObjectStore::ReleaseClient(uint64_t client) {
   absl::MutexLock lock(&mu_);
   int freed = 0;
   for (auto it = objects_.begin(); it != objects_.end();) {
-    const Entry& entry = it->second;
-    if (entry.owner == client || (!entry.sealed && entry.creator == client)) {
-      if (!allocator_.Free(entry.location.offset)) {
-        LUMEN_LOG(ERROR) << "object " << DescribeId(it->first) << " at offset "
-                         << entry.location.offset << " had no allocation";
+    bool dropped_last = false;
+    if (it->second.pins.count(client) > 0) {
+      auto next = DropPinsLocked(it, client, /*count=*/0, &dropped_last);
+      if (dropped_last) {
+        ++freed;
+        it = next;
+        continue;
       }
-      it = objects_.erase(it);
-      ++freed;
-    } else {
-      ++it;
     }
+    Entry& entry = it->second;
+    if (!entry.released && (entry.owner == client || (!entry.sealed && entry.creator == client))) {
+      if (entry.pins.empty()) {
+        it = FreeLocked(it);
+        ++freed;
+        continue;
+      }
+      entry.released = true;
+      ++released_pinned_objects_;
+      UpdateEvictableLocked(it->first, entry);
+    }
+    ++it;
   }
   if (freed > 0) {
     LUMEN_LOG(INFO) << "freed " << freed << " objects of departed client " << client;
@@ -165,7 +227,82 @@ StoreStats ObjectStore::Stats() const {
   stats.num_objects = objects_.size();
   stats.waiting_creates = waiting_creates_;
   stats.waiting_gets = waiting_gets_;
+  stats.pinned_objects = pinned_objects_;
+  stats.pinned_bytes = pinned_bytes_;
+  stats.released_pinned_objects = released_pinned_objects_;
+  stats.evictable_objects = evictable_.size();
+  stats.evicted_objects = evicted_objects_;
   return stats;
+}
+
+std::optional<size_t> ObjectStore::AllocateLocked(size_t size) {
+  std::optional<size_t> offset = allocator_.Allocate(size);
+  const size_t block = Allocator::BlockSize(size);
+  while (!offset.has_value() && !evictable_.empty()) {
+    auto oldest = evictable_.begin();
+    auto it = objects_.find(oldest->second);
+    if (it == objects_.end()) {
+      LUMEN_LOG(ERROR) << "evictable object " << DescribeId(oldest->second) << " is unknown";
+      evictable_.erase(oldest);
+      continue;
+    }
+    LUMEN_LOG(INFO) << "evicting secondary copy " << DescribeId(it->first) << " ("
+                    << it->second.location.size << " bytes) to make room for " << size << " bytes";
+    FreeLocked(it);
+    ++evicted_objects_;
+    if (allocator_.largest_free() >= block) offset = allocator_.Allocate(size);
+  }
+  return offset;
+}
+
+ObjectStore::Objects::iterator ObjectStore::FreeLocked(Objects::iterator it) {
+  Entry& entry = it->second;
+  if (entry.evictable_since != 0) evictable_.erase(entry.evictable_since);
+  if (entry.released) --released_pinned_objects_;
+  if (!entry.pins.empty()) {
+    // Only eviction and Release call this, and neither touches a pinned object.
+    LUMEN_LOG(ERROR) << "freeing pinned object " << DescribeId(it->first);
+    --pinned_objects_;
+    pinned_bytes_ -= Allocator::BlockSize(entry.location.size);
+  }
+  if (!allocator_.Free(entry.location.offset)) {
+    LUMEN_LOG(ERROR) << "object " << DescribeId(it->first) << " at offset " << entry.location.offset
+                     << " had no allocation";
+  }
+  return objects_.erase(it);
+}
+
+void ObjectStore::UpdateEvictableLocked(const std::string& id, Entry& entry) {
+  const bool evictable =
+      entry.kind == CopyKind::kSecondary && entry.sealed && !entry.released && entry.pins.empty();
+  if (evictable && entry.evictable_since == 0) {
+    entry.evictable_since = ++clock_;
+    evictable_.emplace(entry.evictable_since, id);
+  } else if (!evictable && entry.evictable_since != 0) {
+    evictable_.erase(entry.evictable_since);
+    entry.evictable_since = 0;
+  }
+}
+
+ObjectStore::Objects::iterator ObjectStore::DropPinsLocked(Objects::iterator it, uint64_t client,
+                                                           uint64_t count, bool* freed) {
+  Entry& entry = it->second;
+  auto pin = entry.pins.find(client);
+  if (pin == entry.pins.end()) return std::next(it);
+  if (count == 0 || pin->second <= count) {
+    entry.pins.erase(pin);
+  } else {
+    pin->second -= count;
+  }
+  if (!entry.pins.empty()) return std::next(it);
+  --pinned_objects_;
+  pinned_bytes_ -= Allocator::BlockSize(entry.location.size);
+  if (entry.released) {
+    *freed = true;
+    return FreeLocked(it);
+  }
+  UpdateEvictableLocked(it->first, entry);
+  return std::next(it);
 }
 
 }  // namespace lumen::objectstore

@@ -10,12 +10,24 @@
 // immutable) and finally released when its owner drops the last reference. Object ids are opaque
 // binary strings; clients are identified by uint64 ids chosen by the caller. All calls come from
 // other processes' requests, so every failure is a status, never a crash.
+//
+// Pins: a client that reads an object in place pins it first (Pin) and unpins it when its last
+// view is gone. Pins are counted per client. A pinned object is never freed or evicted: its
+// owner's Release only marks it released, and the last Unpin frees it; ReleaseClient drops
+// every pin of a client that went away.
+//
+// Copies: a primary copy (the one its creator wrote for the owner) lives until it is released. A
+// secondary copy (pulled from another node) may be evicted, least recently unpinned first, when
+// a Create needs room and the copy is sealed and unpinned.
+//
 // Thread-safe: every method may be called from any thread; Create and Get block the calling thread
 // for at most their timeout.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -35,12 +47,20 @@ struct ObjectLocation {
   uint64_t size = 0;
 };
 
+// Whether a copy is the object's primary copy or a secondary one that may be evicted.
+enum class CopyKind { kPrimary, kSecondary };
+
 struct StoreStats {
   uint64_t capacity = 0;  // usable bytes of the region
   uint64_t used = 0;      // bytes reserved by objects, including 64-byte rounding
   uint64_t num_objects = 0;
-  uint64_t waiting_creates = 0;  // Create calls blocked on space right now
-  uint64_t waiting_gets = 0;     // Get calls blocked on a seal right now
+  uint64_t waiting_creates = 0;          // Create calls blocked on space right now
+  uint64_t waiting_gets = 0;             // Get calls blocked on a seal right now
+  uint64_t pinned_objects = 0;           // objects with at least one pin
+  uint64_t pinned_bytes = 0;             // their bytes, including 64-byte rounding
+  uint64_t released_pinned_objects = 0;  // released by their owner, kept for their readers
+  uint64_t evictable_objects = 0;        // sealed, unpinned secondary copies
+  uint64_t evicted_objects = 0;          // secondary copies evicted since the store started
 };
 
 class ObjectStore {
@@ -51,13 +71,14 @@ class ObjectStore {
   ObjectStore& operator=(const ObjectStore&) = delete;
 
   // Reserves `size` bytes for object `id`, written by client `creator` and owned by client
-  // `owner`. If the region is full, waits up to `timeout` for Release/ReleaseClient to free
-  // enough space, then returns RESOURCE_EXHAUSTED naming the object size, capacity, used bytes and
-  // largest free block. ALREADY_EXISTS if `id` exists; INVALID_ARGUMENT if `size` exceeds the
-  // capacity.
+  // `owner`. If the region is full, evicts secondary copies nobody pins, then waits up to
+  // `timeout` for Release/ReleaseClient/Unpin to free enough space, then returns
+  // RESOURCE_EXHAUSTED naming the object size, capacity, used bytes and largest free block.
+  // ALREADY_EXISTS if `id` exists; INVALID_ARGUMENT if `size` exceeds the capacity.
   [[nodiscard]] absl::StatusOr<ObjectLocation> Create(const std::string& id, uint64_t size,
                                                       uint64_t creator, uint64_t owner,
-                                                      absl::Duration timeout);
+                                                      absl::Duration timeout,
+                                                      CopyKind kind = CopyKind::kPrimary);
 
   // Marks a created object complete and immutable and wakes its Get waiters. NOT_FOUND if unknown,
   // FAILED_PRECONDITION if already sealed.
@@ -67,11 +88,23 @@ class ObjectStore {
   // sealed, then returns DEADLINE_EXCEEDED. NOT_FOUND if unknown, or released while waiting.
   [[nodiscard]] absl::StatusOr<ObjectLocation> Get(const std::string& id, absl::Duration timeout);
 
-  // Frees the object, sealed or not: its owner dropped the last reference. NOT_FOUND if unknown.
+  // Pins the sealed object `id` for `client` (one more pin; pins are counted) and returns where
+  // it is, so that the client can read it in place until it calls Unpin. NOT_FOUND if unknown or
+  // already released by its owner, FAILED_PRECONDITION if not sealed yet.
+  [[nodiscard]] absl::StatusOr<ObjectLocation> Pin(const std::string& id, uint64_t client);
+
+  // Drops one pin of `client`. The last pin of a released object frees it. NOT_FOUND if unknown,
+  // FAILED_PRECONDITION if `client` holds no pin on it.
+  [[nodiscard]] absl::Status Unpin(const std::string& id, uint64_t client);
+
+  // The owner dropped the last reference: frees the object, sealed or not, or, while a client
+  // pins it, marks it released so that the last Unpin frees it. NOT_FOUND if unknown or already
+  // released.
   [[nodiscard]] absl::Status Release(const std::string& id);
 
-  // Client `client` went away: frees every object it owns and every unsealed object it was
-  // creating. Returns how many objects were freed.
+  // Client `client` went away: drops its pins, and frees (or, while others pin them, marks
+  // released) every object it owns and every unsealed object it was creating. Returns how many
+  // objects were freed.
   int ReleaseClient(uint64_t client);
 
   StoreStats Stats() const;
@@ -84,8 +117,30 @@ class ObjectStore {
     ObjectLocation location;
     uint64_t creator = 0;
     uint64_t owner = 0;
+    CopyKind kind = CopyKind::kPrimary;
     bool sealed = false;
+    // The owner let go while clients pinned it: freed when the last pin goes.
+    bool released = false;
+    // Pins by client id; a client appears only while it holds at least one.
+    std::map<uint64_t, uint64_t> pins;
+    // While evictable: its key in evictable_.
+    uint64_t evictable_since = 0;
   };
+  using Objects = std::unordered_map<std::string, Entry>;
+
+  // Allocates `size` bytes, evicting unpinned secondary copies (oldest first) if that makes
+  // room. nullopt if it cannot.
+  std::optional<size_t> AllocateLocked(size_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the object's block to the allocator and forgets it; returns the next entry.
+  Objects::iterator FreeLocked(Objects::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts a sealed, unpinned, unreleased secondary copy on the eviction list, or takes any other
+  // entry off it.
+  void UpdateEvictableLocked(const std::string& id, Entry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `count` pins of `client` (all of them if `count` is 0) and frees the object if that
+  // was the last pin of a released one. Returns the next entry.
+  Objects::iterator DropPinsLocked(Objects::iterator it, uint64_t client, uint64_t count,
+                                   bool* freed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Set at construction.
   const std::unique_ptr<ShmRegion> region_;
@@ -93,9 +148,16 @@ class ObjectStore {
   // Guarded by mu_.
   mutable absl::Mutex mu_;
   Allocator allocator_ ABSL_GUARDED_BY(mu_);
-  std::unordered_map<std::string, Entry> objects_ ABSL_GUARDED_BY(mu_);
+  Objects objects_ ABSL_GUARDED_BY(mu_);
+  // Evictable copies by the time they became evictable (a counter), oldest first.
+  std::map<uint64_t, std::string> evictable_ ABSL_GUARDED_BY(mu_);
+  uint64_t clock_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t waiting_creates_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t waiting_gets_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t released_pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t evicted_objects_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace lumen::objectstore

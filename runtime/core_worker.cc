@@ -43,18 +43,15 @@ class InlineBuffer : public Buffer {
   ValuePtr value_;
 };
 
-class StoreBuffer : public Buffer {
- public:
-  StoreBuffer(const char* data, size_t size, ValuePtr value)
-      : data_(data), size_(size), value_(std::move(value)) {}
-  const char* data() const override { return data_; }
-  size_t size() const override { return size_; }
-
- private:
-  const char* data_;
-  size_t size_;
-  ValuePtr value_;
-};
+// The functions' view of their arguments; `keeper` lets values point into store objects.
+std::vector<ArgView> ArgViews(const std::vector<std::shared_ptr<Buffer>>& buffers) {
+  std::vector<ArgView> views;
+  views.reserve(buffers.size());
+  for (const auto& buffer : buffers) {
+    views.push_back(ArgView{buffer->data(), buffer->size(), KeeperOf(buffer)});
+  }
+  return views;
+}
 
 // Turns an error value into the public exception a user catches.
 [[noreturn]] void ThrowError(const proto::ErrorInfo& error) {
@@ -106,8 +103,19 @@ absl::Status CoreWorker::Connect() {
   if (auto status = net::ParseHostPort(config_.node_address, &host, &port); !status.ok()) {
     return status;
   }
-  io_ = std::make_unique<net::IoPool>(net::IoPool::ConfiguredThreads(1), "lumen-io");
   connection_options_ = net::ConnectionOptions::FromEnvironment();
+  if (config_.is_worker) {
+    // A worker's own threads take turns at the I/O and at its tasks (see TaskReceiver).
+    io_ = std::make_unique<net::IoPool>(0, "lumen-io");
+    receiver_ = std::make_unique<TaskReceiver>(
+        [this](const proto::TaskSpec& spec, proto::Value* result) {
+          ready_.WaitForNotification();
+          RunTask(spec, result);
+        },
+        /*executors=*/1, /*max_queued_bytes=*/size_t{64} << 20, io_.get());
+  } else {
+    io_ = std::make_unique<net::IoPool>(net::IoPool::ConfiguredThreads(1), "lumen-io");
+  }
   auto listener =
       net::Listener::Start(*io_, host, 0, config_.token, connection_options_,
                            [this](const std::shared_ptr<net::Connection>& conn,
@@ -123,15 +131,6 @@ absl::Status CoreWorker::Connect() {
       [this](const std::string& owner, const std::string& id, bool add) {
         QueueBorrowUpdate(owner, id, add);
       });
-  if (config_.is_worker) {
-    receiver_ = std::make_unique<TaskReceiver>(
-        [this](const proto::TaskSpec& spec, proto::Value* result) {
-          ready_.WaitForNotification();
-          RunTask(spec, result);
-        },
-        /*threads=*/1, /*max_queued_bytes=*/size_t{64} << 20);
-  }
-
   proto::RegisterClientRequest request;
   request.set_kind(config_.is_worker ? proto::CLIENT_WORKER : proto::CLIENT_DRIVER);
   request.set_pid(getpid());
@@ -173,6 +172,8 @@ absl::Status CoreWorker::Connect() {
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
   region_ = std::move(*region);
+  pins_ = std::make_unique<PinClient>(
+      MakeNodePinTransport(NodeStub(config_.node_address), config_.token, client_id_), region_);
 
   TaskSubmitter::Options options;
   options.local_node_address = config_.node_address;
@@ -202,7 +203,6 @@ void CoreWorker::Shutdown() {
     FlushReleases();
   }
   if (listener_) listener_->Stop();
-  if (receiver_) receiver_->Stop();
   std::vector<std::shared_ptr<net::Connection>> conns;
   std::vector<std::shared_ptr<net::Link>> links;
   {
@@ -224,6 +224,7 @@ void CoreWorker::Shutdown() {
     proto::DisconnectClientReply reply;
     NodeStub(config_.node_address)->DisconnectClient(&context, request, &reply);
   }
+  if (receiver_) receiver_->Stop();  // a worker's threads drive io_: they stop it
   if (io_) io_->Stop();
 }
 
@@ -270,6 +271,7 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
   location.set_node_id(node_id_);
   location.set_offset(reply.offset());
   location.set_size(writer.size);
+  location.set_object_id(id);
   if (reply.already_sealed()) return location;  // an earlier attempt of this task made it
   region_->Prefault(reply.offset(), writer.size);
   writer.write(reinterpret_cast<char*>(region_->data() + reply.offset()));
@@ -311,6 +313,7 @@ void CoreWorker::QueueRelease(const std::string& id) {
 }
 
 void CoreWorker::FlushReleases() {
+  if (pins_ != nullptr) pins_->FlushUnpins();
   proto::Frame frame;
   {
     absl::MutexLock lock(&conns_mu_);
@@ -324,22 +327,44 @@ void CoreWorker::FlushReleases() {
   }
 }
 
-std::shared_ptr<Buffer> CoreWorker::MakeBuffer(const ValuePtr& value) {
-  if (value->has_error()) ThrowError(value->error());
-  if (value->has_stored()) {
+std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<ValuePtr>& values) {
+  std::vector<const proto::StoreLocation*> stored;
+  for (const ValuePtr& value : values) {
+    if (value->has_error()) ThrowError(value->error());
+    if (!value->has_stored()) continue;
     const proto::StoreLocation& location = value->stored();
     if (location.node_id() != node_id_) {
       throw ObjectLostError(
           absl::StrCat("the object lives in the store of node ", location.node_id(),
                        ", and fetching objects from other nodes is not supported yet"));
     }
-    if (location.offset() + location.size() > region_->size()) {
-      throw Error("object location lies outside this node's store");
-    }
-    const char* data = reinterpret_cast<const char*>(region_->data() + location.offset());
-    return std::make_shared<StoreBuffer>(data, location.size(), value);
+    stored.push_back(&location);
   }
-  return std::make_shared<InlineBuffer>(value);
+  std::vector<std::shared_ptr<Buffer>> pinned;
+  if (!stored.empty()) {
+    auto result = pins_->Pin(stored);
+    if (!result.ok()) {
+      if (absl::IsNotFound(result.status())) {
+        throw ObjectLostError(
+            absl::StrCat("cannot read the object: ", result.status().message(),
+                         ". Keep an ObjectRef to an object for as long as you may read it"));
+      }
+      throw Error(
+          absl::StrCat("cannot read the object from the store: ", result.status().message()));
+    }
+    pinned = *std::move(result);
+  }
+  std::vector<std::shared_ptr<Buffer>> buffers;
+  buffers.reserve(values.size());
+  size_t next = 0;
+  for (const ValuePtr& value : values) {
+    if (value->has_stored()) {
+      buffers.push_back(std::move(pinned[next++]));
+    } else {
+      buffers.push_back(std::make_shared<InlineBuffer>(value));
+    }
+  }
+  return buffers;
 }
 
 void CoreWorker::SetBlocked(bool blocked) {
@@ -372,10 +397,7 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const Ref
         "lumen::Get timed out after ", timeout_ms, " ms: ", missing, " of ", refs.size(),
         " objects are not ready (`lumen status` shows tasks that wait for resources)"));
   }
-  std::vector<std::shared_ptr<Buffer>> buffers;
-  buffers.reserve(values.size());
-  for (const auto& value : values) buffers.push_back(MakeBuffer(value));
-  return buffers;
+  return MakeBuffers(values);
 }
 
 std::vector<bool> CoreWorker::Wait(const std::vector<const RefParts*>& refs, int num_returns,
@@ -438,6 +460,7 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>&
   waiter->mu.Lock();
   if (!enough()) {
     waiter->mu.Unlock();
+    if (receiver_ != nullptr) receiver_->YieldIo();
     SetBlocked(true);
     waiter->mu.Lock();
     if (timeout_ms < 0) {
@@ -658,13 +681,11 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
                          " arguments, not ", spec.args_size());
   } else {
     try {
-      std::vector<std::shared_ptr<Buffer>> keep;
-      std::vector<ArgView> views;
+      std::vector<ValuePtr> values;
       for (const proto::TaskArg& arg : spec.args()) {
-        keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
-        views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+        values.push_back(std::make_shared<proto::Value>(arg.value()));
       }
-      actor_instance_ = factory->invoker(views);
+      actor_instance_ = factory->invoker(ArgViews(MakeBuffers(values)));
       if (actor_instance_ == nullptr) error = "the factory returned a null pointer";
     } catch (const std::exception& e) {
       error = absl::StrCat(Demangle(typeid(e).name()), ": ", e.what());
@@ -673,7 +694,7 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
     }
   }
   // Calls run one at a time in arrival order unless the actor asked for concurrency.
-  if (error.empty() && spec.max_concurrency() > 1) receiver_->SetThreads(spec.max_concurrency());
+  if (error.empty() && spec.max_concurrency() > 1) receiver_->SetExecutors(spec.max_concurrency());
   proto::ActorCreatedRequest request;
   request.set_client_id(client_id_);
   request.set_error(error);
@@ -765,7 +786,8 @@ void CoreWorker::OnServerFrame(net::Connection& conn, proto::Frame& frame,
       conn.Close("a driver runs no tasks");
       return;
     }
-    receiver_->Enqueue(conn.shared_from_this(), std::move(*frame.mutable_task()));
+    receiver_->Enqueue(conn.shared_from_this(), std::move(*frame.mutable_task()),
+                       conn.current_frame_bytes());
   } else if (frame.has_get_object()) {
     AnswerGetObject(conn, frame.get_object().object_id());
   } else if (frame.has_borrow()) {
@@ -842,13 +864,11 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
     return;
   }
   try {
-    std::vector<ArgView> views;
-    std::vector<std::shared_ptr<Buffer>> keep;
+    std::vector<ValuePtr> values;
     for (const proto::TaskArg& arg : spec.args()) {
-      keep.push_back(MakeBuffer(std::make_shared<proto::Value>(arg.value())));
-      views.push_back(ArgView{keep.back()->data(), keep.back()->size()});
+      values.push_back(std::make_shared<proto::Value>(arg.value()));
     }
-    ValueWriter writer = call(views);
+    ValueWriter writer = call(ArgViews(MakeBuffers(values)));
     if (writer.size <= kInlineObjectLimit) {
       std::string* data = result->mutable_data();
       data->resize(writer.size);

@@ -31,6 +31,7 @@
 #include "proto/control.grpc.pb.h"
 #include "runtime/internal/actor_submitter.h"
 #include "runtime/internal/object_table.h"
+#include "runtime/internal/pin_client.h"
 #include "runtime/internal/task_receiver.h"
 #include "runtime/internal/task_submitter.h"
 
@@ -110,8 +111,11 @@ class CoreWorker {
   absl::StatusOr<proto::StoreLocation> WriteToStore(const std::string& id, const ValueWriter& w,
                                                     uint64_t owner_client_id);
   void QueueRelease(const std::string& id);
+  // Sends the queued releases and unpins.
   void FlushReleases();
-  std::shared_ptr<Buffer> MakeBuffer(const ValuePtr& value);
+  // Buffers over the values, in order: inline bytes, or store objects pinned for as long as their
+  // buffer lives (one round trip for all of them). Throws the value's error, or ObjectLostError.
+  std::vector<std::shared_ptr<Buffer>> MakeBuffers(const std::vector<ValuePtr>& values);
 
   // ---- tasks
   using SubmitFn = std::function<void(std::unique_ptr<PendingTask>)>;
@@ -140,7 +144,8 @@ class CoreWorker {
   std::string self_address_;
   std::string node_id_;
   uint64_t client_id_ = 0;
-  std::unique_ptr<objectstore::ShmRegion> region_;
+  // Shared with the buffers read from it, which may outlive this runtime.
+  std::shared_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
@@ -159,6 +164,8 @@ class CoreWorker {
   absl::Mutex stubs_mu_;
   std::map<std::string, std::unique_ptr<proto::NodeService::Stub>> stubs_
       ABSL_GUARDED_BY(stubs_mu_);
+  // Set in Connect; uses a stub of stubs_, so it is declared (and destroyed) after them.
+  std::unique_ptr<PinClient> pins_;
 
   absl::Mutex conns_mu_;
   absl::flat_hash_set<std::shared_ptr<net::Connection>> accepted_ ABSL_GUARDED_BY(conns_mu_);

@@ -578,6 +578,42 @@ grpc::Status NodeManager::SealObject(grpc::ServerContext* context,
   return internal::ToGrpc(store_->Seal(request->object_id()));
 }
 
+grpc::Status NodeManager::PinObjects(grpc::ServerContext* context,
+                                     const proto::PinObjectsRequest* request,
+                                     proto::PinObjectsReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  // Under mu_, so that a client's pins and its departure (ReleaseClient) never interleave.
+  absl::MutexLock lock(&mu_);
+  if (clients_.count(request->client_id()) == 0) {
+    return grpc::Status(
+        grpc::StatusCode::FAILED_PRECONDITION,
+        absl::StrCat("client ", request->client_id(), " is not registered with this node manager"));
+  }
+  for (const auto& id : request->object_ids()) {
+    proto::PinnedObject* pinned = reply->add_objects();
+    auto location = store_->Pin(id, request->client_id());
+    if (location.ok()) {
+      pinned->set_offset(location->offset);
+      pinned->set_size(location->size);
+    } else {
+      pinned->set_error(std::string(location.status().message()));
+      pinned->set_lost(absl::IsNotFound(location.status()));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status NodeManager::UnpinObjects(grpc::ServerContext* context,
+                                       const proto::UnpinObjectsRequest* request,
+                                       proto::UnpinObjectsReply* reply) {
+  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  for (const auto& id : request->object_ids()) {
+    auto status = store_->Unpin(id, request->client_id());
+    if (!status.ok()) LUMEN_LOG(WARNING) << "unpin: " << status;
+  }
+  return grpc::Status::OK;
+}
+
 // ---- Actors -----------------------------------------------------------------------------
 
 grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
@@ -687,6 +723,9 @@ proto::NodeInfo NodeManager::Info() {
   info.set_store_capacity(stats.capacity);
   info.set_store_used(stats.used);
   info.set_store_objects(stats.num_objects);
+  info.set_store_pinned_objects(stats.pinned_objects);
+  info.set_store_pinned_bytes(stats.pinned_bytes);
+  info.set_store_released_pinned_objects(stats.released_pinned_objects);
   info.set_alive(true);
   absl::MutexLock lock(&mu_);
   *info.mutable_total() = total_;

@@ -70,6 +70,10 @@ class NodeManager final : public proto::NodeService::Service {
                             proto::CreateObjectReply* reply) override;
   grpc::Status SealObject(grpc::ServerContext* context, const proto::SealObjectRequest* request,
                           proto::SealObjectReply* reply) override;
+  grpc::Status PinObjects(grpc::ServerContext* context, const proto::PinObjectsRequest* request,
+                          proto::PinObjectsReply* reply) override;
+  grpc::Status UnpinObjects(grpc::ServerContext* context, const proto::UnpinObjectsRequest* request,
+                            proto::UnpinObjectsReply* reply) override;
   grpc::Status DisconnectClient(grpc::ServerContext* context,
                                 const proto::DisconnectClientRequest* request,
                                 proto::DisconnectClientReply* reply) override;

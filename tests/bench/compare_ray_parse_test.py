@@ -132,6 +132,24 @@ class TableTest(unittest.TestCase):
         rows = compare_ray.build_rows(self.ray, self.lumen)
         self.assertEqual([r["name"] for r in rows], compare_ray.BENCHMARKS)
 
+    def test_large_object_rows_follow_when_either_side_printed_them(self):
+        ray = dict(self.ray)
+        ray["single_client_get_gigabytes"] = {"mean": 333.0, "stddev": 1.0}
+        lumen = dict(self.lumen)
+        lumen["single_client_get_gigabytes"] = {"mean": 999.0, "stddev": 2.0}
+        lumen["weights_dict_put"] = {"mean": 15.0, "stddev": 1.0}
+        rows = compare_ray.build_rows(ray, lumen)
+        self.assertEqual(
+            [r["name"] for r in rows],
+            compare_ray.BENCHMARKS + ["single_client_get_gigabytes", "weights_dict_put"],
+        )
+        by_name = self.rows_by_name(rows)
+        self.assertEqual(by_name["single_client_get_gigabytes"]["unit"], "GB/s")
+        self.assertAlmostEqual(
+            by_name["single_client_get_gigabytes"]["lumen_over_ray"], 999.0 / 333.0)
+        self.assertIsNone(by_name["weights_dict_put"]["ray"])
+        self.assertEqual(by_name["weights_dict_put"]["unit"], "ops/s")
+
     def test_ratio(self):
         rows = self.rows_by_name(compare_ray.build_rows(self.ray, self.lumen))
         self.assertAlmostEqual(

@@ -110,7 +110,7 @@ TEST_CASE("a link to an address nobody serves reports one close and refuses fram
 
 // The worker side of the fast path: tasks run on executor threads and reply one by one.
 TEST_CASE("the task receiver replies to each task as it finishes, in arrival order", "[net]") {
-  IoPool io(1, "test-io");
+  IoPool io(0, "test-io");  // driven by the receiver's threads, as in a worker
   absl::Mutex mu;
   std::vector<std::string> ran;
   internal::TaskReceiver receiver(
@@ -121,7 +121,7 @@ TEST_CASE("the task receiver replies to each task as it finishes, in arrival ord
         absl::MutexLock lock(&mu);
         ran.push_back(spec.function());
       },
-      /*threads=*/1, /*max_queued_bytes=*/1 << 20);
+      /*executors=*/1, /*max_queued_bytes=*/1 << 20, &io);
   // The receiving side of a listener hands tasks to the receiver, as a worker does.
   auto listener = Listener::Start(io, "127.0.0.1", 0, kToken, FastOptions(),
                                   [&](const std::shared_ptr<Connection>&, const proto::Hello&) {
@@ -129,7 +129,8 @@ TEST_CASE("the task receiver replies to each task as it finishes, in arrival ord
                                         .on_frame =
                                             [&](Connection& c, proto::Frame& frame) {
                                               receiver.Enqueue(c.shared_from_this(),
-                                                               std::move(*frame.mutable_task()));
+                                                               std::move(*frame.mutable_task()),
+                                                               c.current_frame_bytes());
                                             },
                                         .on_batch_end = nullptr,
                                         .on_close = nullptr};
@@ -155,9 +156,9 @@ TEST_CASE("the task receiver replies to each task as it finishes, in arrival ord
     absl::MutexLock lock(&mu);
     CHECK(ran == std::vector<std::string>{"fast", "slow", "after"});
   }
-  receiver.Stop();
   (*conn)->Close();
   (*listener)->Stop();
+  receiver.Stop();
   io.Stop();
 }
 

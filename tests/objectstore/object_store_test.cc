@@ -246,5 +246,179 @@ TEST_CASE("releasing an unknown object fails with NOT_FOUND") {
   CHECK(fixture.store().Release("obj").code() == absl::StatusCode::kNotFound);
 }
 
+// Creates and seals an object of `size` bytes whose bytes are all `fill`.
+ObjectLocation MakeSealed(ObjectStore& store, const std::string& id, size_t size, char fill,
+                          uint64_t owner, CopyKind kind = CopyKind::kPrimary) {
+  auto created = store.Create(id, size, owner, owner, kNoWait, kind);
+  REQUIRE(created.ok());
+  std::memset(store.region().data() + created->offset, fill, size);
+  REQUIRE(store.Seal(id).ok());
+  return *created;
+}
+
+bool AllBytesAre(ObjectStore& store, const ObjectLocation& location, char fill) {
+  const uint8_t* data = store.region().data() + location.offset;
+  for (size_t i = 0; i < location.size; ++i) {
+    if (data[i] != static_cast<uint8_t>(fill)) return false;
+  }
+  return true;
+}
+
+TEST_CASE("a pinned object outlives its owner's release and the last unpin frees it") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  const ObjectLocation location = MakeSealed(store, "obj", 1000, 'x', kClientA);
+  auto pinned = store.Pin("obj", kClientB);
+  REQUIRE(pinned.ok());
+  CHECK(pinned->offset == location.offset);
+  CHECK(pinned->size == 1000);
+  CHECK(store.Stats().pinned_objects == 1);
+  CHECK(store.Stats().pinned_bytes == 1024);
+
+  REQUIRE(store.Release("obj").ok());
+  // Released but still readable by the pinning client, and its space is not handed out.
+  CHECK(store.Stats().num_objects == 1);
+  CHECK(store.Stats().released_pinned_objects == 1);
+  CHECK(store.Pin("obj", kClientA).status().code() == absl::StatusCode::kNotFound);
+  CHECK(store.Release("obj").code() == absl::StatusCode::kNotFound);
+  auto other = store.Create("other", kCapacity - 1024, kClientA, kClientA, kNoWait);
+  REQUIRE(other.ok());
+  CHECK(other->offset != location.offset);
+  CHECK(AllBytesAre(store, location, 'x'));
+
+  REQUIRE(store.Unpin("obj", kClientB).ok());
+  CHECK(store.Stats().num_objects == 1);  // only "other"
+  CHECK(store.Stats().pinned_objects == 0);
+  CHECK(store.Stats().released_pinned_objects == 0);
+  CHECK(store.Stats().used == kCapacity - 1024);
+}
+
+TEST_CASE("pins are counted per client and only the last unpin releases the object") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  MakeSealed(store, "obj", 100, 'x', kClientA);
+  REQUIRE(store.Pin("obj", kClientB).ok());
+  REQUIRE(store.Pin("obj", kClientB).ok());
+  REQUIRE(store.Pin("obj", kClientA).ok());
+  REQUIRE(store.Release("obj").ok());
+  REQUIRE(store.Unpin("obj", kClientB).ok());
+  REQUIRE(store.Unpin("obj", kClientA).ok());
+  CHECK(store.Stats().num_objects == 1);  // B still holds one pin
+  CHECK(store.Unpin("obj", kClientA).code() == absl::StatusCode::kFailedPrecondition);
+  REQUIRE(store.Unpin("obj", kClientB).ok());
+  CHECK(store.Stats().num_objects == 0);
+  CHECK(store.Stats().used == 0);
+  CHECK(store.Unpin("obj", kClientB).code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("an object that is unknown or not sealed cannot be pinned") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  CHECK(store.Pin("missing", kClientA).status().code() == absl::StatusCode::kNotFound);
+  REQUIRE(store.Create("unsealed", 10, kClientA, kClientA, kNoWait).ok());
+  CHECK(store.Pin("unsealed", kClientA).status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(store.Stats().pinned_objects == 0);
+}
+
+TEST_CASE("a departed client's pins are dropped, freeing what only it still held") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  MakeSealed(store, "released", 1000, 'r', kClientA);
+  MakeSealed(store, "kept", 1000, 'k', kClientA);
+  REQUIRE(store.Pin("released", kClientB).ok());
+  REQUIRE(store.Pin("released", kClientB).ok());
+  REQUIRE(store.Pin("kept", kClientB).ok());
+  REQUIRE(store.Release("released").ok());
+
+  CHECK(store.ReleaseClient(kClientB) == 1);
+  CHECK(store.Stats().num_objects == 1);
+  CHECK(store.Stats().pinned_objects == 0);
+  CHECK(store.Pin("kept", kClientA).ok());  // its owner still has it
+}
+
+TEST_CASE("a departed owner's pinned object stays readable until its readers unpin") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  const ObjectLocation location = MakeSealed(store, "obj", 1000, 'o', kClientA);
+  REQUIRE(store.Pin("obj", kClientB).ok());
+  CHECK(store.ReleaseClient(kClientA) == 0);
+  CHECK(store.Stats().num_objects == 1);
+  CHECK(AllBytesAre(store, location, 'o'));
+  CHECK(store.Pin("obj", kClientB).status().code() == absl::StatusCode::kNotFound);
+  REQUIRE(store.Unpin("obj", kClientB).ok());
+  CHECK(store.Stats().num_objects == 0);
+}
+
+TEST_CASE(
+    "eviction under pressure frees unpinned secondary copies and never a pinned or primary "
+    "object") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  constexpr size_t kQuarter = kCapacity / 4;
+  const ObjectLocation primary = MakeSealed(store, "primary", kQuarter, 'p', kClientA);
+  const ObjectLocation pinned =
+      MakeSealed(store, "pinned", kQuarter, 's', kClientA, CopyKind::kSecondary);
+  MakeSealed(store, "old", kQuarter, 'o', kClientA, CopyKind::kSecondary);
+  MakeSealed(store, "young", kQuarter, 'y', kClientA, CopyKind::kSecondary);
+  REQUIRE(store.Pin("pinned", kClientB).ok());
+  CHECK(store.Stats().evictable_objects == 2);
+
+  // Room for one quarter: the least recently unpinned copy goes.
+  auto first = store.Create("new1", kQuarter, kClientB, kClientB, kNoWait);
+  REQUIRE(first.ok());
+  CHECK(store.Stats().evicted_objects == 1);
+  CHECK(store.Pin("old", kClientB).status().code() == absl::StatusCode::kNotFound);
+  CHECK(store.Pin("young", kClientB).ok());
+  REQUIRE(store.Unpin("young", kClientB).ok());
+
+  // Room for another: the last evictable copy goes.
+  REQUIRE(store.Create("new2", kQuarter, kClientB, kClientB, kNoWait).ok());
+  CHECK(store.Stats().evicted_objects == 2);
+  CHECK(store.Stats().evictable_objects == 0);
+
+  // Nothing else may go: the create fails after its wait, and the pinned secondary copy and the
+  // primary object keep their bytes.
+  auto refused = store.Create("new3", kQuarter, kClientB, kClientB, absl::Milliseconds(20));
+  CHECK(refused.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(store.Stats().evicted_objects == 2);
+  CHECK(AllBytesAre(store, primary, 'p'));
+  CHECK(AllBytesAre(store, pinned, 's'));
+
+  // Once unpinned, the secondary copy becomes evictable again and makes room.
+  REQUIRE(store.Unpin("pinned", kClientB).ok());
+  REQUIRE(store.Create("new3", kQuarter, kClientB, kClientB, kNoWait).ok());
+  CHECK(store.Stats().evicted_objects == 3);
+  CHECK(AllBytesAre(store, primary, 'p'));
+}
+
+TEST_CASE("an unsealed secondary copy is never evicted") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  REQUIRE(
+      store.Create("pulling", kCapacity, kClientA, kClientA, kNoWait, CopyKind::kSecondary).ok());
+  CHECK(store.Stats().evictable_objects == 0);
+  CHECK(store.Create("new", 64, kClientB, kClientB, kNoWait).status().code() ==
+        absl::StatusCode::kResourceExhausted);
+}
+
+TEST_CASE("a create waiting for space proceeds when a secondary copy is unpinned") {
+  StoreFixture fixture;
+  ObjectStore& store = fixture.store();
+  MakeSealed(store, "copy", kCapacity, 'c', kClientA, CopyKind::kSecondary);
+  REQUIRE(store.Pin("copy", kClientB).ok());
+  bool saw_waiter = false;
+  bool unpinned = false;
+  std::thread unpinner([&] {
+    saw_waiter = WaitFor([&] { return store.Stats().waiting_creates == 1; });
+    if (saw_waiter) unpinned = store.Unpin("copy", kClientB).ok();
+  });
+  auto created = store.Create("new", kCapacity / 2, kClientB, kClientB, kLongWait);
+  unpinner.join();
+  CHECK(saw_waiter);
+  CHECK(unpinned);
+  REQUIRE(created.ok());
+  CHECK(store.Stats().evicted_objects == 1);
+}
+
 }  // namespace
 }  // namespace lumen::objectstore

@@ -58,11 +58,12 @@ ObjectRef<T> Put(const T& value) {
 }
 
 namespace internal {
+// A value read from the store may point into it (lumen::Array) and then keeps `buffer` alive.
 template <typename T>
-std::shared_ptr<T> DecodeValue(const Buffer& buffer) {
+std::shared_ptr<T> DecodeValue(const std::shared_ptr<Buffer>& buffer) {
   auto value = std::make_shared<T>();
   try {
-    DeserializeFrom(buffer.data(), buffer.size(), *value);
+    DeserializeFrom(buffer->data(), buffer->size(), *value, KeeperOf(buffer));
   } catch (const std::exception& e) {
     throw Error(std::string("lumen::Get: the object's bytes do not hold the requested type (") +
                 e.what() + ")");
@@ -71,13 +72,14 @@ std::shared_ptr<T> DecodeValue(const Buffer& buffer) {
 }
 }  // namespace internal
 
-// Waits for the object and returns its value (a fresh copy). Throws TaskError if the task that
-// makes it threw, GetTimeoutError after timeout_ms (< 0: no limit), and the system errors of
-// lumen/errors.h.
+// Waits for the object and returns its value: a fresh copy, except for the elements of the
+// lumen::Arrays in a large value, which are read in place from the store (see lumen/array.h).
+// Throws TaskError if the task that makes it threw, GetTimeoutError after timeout_ms (< 0: no
+// limit), and the system errors of lumen/errors.h.
 template <typename T>
 std::shared_ptr<T> Get(const ObjectRef<T>& ref, int64_t timeout_ms = -1) {
   auto buffers = internal::GetObjects({&ref.parts()}, timeout_ms);
-  return internal::DecodeValue<T>(*buffers[0]);
+  return internal::DecodeValue<T>(buffers[0]);
 }
 
 template <typename T>
@@ -89,7 +91,7 @@ std::vector<std::shared_ptr<T>> Get(const std::vector<ObjectRef<T>>& refs,
   auto buffers = internal::GetObjects(parts, timeout_ms);
   std::vector<std::shared_ptr<T>> values;
   values.reserve(buffers.size());
-  for (const auto& buffer : buffers) values.push_back(internal::DecodeValue<T>(*buffer));
+  for (const auto& buffer : buffers) values.push_back(internal::DecodeValue<T>(buffer));
   return values;
 }
 

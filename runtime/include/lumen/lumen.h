@@ -12,6 +12,7 @@
 
 #include "lumen/actor.h"
 #include "lumen/api.h"
+#include "lumen/array.h"
 #include "lumen/errors.h"
 #include "lumen/object_ref.h"
 #include "lumen/task.h"

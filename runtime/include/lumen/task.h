@@ -84,7 +84,7 @@ template <typename R, typename... P, size_t... I>
 ValueWriter InvokeWithArgs(R (*f)(P...), const std::vector<ArgView>& args,
                            std::index_sequence<I...>) {
   std::tuple<std::decay_t<P>...> values;
-  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values)), ...);
+  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values), args[I].keeper), ...);
   return MakeValueWriter(std::make_shared<R>(f(std::move(std::get<I>(values))...)));
 }
 
@@ -92,7 +92,7 @@ template <typename T, typename... P, size_t... I>
 std::shared_ptr<void> ConstructWithArgs(T* (*factory)(P...), const std::vector<ArgView>& args,
                                         std::index_sequence<I...>) {
   std::tuple<std::decay_t<P>...> values;
-  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values)), ...);
+  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values), args[I].keeper), ...);
   return std::shared_ptr<T>(factory(std::move(std::get<I>(values))...));
 }
 
@@ -100,7 +100,7 @@ template <typename M, typename T, typename R, typename... P, size_t... I>
 ValueWriter CallWithArgs(M method, T* instance, const std::vector<ArgView>& args,
                          std::index_sequence<I...>) {
   std::tuple<std::decay_t<P>...> values;
-  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values)), ...);
+  (DeserializeFrom(args[I].data, args[I].size, std::get<I>(values), args[I].keeper), ...);
   return MakeValueWriter(
       std::make_shared<R>((instance->*method)(std::move(std::get<I>(values))...)));
 }

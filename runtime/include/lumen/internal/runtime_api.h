@@ -19,7 +19,16 @@ class Buffer {
   virtual ~Buffer() = default;
   virtual const char* data() const = 0;
   virtual size_t size() const = 0;
+  // The bytes are an object in the node's shared-memory store, pinned while this Buffer lives:
+  // a value read from them may point into them if it keeps the Buffer alive.
+  virtual bool in_store() const { return false; }
 };
+
+// What a value read from `buffer` holds to point into it: the buffer if its bytes are in the
+// store, else null (such a value copies what it keeps).
+inline std::shared_ptr<const void> KeeperOf(const std::shared_ptr<Buffer>& buffer) {
+  return buffer->in_store() ? buffer : nullptr;
+}
 
 // Writes a value of a known size into memory the runtime provides.
 struct ValueWriter {
@@ -59,6 +68,8 @@ struct RefParts {
 struct ArgView {
   const char* data;
   size_t size;
+  // Set when the bytes are in the store: keeps them valid and pinned (see Buffer::in_store).
+  std::shared_ptr<const void> keeper;
 };
 using Invoker = std::function<ValueWriter(const std::vector<ArgView>& args)>;
 
