@@ -84,6 +84,8 @@ class CoreWorker {
   void Shutdown();
 
   const std::string& address() const { return self_address_; }
+  const std::string& head_address() const { return head_address_; }
+  const std::string& token() const { return config_.token; }
   const std::string& node_id() const { return node_id_; }
   uint64_t client_id() const { return client_id_; }
 
