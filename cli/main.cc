@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
       ->add_option("--heartbeat-timeout-ms", start.heartbeat_timeout_ms,
                    "declare a node dead after this long without heartbeats")
       ->check(CLI::Range(100, 3600000));
+  start_cmd->add_option("--session-dir", start.session_dir,
+                        "heads: restart on this existing session folder, keeping its token, KV "
+                        "store and (unless --port is given) port");
   add_temp_dir(start_cmd);
 
   CLI::App* stop_cmd = app.add_subcommand("stop", "stop the processes of this machine's session");
