@@ -174,6 +174,7 @@ absl::Status CoreWorker::Connect() {
   }
   client_id_ = reply.client_id();
   node_id_ = reply.node_id();
+  session_dir_ = reply.session_dir();
   head_address_ = reply.head_address();
   head_ = proto::HeadService::NewStub(MakeChannel(head_address_));
   actor_submitter_ = std::make_unique<ActorSubmitter>(config_.token, head_.get());

@@ -87,6 +87,7 @@ class CoreWorker {
   const std::string& head_address() const { return head_address_; }
   const std::string& token() const { return config_.token; }
   const std::string& node_id() const { return node_id_; }
+  const std::string& session_dir() const { return session_dir_; }
   uint64_t client_id() const { return client_id_; }
 
  private:
@@ -134,6 +135,7 @@ class CoreWorker {
   const CoreWorkerConfig config_;
   std::string self_address_;
   std::string node_id_;
+  std::string session_dir_;
   uint64_t client_id_ = 0;
   std::unique_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
