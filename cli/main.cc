@@ -7,6 +7,7 @@
 #include "bench/baselines.h"
 #include "bench/microbenchmarks.h"
 #include "cli/cluster_commands.h"
+#include "cli/dfs_commands.h"
 #include "cli/pi.h"
 #include "lumen/lumen.h"
 #include "scheduler/daemon.h"
@@ -87,6 +88,35 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--quick", bench.quick, "short trials (smoke test)");
   add_temp_dir(bench_cmd);
 
+  lumen::cli::DfsOptions dfs;
+  std::string dfs_script;
+  CLI::App* dfs_cmd = app.add_subcommand(
+      "dfs", "the distributed artifact store: its shell, or `dfs start` / `dfs stop`");
+  dfs_cmd->require_subcommand(0, 1);
+  dfs_cmd->add_flag("--json", dfs.json, "print one JSON object per command");
+  dfs_cmd->add_option("-c", dfs_script, "run these commands (separated by ';') and exit");
+  dfs_cmd->add_option("--address", dfs.address, "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_cmd);
+  CLI::App* dfs_start_cmd =
+      dfs_cmd->add_subcommand("start", "create the name node and storage nodes");
+  dfs_start_cmd->add_option("--storage-nodes", dfs.storage_nodes, "storage nodes (default 4)")
+      ->check(CLI::Range(1, 256));
+  dfs_start_cmd->add_option("--replication", dfs.replication, "replicas per chunk (default 3)")
+      ->check(CLI::Range(1, 256));
+  dfs_start_cmd->add_option("--chunk-size", dfs.chunk_size, "bytes per chunk (default 1048576)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
+  dfs_start_cmd
+      ->add_option("--scrub-interval", dfs.scrub_interval_seconds,
+                   "seconds between checks of every replica on disk (default 60; 0: never)")
+      ->check(CLI::Range(0.0, 86400.0));
+  dfs_start_cmd->add_option("--address", dfs.address,
+                            "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_start_cmd);
+  CLI::App* dfs_stop_cmd = dfs_cmd->add_subcommand("stop", "stop the store's actors");
+  dfs_stop_cmd->add_flag("--purge", dfs.purge, "also delete its chunks and metadata");
+  dfs_stop_cmd->add_option("--address", dfs.address, "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_stop_cmd);
+
   CLI11_PARSE(app, argc, argv);
 
   if (start_cmd->parsed()) {
@@ -99,6 +129,13 @@ int main(int argc, char** argv) {
   if (pi_cmd->parsed()) {
     pi.temp_dir = temp_dir;
     return lumen::cli::RunPi(pi);
+  }
+  if (dfs_cmd->parsed()) {
+    dfs.temp_dir = temp_dir;
+    if (dfs_start_cmd->parsed()) return lumen::cli::DfsStart(dfs);
+    if (dfs_stop_cmd->parsed()) return lumen::cli::DfsStop(dfs);
+    if (dfs_cmd->count("-c") > 0) dfs.script = dfs_script;
+    return lumen::cli::RunDfsShell(dfs);
   }
   if (bench_cmd->parsed()) {
     bench.temp_dir = temp_dir;
