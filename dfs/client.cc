@@ -579,6 +579,7 @@ absl::StatusOr<StoreStatus> Client::Status() {
         const StorageReport report = *Get(*pings[node], 2000);
         s.alive = true;
         s.cluster_node = report.cluster_node;
+        s.pid = report.pid;
         s.chunks = report.chunks;
         s.bytes = report.bytes;
       } catch (const Error&) {

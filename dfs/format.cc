@@ -49,17 +49,20 @@ std::string FormatStatus(const StoreStatus& status) {
   int alive = 0;
   for (const StorageNodeStatus& node : status.storage) alive += node.alive ? 1 : 0;
   std::string out = absl::StrFormat(
-      "name node: %s\n"
+      "name node: %s%s\n"
       "replication: %d  chunk size: %s  storage nodes: %d (%d alive)\n"
       "artifacts: %d  chunks: %d  under-replicated: %d  lost: %d  repairs in flight: %d\n",
-      status.name_node_state, status.config.replication, FormatBytes(status.config.chunk_size),
-      status.storage.size(), alive, status.artifacts, status.chunks, status.under_replicated,
-      status.lost, status.repairs_in_flight);
+      status.name_node_state,
+      status.name_node_pid > 0 ? absl::StrFormat(" (pid %d)", status.name_node_pid) : "",
+      status.config.replication, FormatBytes(status.config.chunk_size), status.storage.size(),
+      alive, status.artifacts, status.chunks, status.under_replicated, status.lost,
+      status.repairs_in_flight);
   for (const StorageNodeStatus& node : status.storage) {
     absl::StrAppend(
-        &out, absl::StrFormat("  %-11s %-5s  node %-16s  %d %s  %s\n",
+        &out, absl::StrFormat("  %-11s %-5s  node %-16s  pid %-7s  %d %s  %s\n",
                               StorageDisplayName(node.index), node.alive ? "alive" : "dead",
-                              node.cluster_node.empty() ? "-" : node.cluster_node, node.chunks,
+                              node.cluster_node.empty() ? "-" : node.cluster_node,
+                              node.pid > 0 ? absl::StrCat(node.pid) : "-", node.chunks,
                               node.chunks == 1 ? "chunk" : "chunks", FormatBytes(node.bytes)));
   }
   return out;
@@ -91,10 +94,12 @@ nlohmann::json StatusJson(const StoreStatus& status) {
     nodes.push_back({{"name", StorageDisplayName(node.index)},
                      {"alive", node.alive},
                      {"cluster_node", node.cluster_node},
+                     {"pid", node.pid},
                      {"chunks", node.chunks},
                      {"bytes", node.bytes}});
   }
   return {{"name_node", status.name_node_state},
+          {"name_node_pid", status.name_node_pid},
           {"replication", status.config.replication},
           {"chunk_size", status.config.chunk_size},
           {"artifacts", status.artifacts},

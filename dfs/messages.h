@@ -89,13 +89,14 @@ struct WritePlan {
 struct StorageReport {
   std::string boot_id;       // new each time the actor starts
   std::string cluster_node;  // the cluster node it runs on
+  int pid = 0;
   uint64_t chunks = 0;
   uint64_t bytes = 0;
   std::vector<std::string> corrupt;  // replicas it dropped since the last Ping
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(boot_id, cluster_node, chunks, bytes, corrupt);
+    archive(boot_id, cluster_node, pid, chunks, bytes, corrupt);
   }
 };
 
@@ -115,17 +116,19 @@ struct StorageNodeStatus {
   int index = 0;
   bool alive = false;
   std::string cluster_node;
+  int pid = 0;          // of its actor's process, while alive
   uint64_t chunks = 0;  // replicas the name node knows it holds
   uint64_t bytes = 0;
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(index, alive, cluster_node, chunks, bytes);
+    archive(index, alive, cluster_node, pid, chunks, bytes);
   }
 };
 
 struct StoreStatus {
   std::string name_node_state;  // "ready" or "recovering"
+  int name_node_pid = 0;
   StoreConfig config;
   uint64_t artifacts = 0;
   uint64_t chunks = 0;
@@ -136,8 +139,8 @@ struct StoreStatus {
 
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(name_node_state, config, artifacts, chunks, under_replicated, lost, repairs_in_flight,
-            storage);
+    archive(name_node_state, name_node_pid, config, artifacts, chunks, under_replicated, lost,
+            repairs_in_flight, storage);
   }
 };
 

@@ -1,5 +1,7 @@
 #include "dfs/name_node.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <set>
 
@@ -205,6 +207,7 @@ void NameNode::CollectPing(int node) {
         s.dead = false;
         s.last_answer = absl::Now();
         map_.SetClusterNode(node, report.cluster_node);
+        s.pid = report.pid;
         for (const std::string& id : report.corrupt) {
           if (map_.RemoveReplica(id, node)) {
             LogLine(kWho, absl::StrCat(StorageDisplayName(node), " dropped its corrupt replica of ",
@@ -539,6 +542,7 @@ StoreStatus NameNode::Status() {
   StoreStatus status;
   status.name_node_state =
       !recovery_error_.empty() ? "failed: " + recovery_error_ : (ready_ ? "ready" : "recovering");
+  status.name_node_pid = getpid();
   status.config = config_;
   status.artifacts = metadata_.artifacts().size();
   status.chunks = map_.chunks();
@@ -550,6 +554,7 @@ StoreStatus NameNode::Status() {
     s.index = node;
     s.alive = map_.IsAlive(node);
     s.cluster_node = map_.ClusterNode(node);
+    s.pid = s.alive ? storage_[node].pid : 0;
     s.chunks = map_.NodeChunks(node);
     s.bytes = map_.NodeBytes(node);
     status.storage.push_back(std::move(s));

@@ -74,6 +74,7 @@ class NameNode {
     absl::Time ping_sent;
     absl::Time last_answer;
     std::string boot_id;
+    int pid = 0;
     bool known = false;  // answered, or declared dead, since this name node started
     bool dead = false;
     bool needs_inventory = true;

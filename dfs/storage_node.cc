@@ -1,5 +1,7 @@
 #include "dfs/storage_node.h"
 
+#include <unistd.h>
+
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +77,7 @@ StorageReport StorageNode::Ping() {
   StorageReport report;
   report.boot_id = boot_id_;
   report.cluster_node = cluster_node_;
+  report.pid = getpid();
   report.chunks = store_->chunks();
   report.bytes = store_->bytes();
   report.corrupt = store_->TakeCorrupt();

@@ -41,14 +41,15 @@ TEST_CASE("status shows the name node, the counts and every storage node", "[dfs
   status.artifacts = 1;
   status.chunks = 2;
   status.under_replicated = 1;
-  status.storage = {StorageNodeStatus{0, true, "n1", 2, 2048},
-                    StorageNodeStatus{1, false, "", 1, 5}};
+  status.name_node_pid = 77;
+  status.storage = {StorageNodeStatus{0, true, "n1", 1234, 2, 2048},
+                    StorageNodeStatus{1, false, "", 0, 1, 5}};
   CHECK(FormatStatus(status) ==
-        "name node: ready\n"
+        "name node: ready (pid 77)\n"
         "replication: 3  chunk size: 1.0 MiB  storage nodes: 2 (1 alive)\n"
         "artifacts: 1  chunks: 2  under-replicated: 1  lost: 0  repairs in flight: 0\n"
-        "  storage.0   alive  node n1                2 chunks  2.0 KiB\n"
-        "  storage.1   dead   node -                 1 chunk  5 B\n");
+        "  storage.0   alive  node n1                pid 1234     2 chunks  2.0 KiB\n"
+        "  storage.1   dead   node -                 pid -        1 chunk  5 B\n");
   CHECK(StatusJson(status)["storage_nodes"][1]["alive"] == false);
 }
 
