@@ -87,4 +87,11 @@ int DfsStop(const DfsOptions& options) {
   return 0;
 }
 
+int DfsBenchmark(const DfsOptions& options, const bench::DfsBenchmarkOptions& benchmark) {
+  if (!Connect(options, "dfs benchmark")) return 1;
+  const int code = bench::RunDfsBenchmarks(benchmark);
+  Shutdown();
+  return code;
+}
+
 }  // namespace lumen::cli

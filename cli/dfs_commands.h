@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "bench/dfs_benchmarks.h"
+
 namespace lumen::cli {
 
 struct DfsOptions {
@@ -28,5 +30,7 @@ struct DfsOptions {
 int RunDfsShell(const DfsOptions& options);
 int DfsStart(const DfsOptions& options);
 int DfsStop(const DfsOptions& options);
+// `lumen dfs benchmark`: bench/dfs_benchmarks.h.
+int DfsBenchmark(const DfsOptions& options, const bench::DfsBenchmarkOptions& benchmark);
 
 }  // namespace lumen::cli

@@ -117,6 +117,26 @@ int main(int argc, char** argv) {
   dfs_stop_cmd->add_option("--address", dfs.address, "head HOST:PORT (default: the local cluster)");
   add_temp_dir(dfs_stop_cmd);
 
+  lumen::bench::DfsBenchmarkOptions dfs_bench;
+  CLI::App* dfs_bench_cmd = dfs_cmd->add_subcommand(
+      "benchmark", "throughput, repair time and list/status latency, each on a store of its own");
+  dfs_bench_cmd
+      ->add_option("--file-bytes", dfs_bench.file_bytes, "size of the file (default 1 GiB)")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40));
+  dfs_bench_cmd
+      ->add_option("--repair-chunks", dfs_bench.repair_chunks, "chunks to repair (default 10000)")
+      ->check(CLI::Range(1, 10000000));
+  dfs_bench_cmd
+      ->add_option("--repair-chunk-size", dfs_bench.repair_chunk_size,
+                   "chunk size of the repair store (default 65536)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
+  dfs_bench_cmd->add_option("--artifacts", dfs_bench.artifacts, "artifacts to list (default 10000)")
+      ->check(CLI::Range(1, 10000000));
+  dfs_bench_cmd->add_option("--json", dfs_bench.json_path, "also write the results as JSON here");
+  dfs_bench_cmd->add_option("--address", dfs.address,
+                            "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_bench_cmd);
+
   CLI11_PARSE(app, argc, argv);
 
   if (start_cmd->parsed()) {
@@ -134,6 +154,7 @@ int main(int argc, char** argv) {
     dfs.temp_dir = temp_dir;
     if (dfs_start_cmd->parsed()) return lumen::cli::DfsStart(dfs);
     if (dfs_stop_cmd->parsed()) return lumen::cli::DfsStop(dfs);
+    if (dfs_bench_cmd->parsed()) return lumen::cli::DfsBenchmark(dfs, dfs_bench);
     if (dfs_cmd->count("-c") > 0) dfs.script = dfs_script;
     return lumen::cli::RunDfsShell(dfs);
   }

@@ -166,7 +166,6 @@ absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, const s
     UncacheLocked(id);
   }
   total_bytes_ += data.size();
-  CacheLocked(id, data);
   return absl::OkStatus();
 }
 

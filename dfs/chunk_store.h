@@ -1,6 +1,6 @@
 // A storage node's replicas: one file per chunk under its folder (a header with the size and
 // checksum, then the bytes), written to a temporary name and renamed, and a bounded in-memory
-// cache of recently used chunks. Every read verifies the checksum; Scrub verifies every file.
+// cache of recently read chunks. Every read verifies the checksum; Scrub verifies every file.
 // A replica that fails its checksum is deleted and remembered until TakeCorrupt reports it.
 //
 //   absl::StatusOr<std::unique_ptr<ChunkStore>> store = ChunkStore::Open(dir, 32 << 20);

@@ -164,10 +164,12 @@ absl::StatusOr<int> StopStore(bool purge) {
   auto config = LoadConfig(*kv);
   const int nodes = config.ok() ? config->storage_nodes : 256;
   int stopped = 0;
+  std::vector<std::string> killed;
   try {
     // The name node first, so that it starts no repair while the storage nodes go.
     if (auto name_node = GetActor<NameNode>(kNameNodeActor)) {
       Kill(*name_node);
+      killed.push_back(kNameNodeActor);
       ++stopped;
     }
     for (int node = 0; node < nodes; ++node) {
@@ -181,10 +183,18 @@ absl::StatusOr<int> StopStore(bool purge) {
         }
       }
       Kill(*storage);
+      killed.push_back(StorageActorName(node));
       ++stopped;
     }
   } catch (const Error& e) {
     return StatusFromError(e);
+  }
+  // Their names are free (for a new `lumen dfs start`) once the head has heard of the deaths.
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  for (const std::string& name : killed) {
+    while (FindActor<StorageNode>(name).has_value() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
   }
   if (purge) {
     if (auto status = MetadataLog(kv.get()).Clear(); !status.ok()) return status;
@@ -385,8 +395,7 @@ absl::StatusOr<ArtifactInfo> Client::LookupForRead(const std::string& name) {
   return *committed;
 }
 
-absl::Status Client::ReadChunks(const ArtifactInfo& info,
-                                const std::function<absl::Status(const std::string&)>& sink,
+absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
                                 const Progress& progress) {
   struct Fetch {
     std::vector<int> order;  // replicas to try, the listed ones first
@@ -473,13 +482,12 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info,
   return absl::OkStatus();
 }
 
-absl::StatusOr<ArtifactInfo> Client::ReadArtifact(
-    const std::string& name, const std::function<absl::Status(const std::string&)>& sink,
-    const std::function<absl::Status(const ArtifactInfo&)>& restart, const Progress& progress) {
+absl::StatusOr<ArtifactInfo> Client::Read(const std::string& name, const ReadBegin& begin,
+                                          const ReadSink& sink, const Progress& progress) {
   auto info = LookupForRead(name);
   for (int attempt = 0; attempt < kReadRestarts; ++attempt) {
     if (!info.ok()) return info.status();
-    if (auto status = restart(*info); !status.ok()) return status;
+    if (auto status = begin(*info); !status.ok()) return status;
     const absl::Status read = ReadChunks(*info, sink, progress);
     if (read.ok()) return info;
     // A replaced version's chunks are deleted: start over on the new one.
@@ -494,12 +502,8 @@ absl::StatusOr<ArtifactInfo> Client::ReadArtifact(
 absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t max_bytes,
                                              ArtifactInfo* info_out) {
   std::string content;
-  auto info = ReadArtifact(
+  auto info = Read(
       name,
-      [&content](const std::string& data) {
-        content += data;
-        return absl::OkStatus();
-      },
       [&content, max_bytes, &name](const ArtifactInfo& info) {
         if (info.size > max_bytes) {
           return absl::FailedPreconditionError(absl::StrCat(
@@ -509,7 +513,10 @@ absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t m
         content.reserve(info.size);
         return absl::OkStatus();
       },
-      nullptr);
+      [&content](const std::string& data) {
+        content += data;
+        return absl::OkStatus();
+      });
   if (!info.ok()) return info.status();
   if (info_out != nullptr) *info_out = *info;
   return content;
@@ -519,17 +526,17 @@ absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std
                                               const Progress& progress) {
   const std::string partial = path + ".partial";
   std::ofstream out;
-  auto info = ReadArtifact(
+  auto info = Read(
       name,
-      [&out, &partial](const std::string& data) {
-        out.write(data.data(), static_cast<std::streamsize>(data.size()));
-        if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
-        return absl::OkStatus();
-      },
       [&out, &partial](const ArtifactInfo&) {
         if (out.is_open()) out.close();
         out.open(partial, std::ios::binary | std::ios::trunc);
         if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", partial));
+        return absl::OkStatus();
+      },
+      [&out, &partial](const std::string& data) {
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
         return absl::OkStatus();
       },
       progress);

@@ -68,6 +68,14 @@ class Client {
   [[nodiscard]] absl::StatusOr<std::string> GetBytes(const std::string& name,
                                                      uint64_t max_bytes = uint64_t{64} << 20,
                                                      ArtifactInfo* info = nullptr);
+  // Streams the current version: `begin` is called with the version being read (again, with a
+  // newer version, if it is replaced while being read: then start over), `sink` with each
+  // chunk's bytes in order, after their checksum is verified.
+  using ReadBegin = std::function<absl::Status(const ArtifactInfo&)>;
+  using ReadSink = std::function<absl::Status(const std::string&)>;
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> Read(const std::string& name, const ReadBegin& begin,
+                                                  const ReadSink& sink,
+                                                  const Progress& progress = nullptr);
   // Writes the current version to `path` (through a temporary file renamed at the end).
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name,
                                                       const std::string& path,
@@ -95,15 +103,8 @@ class Client {
   absl::Status AwaitNodeState(int node, bool alive);
   // The current version for reading: from the name node, else from the log in the KV store.
   absl::StatusOr<ArtifactInfo> LookupForRead(const std::string& name);
-  // Reads every chunk of `info` in order into `sink`; ABORTED if the version was replaced.
-  absl::Status ReadChunks(const ArtifactInfo& info,
-                          const std::function<absl::Status(const std::string&)>& sink,
-                          const Progress& progress);
-  // Reads a whole version into `sink`, starting over if it is replaced meanwhile; `restart`
-  // is called before each new try.
-  absl::StatusOr<ArtifactInfo> ReadArtifact(
-      const std::string& name, const std::function<absl::Status(const std::string&)>& sink,
-      const std::function<absl::Status(const ArtifactInfo&)>& restart, const Progress& progress);
+  // Reads every chunk of `info` in order into `sink`, then checks the whole checksum.
+  absl::Status ReadChunks(const ArtifactInfo& info, const ReadSink& sink, const Progress& progress);
 
   const StoreConfig config_;
   ActorHandle<NameNode> name_node_;

@@ -13,6 +13,7 @@ namespace {
 
 constexpr char kWho[] = "dfs.namenode";
 constexpr absl::Duration kTick = absl::Milliseconds(250);
+constexpr absl::Duration kRepairPoll = absl::Milliseconds(5);
 // A storage node that has not answered a ping for this long is dead.
 constexpr absl::Duration kPingTimeout = absl::Seconds(5);
 // A copy or inventory that has not finished by then is given up (and planned again).
@@ -21,8 +22,8 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(60);
 constexpr int64_t kAbandonedWriteMs = int64_t{60} * 60 * 1000;
 // Methods wait this long for recovery.
 constexpr absl::Duration kReadyTimeout = absl::Seconds(60);
-constexpr size_t kMaxRepairs = 16;
-constexpr size_t kMaxRepairsPerNode = 4;
+constexpr size_t kMaxRepairs = 32;
+constexpr size_t kMaxRepairsPerNode = 6;
 constexpr size_t kDeleteBatch = 1000;
 constexpr size_t kMaxNameBytes = 255;
 
@@ -110,15 +111,27 @@ void NameNode::Recover() {
 
 void NameNode::MonitorLoop() {
   Recover();
+  absl::Time next_tick = absl::Now();
   while (true) {
+    bool woken = false;
     {
       absl::MutexLock lock(&mu_);
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wake_; };
-      mu_.AwaitWithTimeout(absl::Condition(&woken), kTick);
+      // While copies are in flight their completions are collected often, so that the next
+      // ones start at once; the storage nodes are pinged every tick.
+      const absl::Duration wait = repairs_.empty() ? next_tick - absl::Now()
+                                                   : std::min(kRepairPoll, next_tick - absl::Now());
+      auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wake_; };
+      woken = mu_.AwaitWithTimeout(absl::Condition(&wake), std::max(wait, absl::ZeroDuration()));
       if (stopping_) return;
       wake_ = false;
     }
-    Tick();
+    if (woken || absl::Now() >= next_tick) {
+      Tick();
+      next_tick = absl::Now() + kTick;
+    } else {
+      RunRepairs();
+      RunDeletes();
+    }
   }
 }
 

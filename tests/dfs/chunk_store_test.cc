@@ -106,6 +106,7 @@ TEST_CASE("a scrub finds damaged replicas even when a good copy is cached", "[df
   const std::string bad_id = ChunkId(7, 1);
   REQUIRE(store->Write(kId, Checksum(good), good).ok());
   REQUIRE(store->Write(bad_id, Checksum(bad), bad).ok());
+  CHECK(store->Read(bad_id).value() == bad);  // now cached
   Corrupt(dir.Sub("s0"), bad_id);
   CHECK(store->Read(bad_id).value() == bad);  // from memory
   CHECK(store->Scrub() == std::vector<std::string>{bad_id});
@@ -142,13 +143,14 @@ TEST_CASE("a reopened store finds its replicas and drops damaged headers and lef
   CHECK(fs::exists(folder + "/notes.txt"));
 }
 
-TEST_CASE("the memory cache stays within its bound", "[dfs][chunk_store]") {
+TEST_CASE("the memory cache keeps recently read replicas within its bound", "[dfs][chunk_store]") {
   TempDir dir;
   auto store = OpenOrFail(dir.Sub("s0"), /*cache=*/2500);
   for (int i = 0; i < 5; ++i) {
     const std::string data(1000, static_cast<char>('a' + i));
     REQUIRE(store->Write(ChunkId(1, i), Checksum(data), data).ok());
   }
+  for (int i = 0; i < 5; ++i) REQUIRE(store->Read(ChunkId(1, i)).ok());
   // Older replicas left the cache: damaging them on disk shows on read.
   Corrupt(dir.Sub("s0"), ChunkId(1, 0));
   CHECK(absl::IsDataLoss(store->Read(ChunkId(1, 0)).status()));

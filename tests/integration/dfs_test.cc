@@ -516,3 +516,29 @@ TEST_CASE(
   CHECK_THAT(r.output, Contains(" violations 0"));
   CHECK_THAT(r.output, Contains("name-node-kills 1"));
 }
+
+TEST_CASE("lumen dfs benchmark runs its three parts with small sizes", "[integration][dfs]") {
+  TestCluster cluster(2, 512ll << 20);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const std::string json = cluster.temp_dir() + "/bench.json";
+  const CommandResult r =
+      cluster.RunProgram({"lumen", "dfs", "benchmark", "--file-bytes=16777216",
+                          "--repair-chunks=200", "--artifacts=50", "--json=" + json},
+                         300);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const auto results = nlohmann::json::parse(ReadFile(json));
+  std::vector<std::string> names;
+  for (const auto& result : results) {
+    names.push_back(result["name"].get<std::string>());
+    CHECK(result["mean"].get<double>() > 0);
+  }
+  CHECK(names == std::vector<std::string>{
+                     "dfs_store_put_gigabytes", "dfs_upload_gigabytes", "dfs_download_gigabytes",
+                     "dfs_upload_vs_put", "dfs_download_vs_put", "dfs_death_noticed_seconds",
+                     "dfs_repair_seconds_200_chunks", "dfs_small_uploads_per_second",
+                     "dfs_list_ms_50_artifacts", "dfs_status_ms_50_artifacts"});
+  // Each part purged its store.
+  CHECK_THAT(cluster.RunProgram({"lumen", "dfs", "-c", "list"}).output,
+             Contains("the DFS is not running"));
+}
