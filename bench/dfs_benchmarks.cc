@@ -196,6 +196,7 @@ absl::Status Latency(const DfsBenchmarkOptions& options, std::vector<Result>* re
   if (auto status = Start(4, 3, uint64_t{1} << 20); !status.ok()) return status;
   constexpr int kThreads = 4;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   std::vector<absl::Status> statuses(kThreads);
   auto start = Clock::now();
   for (int t = 0; t < kThreads; ++t) {

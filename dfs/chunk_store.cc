@@ -78,7 +78,7 @@ absl::Status WriteAll(int fd, const char* data, size_t size, const std::string& 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(std::string dir,
+absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& dir,
                                                              uint64_t cache_bytes) {
   std::error_code error;
   fs::create_directories(dir, error);

@@ -30,7 +30,7 @@ class ChunkStore {
  public:
   // Opens (creating it) the folder `dir` and indexes the replicas in it from their headers;
   // leftovers of interrupted writes are removed. `cache_bytes` bounds the memory cache.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ChunkStore>> Open(std::string dir,
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ChunkStore>> Open(const std::string& dir,
                                                                         uint64_t cache_bytes);
 
   const std::string& dir() const { return dir_; }

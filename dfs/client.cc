@@ -169,7 +169,7 @@ absl::StatusOr<int> StopStore(bool purge) {
     // The name node first, so that it starts no repair while the storage nodes go.
     if (auto name_node = GetActor<NameNode>(kNameNodeActor)) {
       Kill(*name_node);
-      killed.push_back(kNameNodeActor);
+      killed.emplace_back(kNameNodeActor);
       ++stopped;
     }
     for (int node = 0; node < nodes; ++node) {

@@ -7,7 +7,7 @@ namespace lumen::dfs {
 
 std::string FormatBytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
+  auto value = static_cast<double>(bytes);
   int unit = 0;
   while (value >= 1024 && unit < 4) {
     value /= 1024;

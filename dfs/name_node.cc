@@ -412,7 +412,7 @@ ArtifactInfo NameNode::WithLiveReplicasLocked(const ArtifactInfo& artifact) cons
   return out;
 }
 
-WritePlan NameNode::BeginWrite(std::string name, uint64_t size, bool update) {
+WritePlan NameNode::BeginWrite(const std::string& name, uint64_t size, bool update) {
   if (auto status = CheckName(name); !status.ok()) ThrowStatus(status);
   absl::MutexLock lock(&mu_);
   AwaitReadyLocked();
@@ -442,7 +442,7 @@ WritePlan NameNode::BeginWrite(std::string name, uint64_t size, bool update) {
   return plan;
 }
 
-int NameNode::ReplaceReplica(uint64_t write_id, std::vector<int> exclude) {
+int NameNode::ReplaceReplica(uint64_t write_id, const std::vector<int>& exclude) {
   absl::MutexLock lock(&mu_);
   AwaitReadyLocked();
   auto plan = plans_.find(write_id);
@@ -512,7 +512,7 @@ bool NameNode::Abort(uint64_t write_id) {
   return true;
 }
 
-ArtifactInfo NameNode::Lookup(std::string name) {
+ArtifactInfo NameNode::Lookup(const std::string& name) {
   absl::MutexLock lock(&mu_);
   AwaitReadyLocked();
   const ArtifactInfo* artifact = metadata_.Find(name);
@@ -522,7 +522,7 @@ ArtifactInfo NameNode::Lookup(std::string name) {
   return WithLiveReplicasLocked(*artifact);
 }
 
-bool NameNode::Delete(std::string name) {
+bool NameNode::Delete(const std::string& name) {
   absl::MutexLock lock(&mu_);
   AwaitReadyLocked();
   const LogRecord record = LogRecord::Delete(name, NowMs());
@@ -531,7 +531,7 @@ bool NameNode::Delete(std::string name) {
   return true;
 }
 
-std::vector<ArtifactInfo> NameNode::List(std::string name) {
+std::vector<ArtifactInfo> NameNode::List(const std::string& name) {
   absl::MutexLock lock(&mu_);
   AwaitReadyLocked();
   std::vector<ArtifactInfo> out;
@@ -575,7 +575,7 @@ StoreStatus NameNode::Status() {
   return status;
 }
 
-bool NameNode::ReportBadReplica(std::string chunk_id, int node) {
+bool NameNode::ReportBadReplica(const std::string& chunk_id, int node) {
   absl::MutexLock lock(&mu_);
   if (node < 0 || node >= config_.storage_nodes) return false;
   storage_[node].needs_inventory = true;

@@ -46,21 +46,21 @@ class NameNode {
   ~NameNode();
 
   // Starts writing `size` bytes as a new artifact (or a new version of it, `update`).
-  WritePlan BeginWrite(std::string name, uint64_t size, bool update);
+  WritePlan BeginWrite(const std::string& name, uint64_t size, bool update);
   // A live storage node for a replica of write `write_id` not in `exclude` (a write to one of
   // the planned nodes failed); -1 if there is none.
-  int ReplaceReplica(uint64_t write_id, std::vector<int> exclude);
+  int ReplaceReplica(uint64_t write_id, const std::vector<int>& exclude);
   // Makes the written version current. Idempotent: a retried commit returns the same version.
   ArtifactInfo Commit(uint64_t write_id, std::vector<ChunkInfo> chunks, uint64_t checksum);
   bool Abort(uint64_t write_id);
   // The current version, each chunk with its live replicas.
-  ArtifactInfo Lookup(std::string name);
-  bool Delete(std::string name);
+  ArtifactInfo Lookup(const std::string& name);
+  bool Delete(const std::string& name);
   // Every artifact ("") or the one named, with live replicas, by name.
-  std::vector<ArtifactInfo> List(std::string name);
+  std::vector<ArtifactInfo> List(const std::string& name);
   StoreStatus Status();
   // A client could not read a replica: the node is asked what it holds.
-  bool ReportBadReplica(std::string chunk_id, int node);
+  bool ReportBadReplica(const std::string& chunk_id, int node);
   // A storage node was killed or started: look at it now.
   bool Probe(int node);
   // True if `node` can die without leaving a chunk with no live replica.

@@ -138,7 +138,7 @@ void Shell::Print(const std::string& text) {
   out.flush();
 }
 
-void Shell::PrintJson(nlohmann::json json) {
+void Shell::PrintJson(const nlohmann::json& json) {
   Print(json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 

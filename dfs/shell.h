@@ -63,7 +63,7 @@ class Shell {
   absl::Status Run(const Command& command, bool* exit);
   absl::StatusOr<Client*> Dfs();
   void Print(const std::string& text);
-  void PrintJson(nlohmann::json json);
+  void PrintJson(const nlohmann::json& json);
   Progress MakeProgress(const std::string& what);
   absl::Status StartChaos(double interval_seconds);
   void StopChaos();

@@ -56,7 +56,7 @@ void StorageNode::ScrubLoop() {
   }
 }
 
-bool StorageNode::WriteChunk(std::string id, uint64_t checksum, std::string data) {
+bool StorageNode::WriteChunk(const std::string& id, uint64_t checksum, const std::string& data) {
   if (auto status = store_->Write(id, checksum, data); !status.ok()) {
     ThrowStatus(absl::Status(status.code(),
                              absl::StrCat(StorageDisplayName(index_), ": ", status.message())));
@@ -64,7 +64,7 @@ bool StorageNode::WriteChunk(std::string id, uint64_t checksum, std::string data
   return true;
 }
 
-std::string StorageNode::ReadChunk(std::string id) {
+std::string StorageNode::ReadChunk(const std::string& id) {
   auto data = store_->Read(id);
   if (!data.ok()) {
     ThrowStatus(absl::Status(data.status().code(), absl::StrCat(StorageDisplayName(index_), ": ",
@@ -86,7 +86,7 @@ StorageReport StorageNode::Ping() {
 
 std::vector<ChunkSummary> StorageNode::Inventory() { return store_->Inventory(); }
 
-int64_t StorageNode::DeleteChunks(std::vector<std::string> ids) {
+int64_t StorageNode::DeleteChunks(const std::vector<std::string>& ids) {
   int64_t deleted = 0;
   for (const std::string& id : ids) deleted += store_->Delete(id) ? 1 : 0;
   return deleted;

@@ -33,13 +33,13 @@ class StorageNode {
   ~StorageNode();
 
   // Stores a replica; throws DATA_LOSS if `data` does not match `checksum`.
-  bool WriteChunk(std::string id, uint64_t checksum, std::string data);
+  bool WriteChunk(const std::string& id, uint64_t checksum, const std::string& data);
   // The replica's bytes, checked; throws NOT_FOUND or DATA_LOSS (the replica is then dropped).
-  std::string ReadChunk(std::string id);
+  std::string ReadChunk(const std::string& id);
   StorageReport Ping();
   std::vector<ChunkSummary> Inventory();
   // Deletes replicas; returns how many it had.
-  int64_t DeleteChunks(std::vector<std::string> ids);
+  int64_t DeleteChunks(const std::vector<std::string>& ids);
   // Checks every replica now; returns how many were corrupt.
   int64_t Scrub();
   // Deletes every replica and the folder (`lumen dfs stop --purge`).

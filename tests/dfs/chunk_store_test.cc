@@ -122,7 +122,7 @@ TEST_CASE("a reopened store finds its replicas and drops damaged headers and lef
   {
     auto store = OpenOrFail(folder);
     for (int i = 0; i < 3; ++i) {
-      const std::string data(100 + i, 'a' + i);
+      const std::string data(100 + i, static_cast<char>('a' + i));
       REQUIRE(store->Write(ChunkId(9, i), Checksum(data), data).ok());
     }
   }

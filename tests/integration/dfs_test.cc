@@ -420,7 +420,9 @@ TEST_CASE("a replica damaged on disk is found by the scrub and replaced from a g
   const std::string input = dfs.cluster().temp_dir() + "/input.bin";
   MakeFile(input, 3 << 20, 4);
   dfs.Ok("upload-file data " + input);
-  const auto [id, replicas] = Chunk(dfs, "data", 1);
+  const auto chunk = Chunk(dfs, "data", 1);
+  const std::string id = chunk.first;
+  const std::vector<int> replicas = chunk.second;
   const std::string victim = absl::StrCat(dfs.StorageDir(replicas[0]), "/", id, ".chunk");
   const std::string good = ReadFile(victim);
   REQUIRE(good.size() == 32 + (1 << 20));
@@ -432,7 +434,7 @@ TEST_CASE("a replica damaged on disk is found by the scrub and replaced from a g
   // The damaged file is dropped, and chunk 1 has three good replicas again.
   REQUIRE(WaitUntil(
       [&] {
-        const auto [now_id, now] = Chunk(dfs, "data", 1);
+        const std::vector<int> now = Chunk(dfs, "data", 1).second;
         if (now.size() != 3) return false;
         for (int node : now) {
           if (ReadFile(absl::StrCat(dfs.StorageDir(node), "/", id, ".chunk")) != good) return false;
@@ -456,7 +458,7 @@ TEST_CASE("a replica damaged on disk is found by the scrub and replaced from a g
 TEST_CASE("two shells updating one artifact while a third reads it: every read is one version",
           "[integration][dfs]") {
   DfsCluster dfs({"--chunk-size=65536"});
-  const size_t size = 160 * 1024;  // three chunks
+  const size_t size = size_t{160} * 1024;  // three chunks
   std::string initial;
   while (initial.size() < size) initial += "init;";
   initial.resize(size);
