@@ -43,6 +43,15 @@ class DfsCluster {
     REQUIRE(start_.exit_code == 0);
   }
 
+  // The store's chunks and the test's files are large: they go before the cluster stops.
+  ~DfsCluster() {
+    cluster_.RunProgram({"lumen", "dfs", "stop", "--purge"}, 60);
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(cluster_.temp_dir(), ignored)) {
+      if (entry.is_regular_file()) fs::remove(entry.path(), ignored);
+    }
+  }
+
   const TestCluster& cluster() const { return cluster_; }
   const CommandResult& start_result() const { return start_; }
   std::string session() const {
