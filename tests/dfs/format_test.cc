@@ -53,7 +53,7 @@ TEST_CASE("status shows the name node, the counts and every storage node", "[dfs
   CHECK(StatusJson(status)["storage_nodes"][1]["alive"] == false);
 }
 
-TEST_CASE("-c scripts split on semicolons outside quotes", "[dfs][shell]") {
+TEST_CASE("scripts given with -c split on semicolons outside quotes", "[dfs][shell]") {
   CHECK(SplitCommands("upload a hello; get a;;list") ==
         std::vector<std::string>{"upload a hello", " get a", "list"});
   CHECK(SplitCommands("upload a \"x; y\"; get a") ==

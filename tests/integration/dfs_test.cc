@@ -245,8 +245,9 @@ TEST_CASE(
       10));
 }
 
-TEST_CASE("the shell reports bad commands in one line and goes on; -c and pipes set the exit code",
-          "[integration][dfs]") {
+TEST_CASE(
+    "the shell reports bad commands in one line and goes on, and -c and pipes set the exit code",
+    "[integration][dfs]") {
   DfsCluster dfs;
   CommandResult r = dfs.Shell(
       "upload a one; upload a two; get missing; frobnicate; upload; kill storage.9; get a; "
@@ -514,7 +515,7 @@ TEST_CASE("a 1 GiB file goes up and comes back with an equal checksum", "[integr
 
 TEST_CASE(
     "chaos: storage nodes and the name node killed at random while clients write, read and "
-    "delete; every acknowledged write holds",
+    "delete, and every acknowledged write holds",
     "[integration][dfs]") {
   DfsCluster dfs({"--chunk-size=65536"});
   const char* env = std::getenv("LUMEN_DFS_CHAOS_SECONDS");
