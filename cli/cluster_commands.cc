@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/process.h"
@@ -48,6 +49,36 @@ std::string Shape(const google::protobuf::Map<std::string, double>& shape) {
   return out + "}";
 }
 
+// Opens an existing session for a restarted head: no head may be running in it, the records
+// of processes that died with the old head are cleaned up, and the port defaults to the old
+// head's (so that its nodes find it again) when `use_old_port`.
+absl::StatusOr<internal::Session> ReopenHeadSession(const std::string& dir, int* port,
+                                                    bool use_old_port) {
+  auto session = internal::Session::Open(dir);
+  if (!session.ok()) return session.status();
+  if (auto token = session->Token(); !token.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(session->dir(), " has no readable cluster token: ", token.status().message()));
+  }
+  if (auto live = session->LiveHead(); live.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("a head is already running in ", session->dir(), " (pid ", live->pid,
+                     ", address ", live->address, "); stop it first with `lumen stop`"));
+  }
+  auto gone = session->RemoveDeadRecords();
+  if (!gone.ok()) return gone.status();
+  for (const internal::ProcessRecord& record : *gone) {
+    const size_t colon = record.address.rfind(':');
+    int old_port = 0;
+    if (use_old_port && record.role == "head" && colon != std::string::npos &&
+        absl::SimpleAtoi(record.address.substr(colon + 1), &old_port)) {
+      *port = old_port;
+    }
+  }
+  if (auto status = session->MakeLatest(); !status.ok()) return status;
+  return session;
+}
+
 }  // namespace
 
 int Start(const StartOptions& options) {
@@ -84,19 +115,28 @@ int Start(const StartOptions& options) {
                                         "amounts, like '{\"GPU\": 1}': ", e.what()));
     }
   }
-  const std::string temp_dir = TempDirOr(options.temp_dir);
-  auto latest = internal::Session::OpenLatest(temp_dir);
-  std::optional<internal::ProcessRecord> head;
-  if (latest.ok()) head = latest->LiveHead();
-  if (options.head && head.has_value()) {
-    return Fail("start",
-                absl::StrCat("a head is already running in ", temp_dir, " (pid ", head->pid,
-                             ", address ", head->address, "); stop it first with `lumen stop`"));
+  if (!options.session_dir.empty() && !options.head) {
+    return Fail("start", "--session-dir reopens a head's session; nodes join with --address");
   }
-  // A node on the head's machine joins the head's session; elsewhere it starts its own.
-  absl::StatusOr<internal::Session> session =
-      (!options.head && head.has_value()) ? std::move(latest) : internal::Session::Create(temp_dir);
-  if (!session.ok()) return Fail("start", std::string(session.status().message()));
+  const std::string temp_dir = TempDirOr(options.temp_dir);
+  absl::StatusOr<internal::Session> session = absl::UnknownError("no session yet");
+  std::optional<internal::ProcessRecord> head;
+  if (!options.session_dir.empty()) {
+    session = ReopenHeadSession(options.session_dir, &config.port, options.port < 0);
+    if (!session.ok()) return Fail("start", std::string(session.status().message()));
+  } else {
+    auto latest = internal::Session::OpenLatest(temp_dir);
+    if (latest.ok()) head = latest->LiveHead();
+    if (options.head && head.has_value()) {
+      return Fail("start",
+                  absl::StrCat("a head is already running in ", temp_dir, " (pid ", head->pid,
+                               ", address ", head->address, "); stop it first with `lumen stop`"));
+    }
+    // A node on the head's machine joins the head's session; elsewhere it starts its own.
+    session = (!options.head && head.has_value()) ? std::move(latest)
+                                                  : internal::Session::Create(temp_dir);
+    if (!session.ok()) return Fail("start", std::string(session.status().message()));
+  }
   if (!options.head) {
     std::string token = options.token;
     if (token.empty() && std::getenv("LUMEN_TOKEN") != nullptr) token = std::getenv("LUMEN_TOKEN");
@@ -125,7 +165,8 @@ int Start(const StartOptions& options) {
   auto address = internal::StartDaemon(spawn, absl::Seconds(60), &pid);
   if (!address.ok()) return Fail("start", std::string(address.status().message()));
   if (options.head) {
-    std::cout << "Lumen head started at " << *address << " (pid " << pid << ").\n"
+    std::cout << "Lumen head " << (options.session_dir.empty() ? "started" : "restarted") << " at "
+              << *address << " (pid " << pid << ").\n"
               << "  Session:   " << session->dir() << "\n"
               << "  Add nodes: lumen start --address=" << *address
               << " --token=$(lumen get-auth-token)\n"

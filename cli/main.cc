@@ -7,6 +7,7 @@
 #include "bench/baselines.h"
 #include "bench/microbenchmarks.h"
 #include "cli/cluster_commands.h"
+#include "cli/dfs_commands.h"
 #include "cli/pi.h"
 #include "lumen/lumen.h"
 #include "scheduler/daemon.h"
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
       ->add_option("--heartbeat-timeout-ms", start.heartbeat_timeout_ms,
                    "declare a node dead after this long without heartbeats")
       ->check(CLI::Range(100, 3600000));
+  start_cmd->add_option("--session-dir", start.session_dir,
+                        "heads: restart on this existing session folder, keeping its token, KV "
+                        "store and (unless --port is given) port");
   add_temp_dir(start_cmd);
 
   CLI::App* stop_cmd = app.add_subcommand("stop", "stop the processes of this machine's session");
@@ -84,6 +88,55 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--quick", bench.quick, "short trials (smoke test)");
   add_temp_dir(bench_cmd);
 
+  lumen::cli::DfsOptions dfs;
+  std::string dfs_script;
+  CLI::App* dfs_cmd = app.add_subcommand(
+      "dfs", "the distributed artifact store: its shell, or `dfs start` / `dfs stop`");
+  dfs_cmd->require_subcommand(0, 1);
+  dfs_cmd->add_flag("--json", dfs.json, "print one JSON object per command");
+  dfs_cmd->add_option("-c", dfs_script, "run these commands (separated by ';') and exit");
+  dfs_cmd->add_option("--address", dfs.address, "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_cmd);
+  CLI::App* dfs_start_cmd =
+      dfs_cmd->add_subcommand("start", "create the name node and storage nodes");
+  dfs_start_cmd->add_option("--storage-nodes", dfs.storage_nodes, "storage nodes (default 4)")
+      ->check(CLI::Range(1, 256));
+  dfs_start_cmd->add_option("--replication", dfs.replication, "replicas per chunk (default 3)")
+      ->check(CLI::Range(1, 256));
+  dfs_start_cmd->add_option("--chunk-size", dfs.chunk_size, "bytes per chunk (default 1048576)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
+  dfs_start_cmd
+      ->add_option("--scrub-interval", dfs.scrub_interval_seconds,
+                   "seconds between checks of every replica on disk (default 60; 0: never)")
+      ->check(CLI::Range(0.0, 86400.0));
+  dfs_start_cmd->add_option("--address", dfs.address,
+                            "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_start_cmd);
+  CLI::App* dfs_stop_cmd = dfs_cmd->add_subcommand("stop", "stop the store's actors");
+  dfs_stop_cmd->add_flag("--purge", dfs.purge, "also delete its chunks and metadata");
+  dfs_stop_cmd->add_option("--address", dfs.address, "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_stop_cmd);
+
+  lumen::bench::DfsBenchmarkOptions dfs_bench;
+  CLI::App* dfs_bench_cmd = dfs_cmd->add_subcommand(
+      "benchmark", "throughput, repair time and list/status latency, each on a store of its own");
+  dfs_bench_cmd
+      ->add_option("--file-bytes", dfs_bench.file_bytes, "size of the file (default 1 GiB)")
+      ->check(CLI::Range(uint64_t{1} << 20, uint64_t{1} << 40));
+  dfs_bench_cmd
+      ->add_option("--repair-chunks", dfs_bench.repair_chunks, "chunks to repair (default 10000)")
+      ->check(CLI::Range(1, 10000000));
+  dfs_bench_cmd
+      ->add_option("--repair-chunk-size", dfs_bench.repair_chunk_size,
+                   "chunk size of the repair store (default 65536)")
+      ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
+  dfs_bench_cmd->add_option("--artifacts", dfs_bench.artifacts, "artifacts to list (default 10000)")
+      ->check(CLI::Range(1, 10000000));
+  dfs_bench_cmd->add_option("--json", dfs_bench.json_path, "also write the results as JSON here");
+  dfs_bench_cmd->add_option("--address", dfs.address,
+                            "head HOST:PORT (default: the local cluster)");
+  add_temp_dir(dfs_bench_cmd);
+
   CLI11_PARSE(app, argc, argv);
 
   if (start_cmd->parsed()) {
@@ -96,6 +149,14 @@ int main(int argc, char** argv) {
   if (pi_cmd->parsed()) {
     pi.temp_dir = temp_dir;
     return lumen::cli::RunPi(pi);
+  }
+  if (dfs_cmd->parsed()) {
+    dfs.temp_dir = temp_dir;
+    if (dfs_start_cmd->parsed()) return lumen::cli::DfsStart(dfs);
+    if (dfs_stop_cmd->parsed()) return lumen::cli::DfsStop(dfs);
+    if (dfs_bench_cmd->parsed()) return lumen::cli::DfsBenchmark(dfs, dfs_bench);
+    if (dfs_cmd->count("-c") > 0) dfs.script = dfs_script;
+    return lumen::cli::RunDfsShell(dfs);
   }
   if (bench_cmd->parsed()) {
     bench.temp_dir = temp_dir;

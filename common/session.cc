@@ -239,17 +239,10 @@ absl::StatusOr<Session> Session::Create(const std::string& temp_dir) {
     return status;
   }
 
-  // A relative link, so the temp dir can be moved; rename replaces the old link atomically.
-  std::string staged = absl::StrCat(*root, "/.", kLatestLink, ".", name);
-  std::string latest = absl::StrCat(*root, "/", kLatestLink);
-  if (symlink(name.c_str(), staged.c_str()) != 0) return ErrnoError(errno, "cannot create", staged);
-  if (rename(staged.c_str(), latest.c_str()) != 0) {
-    int rename_errno = errno;
-    unlink(staged.c_str());
-    return ErrnoError(rename_errno, "cannot replace", latest);
-  }
+  Session session(dir);
+  if (absl::Status status = session.MakeLatest(); !status.ok()) return status;
   LUMEN_LOG(DEBUG) << "created session " << dir;
-  return Session(dir);
+  return session;
 }
 
 absl::StatusOr<Session> Session::OpenLatest(const std::string& temp_dir) {
@@ -361,6 +354,34 @@ std::optional<ProcessRecord> Session::LiveHead() const {
     if (record.role == "head" && IsAlive(record)) return record;
   }
   return std::nullopt;
+}
+
+absl::Status Session::MakeLatest() const {
+  const fs::path path(dir_);
+  const std::string root = path.parent_path().string();
+  const std::string name = path.filename().string();
+  // A relative link, so the temp dir can be moved; rename replaces the old link atomically.
+  std::string staged = absl::StrCat(root, "/.", kLatestLink, ".", name, ".", getpid());
+  std::string latest = absl::StrCat(root, "/", kLatestLink);
+  unlink(staged.c_str());
+  if (symlink(name.c_str(), staged.c_str()) != 0) return ErrnoError(errno, "cannot create", staged);
+  if (rename(staged.c_str(), latest.c_str()) != 0) {
+    int rename_errno = errno;
+    unlink(staged.c_str());
+    return ErrnoError(rename_errno, "cannot replace", latest);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ProcessRecord>> Session::RemoveDeadRecords() {
+  std::vector<ProcessRecord> removed;
+  for (const ProcessRecord& record : Processes()) {
+    if (IsAlive(record)) continue;
+    if (absl::Status status = UnlinkSharedMemory(record.shm_name); !status.ok()) return status;
+    if (absl::Status status = RemoveProcess(record.pid); !status.ok()) return status;
+    removed.push_back(record);
+  }
+  return removed;
 }
 
 absl::StatusOr<int> Session::StopAll(absl::Duration grace) {

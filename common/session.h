@@ -75,6 +75,12 @@ class Session {
   std::vector<ProcessRecord> Processes() const;
   // A record with role "head" whose process IsAlive, if any.
   std::optional<ProcessRecord> LiveHead() const;
+  // Removes the records of processes that are gone (killed without `lumen stop`) and unlinks
+  // their shared memory; returns them. Records of live processes are kept.
+  [[nodiscard]] absl::StatusOr<std::vector<ProcessRecord>> RemoveDeadRecords();
+  // Atomically points <parent folder>/session_latest at this session (a reopened session is
+  // the one local commands should find).
+  [[nodiscard]] absl::Status MakeLatest() const;
 
   // Stops every recorded process: SIGTERM to each live one, up to `grace` for them to exit, then
   // SIGKILL to the rest. Unlinks each record's shared-memory object and removes the record; records

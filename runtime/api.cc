@@ -232,6 +232,12 @@ void Shutdown() {
 
 bool IsInitialized() { return internal::CurrentCoreWorker() != nullptr; }
 
+RuntimeContext GetRuntimeContext() {
+  internal::CoreWorker* worker = internal::CurrentCoreWorker();
+  if (worker == nullptr) throw Error("Lumen is not initialized: call lumen::Init() first");
+  return RuntimeContext{worker->node_id(), worker->session_dir()};
+}
+
 namespace internal {
 namespace {
 

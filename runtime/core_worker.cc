@@ -149,6 +149,7 @@ absl::Status CoreWorker::Connect() {
   }
   client_id_ = reply.client_id();
   node_id_ = reply.node_id();
+  session_dir_ = reply.session_dir();
   head_address_ = reply.head_address();
   node_link_ = net::Link::Open(
       *io_, absl::StrCat(host, ":", reply.wire_port()),

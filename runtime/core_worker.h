@@ -86,7 +86,10 @@ class CoreWorker {
   void Shutdown();
 
   const std::string& address() const { return self_address_; }
+  const std::string& head_address() const { return head_address_; }
+  const std::string& token() const { return config_.token; }
   const std::string& node_id() const { return node_id_; }
+  const std::string& session_dir() const { return session_dir_; }
   uint64_t client_id() const { return client_id_; }
 
  private:
@@ -143,6 +146,7 @@ class CoreWorker {
   net::ConnectionOptions connection_options_;
   std::string self_address_;
   std::string node_id_;
+  std::string session_dir_;
   uint64_t client_id_ = 0;
   // Shared with the buffers read from it, which may outlive this runtime.
   std::shared_ptr<objectstore::ShmRegion> region_;

@@ -23,6 +23,7 @@
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
 #include "scheduler/head_service.h"
+#include "scheduler/head_store.h"
 #include "scheduler/node_manager.h"
 
 namespace lumen::scheduler {
@@ -165,10 +166,16 @@ int RunDaemon(const DaemonConfig& config) {
   nm.is_head = config.head;
   nm.heartbeat_period = absl::Milliseconds(config.heartbeat_period_ms);
 
+  // The head's durable tables outlive its service (declared first, destroyed last).
+  std::unique_ptr<HeadStore> head_store;
   std::unique_ptr<HeadService> head;
   if (config.head) {
+    auto opened = HeadStore::Open(config.session_dir + "/head.db");
+    if (!opened.ok()) return fail(std::string(opened.status().message()));
+    head_store = std::move(*opened);
     head = std::make_unique<HeadService>(*token, config.session_dir,
-                                         absl::Milliseconds(config.heartbeat_timeout_ms));
+                                         absl::Milliseconds(config.heartbeat_timeout_ms),
+                                         head_store.get());
   }
   // The node manager must know its own address before it serves, so a free port is picked
   // up front when none was asked for.
@@ -183,7 +190,8 @@ int RunDaemon(const DaemonConfig& config) {
   auto node_manager = std::make_unique<NodeManager>(nm, std::move(store));
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  // Room for the largest KV value (64 MiB) with its key.
+  builder.SetMaxReceiveMessageSize(65 << 20);
   int selected_port = 0;
   builder.AddListeningPort(nm.address, grpc::InsecureServerCredentials(), &selected_port);
   if (head) builder.RegisterService(head.get());

@@ -3,12 +3,20 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/kv_limits.h"
 #include "common/logging.h"
 #include "common/rpc.h"
 
 namespace lumen::scheduler {
 
 using internal::CheckToken;
+
+namespace {
+
+// Keys a KvList reply carries at most; the client asks for the next page.
+constexpr uint32_t kKvListPage = 10000;
+
+}  // namespace
 
 bool Fits(const google::protobuf::Map<std::string, double>& available,
           const google::protobuf::Map<std::string, double>& shape) {
@@ -21,10 +29,11 @@ bool Fits(const google::protobuf::Map<std::string, double>& available,
 }
 
 HeadService::HeadService(std::string token, std::string session_dir,
-                         absl::Duration heartbeat_timeout)
+                         absl::Duration heartbeat_timeout, HeadStore* store)
     : token_(std::move(token)),
       session_dir_(std::move(session_dir)),
-      heartbeat_timeout_(heartbeat_timeout) {
+      heartbeat_timeout_(heartbeat_timeout),
+      store_(store) {
   actors_ = std::make_unique<ActorDirectory>(
       token_,
       [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); });
@@ -116,6 +125,67 @@ grpc::Status HeadService::ListActors(grpc::ServerContext* context,
                                      proto::ListActorsReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   for (auto& info : actors_->List()) *reply->add_actors() = std::move(info);
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::KvPut(grpc::ServerContext* context, const proto::KvPutRequest* request,
+                                proto::KvPutReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (auto status =
+          internal::CheckKvSizes(request->ns(), request->key(), "key", request->value().size());
+      !status.ok()) {
+    return internal::ToGrpc(status);
+  }
+  return internal::ToGrpc(
+      store_->Put(HeadStore::KvTable(request->ns()), request->key(), request->value()));
+}
+
+grpc::Status HeadService::KvGet(grpc::ServerContext* context, const proto::KvGetRequest* request,
+                                proto::KvGetReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (auto status = internal::CheckKvSizes(request->ns(), request->key(), "key"); !status.ok()) {
+    return internal::ToGrpc(status);
+  }
+  auto value = store_->Get(HeadStore::KvTable(request->ns()), request->key());
+  if (!value.ok()) return internal::ToGrpc(value.status());
+  reply->set_found(value->has_value());
+  if (value->has_value()) reply->set_value(std::move(**value));
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::KvDelete(grpc::ServerContext* context,
+                                   const proto::KvDeleteRequest* request,
+                                   proto::KvDeleteReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (auto status = internal::CheckKvSizes(request->ns(), request->key(), "key"); !status.ok()) {
+    return internal::ToGrpc(status);
+  }
+  auto deleted = store_->Delete(HeadStore::KvTable(request->ns()), request->key());
+  if (!deleted.ok()) return internal::ToGrpc(deleted.status());
+  reply->set_deleted(*deleted);
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::KvList(grpc::ServerContext* context, const proto::KvListRequest* request,
+                                 proto::KvListReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (auto status = internal::CheckKvSizes(request->ns(), request->prefix(), "prefix");
+      !status.ok()) {
+    return internal::ToGrpc(status);
+  }
+  if (auto status = internal::CheckKvSizes(request->ns(), request->start_after(), "start key");
+      !status.ok()) {
+    return internal::ToGrpc(status);
+  }
+  const uint32_t page =
+      request->limit() == 0 ? kKvListPage : std::min(request->limit(), kKvListPage);
+  // One more than the page tells whether more follow.
+  auto keys = store_->ScanKeys(HeadStore::KvTable(request->ns()), request->prefix(),
+                               request->start_after(), page + 1);
+  if (!keys.ok()) return internal::ToGrpc(keys.status());
+  reply->set_more(keys->size() > page);
+  if (keys->size() > page) keys->resize(page);
+  for (std::string& key : *keys) reply->add_keys(std::move(key));
   return grpc::Status::OK;
 }
 

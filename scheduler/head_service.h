@@ -1,5 +1,6 @@
 // The head's control service: which nodes exist, whether they are alive (heartbeats), their
-// resources and pending demands, and which node can take a resource shape a node cannot.
+// resources and pending demands, which node can take a resource shape a node cannot, and the
+// durable KV store of lumen::kv (kept in the head's store).
 //
 // Thread-safe: gRPC calls it from its thread pool.
 #pragma once
@@ -15,12 +16,15 @@
 #include "absl/time/time.h"
 #include "proto/control.grpc.pb.h"
 #include "scheduler/actor_directory.h"
+#include "scheduler/head_store.h"
 
 namespace lumen::scheduler {
 
 class HeadService final : public proto::HeadService::Service {
  public:
-  HeadService(std::string token, std::string session_dir, absl::Duration heartbeat_timeout);
+  // `store` holds the head's durable tables and must outlive the service.
+  HeadService(std::string token, std::string session_dir, absl::Duration heartbeat_timeout,
+              HeadStore* store);
   ~HeadService() override;
 
   grpc::Status RegisterNode(grpc::ServerContext* context, const proto::RegisterNodeRequest* request,
@@ -43,6 +47,14 @@ class HeadService final : public proto::HeadService::Service {
                                 proto::ReportActorDeathReply* reply) override;
   grpc::Status ListActors(grpc::ServerContext* context, const proto::ListActorsRequest* request,
                           proto::ListActorsReply* reply) override;
+  grpc::Status KvPut(grpc::ServerContext* context, const proto::KvPutRequest* request,
+                     proto::KvPutReply* reply) override;
+  grpc::Status KvGet(grpc::ServerContext* context, const proto::KvGetRequest* request,
+                     proto::KvGetReply* reply) override;
+  grpc::Status KvDelete(grpc::ServerContext* context, const proto::KvDeleteRequest* request,
+                        proto::KvDeleteReply* reply) override;
+  grpc::Status KvList(grpc::ServerContext* context, const proto::KvListRequest* request,
+                      proto::KvListReply* reply) override;
 
  private:
   struct Node {
@@ -62,6 +74,7 @@ class HeadService final : public proto::HeadService::Service {
   const std::string token_;
   const std::string session_dir_;
   const absl::Duration heartbeat_timeout_;
+  HeadStore* const store_;
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);

@@ -506,6 +506,7 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
   reply->set_node_ip(config_.ip);
   reply->set_head_address(config_.head_address);
   reply->set_wire_port(listener_->port());
+  reply->set_session_dir(config_.session_dir);
   return grpc::Status::OK;
 }
 

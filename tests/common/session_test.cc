@@ -259,5 +259,42 @@ TEST_CASE("StopAll only removes the records of processes that are gone or were r
   WaitStatus(reused.pid);
 }
 
+TEST_CASE("RemoveDeadRecords cleans up after a killed head and keeps the live processes") {
+  TempDir temp;
+  absl::StatusOr<Session> session = Session::Create(temp.path());
+  REQUIRE(session.ok());
+  ProcessRecord dead{.role = "head", .pid = DeadPid(), .start_ticks = 42};
+  dead.address = "127.0.0.1:7000";
+  dead.shm_name = absl::StrCat("/lumen_session_test_dead_", getpid());
+  int shm = shm_open(dead.shm_name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  REQUIRE(shm >= 0);
+  close(shm);
+  const ProcessRecord node = StartSleeper("node");
+  REQUIRE(session->AddProcess(dead).ok());
+  REQUIRE(session->AddProcess(node).ok());
+
+  absl::StatusOr<std::vector<ProcessRecord>> removed = session->RemoveDeadRecords();
+  REQUIRE(removed.ok());
+  CHECK(*removed == std::vector<ProcessRecord>{dead});
+  CHECK(session->Processes() == std::vector<ProcessRecord>{node});
+  errno = 0;
+  CHECK(shm_open(dead.shm_name.c_str(), O_RDONLY, 0) == -1);
+  CHECK(errno == ENOENT);
+
+  REQUIRE(kill(node.pid, SIGKILL) == 0);
+  WaitStatus(node.pid);
+}
+
+TEST_CASE("MakeLatest points session_latest back at an older session") {
+  TempDir temp;
+  absl::StatusOr<Session> first = Session::Create(temp.path());
+  REQUIRE(first.ok());
+  absl::StatusOr<Session> second = Session::Create(temp.path());
+  REQUIRE(second.ok());
+  CHECK(Session::OpenLatest(temp.path())->dir() == second->dir());
+  REQUIRE(first->MakeLatest().ok());
+  CHECK(Session::OpenLatest(temp.path())->dir() == first->dir());
+}
+
 }  // namespace
 }  // namespace lumen::internal

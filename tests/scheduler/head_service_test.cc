@@ -2,24 +2,49 @@
 #include "scheduler/head_service.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "common/rpc.h"
+#include "lumen/kv.h"
 
 namespace lumen::scheduler {
 namespace {
 
 constexpr char kToken[] = "test-token";
 
+// A head store in a fresh directory, removed at the end.
+struct StoreDir {
+  StoreDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "lumen_head_test_XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+    auto opened = HeadStore::Open(path + "/head.db");
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+  }
+  ~StoreDir() {
+    store.reset();
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::string path;
+  std::unique_ptr<HeadStore> store;
+};
+
 struct HeadFixture {
-  explicit HeadFixture(absl::Duration timeout) : service(kToken, "/tmp/session", timeout) {
+  explicit HeadFixture(absl::Duration timeout)
+      : service(kToken, "/tmp/session", timeout, dir.store.get()) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&service);
+    builder.SetMaxReceiveMessageSize(65 << 20);
     server = builder.BuildAndStart();
     stub = proto::HeadService::NewStub(internal::MakeChannel("127.0.0.1:" + std::to_string(port)));
   }
@@ -45,13 +70,102 @@ struct HeadFixture {
     return status;
   }
 
+  StoreDir dir;
   HeadService service;
   int port = 0;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<proto::HeadService::Stub> stub;
 };
 
+template <typename Request, typename Reply, typename Call>
+grpc::Status Kv(HeadFixture& head, Call call, const Request& request, Reply* reply) {
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, kToken, absl::Seconds(10));
+  return (head.stub.get()->*call)(&context, request, reply);
+}
+
 }  // namespace
+
+TEST_CASE("KV puts, gets, lists and deletes keys per namespace", "[scheduler][head][kv]") {
+  HeadFixture head(absl::Seconds(30));
+  auto put = [&](const std::string& ns, const std::string& key, const std::string& value) {
+    proto::KvPutRequest request;
+    request.set_ns(ns);
+    request.set_key(key);
+    request.set_value(value);
+    proto::KvPutReply reply;
+    return Kv(head, &proto::HeadService::Stub::KvPut, request, &reply);
+  };
+  auto get = [&](const std::string& ns, const std::string& key) {
+    proto::KvGetRequest request;
+    request.set_ns(ns);
+    request.set_key(key);
+    proto::KvGetReply reply;
+    REQUIRE(Kv(head, &proto::HeadService::Stub::KvGet, request, &reply).ok());
+    return reply;
+  };
+  REQUIRE(put("", "a/1", "one").ok());
+  REQUIRE(put("", "a/2", "two").ok());
+  REQUIRE(put("other", "a/1", "elsewhere").ok());
+  CHECK(get("", "a/1").value() == "one");
+  CHECK(get("other", "a/1").value() == "elsewhere");
+  CHECK_FALSE(get("", "a/3").found());
+
+  proto::KvListRequest list;
+  list.set_prefix("a/");
+  list.set_limit(1);
+  proto::KvListReply page;
+  REQUIRE(Kv(head, &proto::HeadService::Stub::KvList, list, &page).ok());
+  REQUIRE(page.keys_size() == 1);
+  CHECK(page.keys(0) == "a/1");
+  CHECK(page.more());
+  list.set_start_after("a/1");
+  REQUIRE(Kv(head, &proto::HeadService::Stub::KvList, list, &page).ok());
+  REQUIRE(page.keys_size() == 1);
+  CHECK(page.keys(0) == "a/2");
+  CHECK_FALSE(page.more());
+
+  proto::KvDeleteRequest del;
+  del.set_key("a/1");
+  proto::KvDeleteReply deleted;
+  REQUIRE(Kv(head, &proto::HeadService::Stub::KvDelete, del, &deleted).ok());
+  CHECK(deleted.deleted());
+  REQUIRE(Kv(head, &proto::HeadService::Stub::KvDelete, del, &deleted).ok());
+  CHECK_FALSE(deleted.deleted());
+  CHECK_FALSE(get("", "a/1").found());
+  CHECK(get("other", "a/1").found());
+}
+
+TEST_CASE("KV refuses keys and values over their limits, and calls without the token",
+          "[scheduler][head][kv]") {
+  HeadFixture head(absl::Seconds(30));
+  proto::KvPutRequest request;
+  proto::KvPutReply reply;
+  SECTION("a key over 4 KiB") {
+    request.set_key(std::string(kv::kMaxKeyBytes + 1, 'k'));
+    const grpc::Status status = Kv(head, &proto::HeadService::Stub::KvPut, request, &reply);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Catch::Contains("KV key is 4097 bytes"));
+  }
+  SECTION("a value over 64 MiB") {
+    request.set_key("k");
+    request.set_value(std::string(kv::kMaxValueBytes + 1, 'v'));
+    const grpc::Status status = Kv(head, &proto::HeadService::Stub::KvPut, request, &reply);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(status.error_message(), Catch::Contains("the limit is 67108864"));
+  }
+  SECTION("a namespace over 256 bytes") {
+    request.set_ns(std::string(300, 'n'));
+    const grpc::Status status = Kv(head, &proto::HeadService::Stub::KvPut, request, &reply);
+    CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  SECTION("no token") {
+    grpc::ClientContext context;
+    request.set_key("k");
+    const grpc::Status status = head.stub->KvPut(&context, request, &reply);
+    CHECK(status.error_code() == grpc::StatusCode::UNAUTHENTICATED);
+  }
+}
 
 TEST_CASE("a registered node is listed alive with its resources", "[scheduler][head]") {
   HeadFixture head(absl::Seconds(30));

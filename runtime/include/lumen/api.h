@@ -42,6 +42,14 @@ void Init(const InitOptions& options = {});
 void Shutdown();
 bool IsInitialized();
 
+// Where this process runs: its node's id (as `lumen status` shows it) and that node's session
+// folder, where an actor may keep data on the node's disk.
+struct RuntimeContext {
+  std::string node_id;
+  std::string session_dir;
+};
+RuntimeContext GetRuntimeContext();
+
 // Total resources of the cluster's live nodes, e.g. {{"CPU", 8}, {"GPU", 1}}.
 inline std::map<std::string, double> ClusterResources() { return internal::ClusterResources(); }
 

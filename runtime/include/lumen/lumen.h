@@ -1,4 +1,5 @@
-// Lumen's public C++ API: tasks, futures (ObjectRef) and the shared-memory object store.
+// Lumen's public C++ API: tasks, futures (ObjectRef), actors, the shared-memory object store
+// and the cluster's durable KV store.
 //
 //   #include <lumen/lumen.h>
 //   int Plus(int a, int b) { return a + b; }
@@ -14,5 +15,6 @@
 #include "lumen/api.h"
 #include "lumen/array.h"
 #include "lumen/errors.h"
+#include "lumen/kv.h"
 #include "lumen/object_ref.h"
 #include "lumen/task.h"

@@ -1,0 +1,284 @@
+#include "bench/dfs_benchmarks.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <iostream>
+#include <istream>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <streambuf>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "bench/harness.h"
+#include "dfs/client.h"
+#include "dfs/format.h"
+#include "lumen/lumen.h"
+
+namespace lumen::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// `size` pseudo-random bytes made on the fly, so that an upload measures the DFS, not a disk.
+class GeneratedBuf : public std::streambuf {
+ public:
+  explicit GeneratedBuf(uint64_t size) : left_(size), buffer_(1 << 20) {}
+
+ protected:
+  int_type underflow() override {
+    if (left_ == 0) return traits_type::eof();
+    for (size_t i = 0; i + 8 <= buffer_.size(); i += 8) {
+      state_ ^= state_ << 13;
+      state_ ^= state_ >> 7;
+      state_ ^= state_ << 17;
+      std::memcpy(buffer_.data() + i, &state_, 8);
+    }
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left_, buffer_.size()));
+    left_ -= n;
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + n);
+    return traits_type::to_int_type(buffer_[0]);
+  }
+
+ private:
+  uint64_t left_;
+  uint64_t state_ = 0x9E3779B97F4A7C15ull;
+  std::vector<char> buffer_;
+};
+
+Result Single(const std::string& name, double value, const std::string& unit) {
+  return Result{name, value, 0, unit};
+}
+
+Result MeanOf(const std::string& name, const std::vector<double>& samples,
+              const std::string& unit) {
+  const double mean =
+      std::accumulate(samples.begin(), samples.end(), 0.0) / static_cast<double>(samples.size());
+  double variance = 0;
+  for (double s : samples) variance += (s - mean) * (s - mean);
+  return Result{name, mean, std::sqrt(variance / static_cast<double>(samples.size())), unit};
+}
+
+absl::Status Start(int nodes, int replication, uint64_t chunk_size) {
+  dfs::StartOptions start;
+  start.config.storage_nodes = nodes;
+  start.config.replication = replication;
+  start.config.chunk_size = chunk_size;
+  start.config.scrub_interval_ms = 0;
+  return dfs::StartStore(start);
+}
+
+absl::StatusOr<std::unique_ptr<dfs::Client>> Connect() { return dfs::Client::Connect(); }
+
+// Waits until no chunk is under-replicated and no copy is in flight.
+absl::StatusOr<dfs::StoreStatus> AwaitHealthy(dfs::Client& client, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    auto status = client.Status();
+    if (status.ok() && status->name_node_state == "ready" && status->under_replicated == 0 &&
+        status->repairs_in_flight == 0) {
+      return status;
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError("the store did not become healthy in time");
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+// Upload and download of one large file next to Put of the same bytes.
+absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
+  constexpr uint64_t kChunk = uint64_t{1} << 20;
+  if (auto status = Start(4, 3, kChunk); !status.ok()) return status;
+  auto client = Connect();
+  if (!client.ok()) return client.status();
+
+  // The object store's own Put, in chunk-sized values, a few alive at once as an upload has.
+  std::string value(kChunk, 'x');
+  std::mt19937_64 random(7);
+  for (size_t i = 0; i + 8 <= value.size(); i += 8) {
+    const uint64_t word = random();
+    std::memcpy(value.data() + i, &word, 8);
+  }
+  auto start = Clock::now();
+  {
+    std::deque<ObjectRef<std::string>> alive;
+    for (uint64_t done = 0; done < options.file_bytes; done += kChunk) {
+      alive.push_back(Put(value));
+      if (alive.size() > 4) alive.pop_front();
+    }
+  }
+  const double put_gbps = static_cast<double>(options.file_bytes) / Since(start) / 1e9;
+  results->push_back(Single("dfs_store_put_gigabytes", put_gbps, "GB/s"));
+
+  GeneratedBuf generated(options.file_bytes);
+  std::istream source(&generated);
+  start = Clock::now();
+  auto uploaded = (*client)->Upload("bench-file", source, options.file_bytes, false);
+  if (!uploaded.ok()) return uploaded.status();
+  const double upload_gbps = static_cast<double>(options.file_bytes) / Since(start) / 1e9;
+  results->push_back(Single("dfs_upload_gigabytes", upload_gbps, "GB/s"));
+
+  uint64_t received = 0;
+  start = Clock::now();
+  auto downloaded = (*client)->Read(
+      "bench-file",
+      [&received](const dfs::ArtifactInfo&) {
+        received = 0;
+        return absl::OkStatus();
+      },
+      [&received](const std::string& data) {
+        received += data.size();
+        return absl::OkStatus();
+      });
+  if (!downloaded.ok()) return downloaded.status();
+  const double download_gbps = static_cast<double>(received) / Since(start) / 1e9;
+  results->push_back(Single("dfs_download_gigabytes", download_gbps, "GB/s"));
+  results->push_back(Single("dfs_upload_vs_put", upload_gbps / put_gbps, "x (target >= 0.3)"));
+  results->push_back(Single("dfs_download_vs_put", download_gbps / put_gbps, "x (target >= 0.6)"));
+  return dfs::StopStore(/*purge=*/true).status();
+}
+
+// A storage node's process is killed; the clock runs until every chunk is back at R.
+absl::Status Repair(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
+  if (auto status = Start(4, 3, options.repair_chunk_size); !status.ok()) return status;
+  auto client = Connect();
+  if (!client.ok()) return client.status();
+  constexpr int kChunksPerArtifact = 100;
+  int made = 0;
+  for (int a = 0; made < options.repair_chunks; ++a) {
+    const int chunks = std::min(kChunksPerArtifact, options.repair_chunks - made);
+    GeneratedBuf generated(static_cast<uint64_t>(chunks) * options.repair_chunk_size);
+    std::istream source(&generated);
+    auto uploaded =
+        (*client)->Upload(absl::StrCat("repair-", a), source,
+                          static_cast<uint64_t>(chunks) * options.repair_chunk_size, false);
+    if (!uploaded.ok()) return uploaded.status();
+    made += chunks;
+  }
+  auto before = AwaitHealthy(**client, absl::Minutes(5));
+  if (!before.ok()) return before.status();
+  const dfs::StorageNodeStatus victim = before->storage[0];
+  if (victim.pid <= 0) return absl::InternalError("storage.0 has no pid");
+  const auto start = Clock::now();
+  kill(victim.pid, SIGKILL);
+  // Wait until the name node has seen the death, then until the copies are done.
+  while (true) {
+    auto status = (*client)->Status();
+    if (status.ok() && !status->storage[0].alive) break;
+    if (Since(start) > 60) return absl::DeadlineExceededError("the death was not noticed");
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  const double noticed = Since(start);
+  auto after = AwaitHealthy(**client, absl::Minutes(10));
+  if (!after.ok()) return after.status();
+  const double seconds = Since(start);
+  results->push_back(Single("dfs_death_noticed_seconds", noticed, "s"));
+  results->push_back(Single(absl::StrCat("dfs_repair_seconds_", options.repair_chunks, "_chunks"),
+                            seconds, absl::StrCat("s (", victim.chunks, " replicas copied)")));
+  return dfs::StopStore(/*purge=*/true).status();
+}
+
+// list and status with many artifacts.
+absl::Status Latency(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
+  if (auto status = Start(4, 3, uint64_t{1} << 20); !status.ok()) return status;
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  std::vector<absl::Status> statuses(kThreads);
+  auto start = Clock::now();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &options, &statuses] {
+      auto client = Connect();
+      if (!client.ok()) {
+        statuses[t] = client.status();
+        return;
+      }
+      for (int i = t; i < options.artifacts; i += kThreads) {
+        auto uploaded =
+            (*client)->UploadBytes(absl::StrFormat("artifact-%06d", i), "small content", false);
+        if (!uploaded.ok()) {
+          statuses[t] = uploaded.status();
+          return;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& status : statuses) {
+    if (!status.ok()) return status;
+  }
+  results->push_back(
+      Single("dfs_small_uploads_per_second", options.artifacts / Since(start), "per second"));
+  auto client = Connect();
+  if (!client.ok()) return client.status();
+  std::vector<double> list_ms;
+  for (int i = 0; i < 5; ++i) {
+    start = Clock::now();
+    auto artifacts = (*client)->List();
+    if (!artifacts.ok()) return artifacts.status();
+    const std::string text = dfs::FormatList(*artifacts);
+    list_ms.push_back(Since(start) * 1000);
+  }
+  std::vector<double> status_ms;
+  for (int i = 0; i < 20; ++i) {
+    start = Clock::now();
+    auto status = (*client)->Status();
+    if (!status.ok()) return status.status();
+    const std::string text = dfs::FormatStatus(*status);
+    status_ms.push_back(Since(start) * 1000);
+  }
+  results->push_back(
+      MeanOf(absl::StrCat("dfs_list_ms_", options.artifacts, "_artifacts"), list_ms, "ms"));
+  results->push_back(
+      MeanOf(absl::StrCat("dfs_status_ms_", options.artifacts, "_artifacts"), status_ms, "ms"));
+  return dfs::StopStore(/*purge=*/true).status();
+}
+
+}  // namespace
+
+int RunDfsBenchmarks(const DfsBenchmarkOptions& options) {
+  std::vector<Result> results;
+  std::cout << absl::StrFormat(
+      "DFS benchmarks: %s file, %d chunks to repair (%s each), %d artifacts to list\n",
+      dfs::FormatBytes(options.file_bytes), options.repair_chunks,
+      dfs::FormatBytes(options.repair_chunk_size), options.artifacts);
+  for (const auto& phase : {Throughput, Repair, Latency}) {
+    const size_t before = results.size();
+    const absl::Status status = phase(options, &results);
+    for (size_t i = before; i < results.size(); ++i) {
+      std::cout << absl::StrFormat("%-36s %12.3f %s", results[i].name, results[i].mean,
+                                   results[i].unit);
+      if (results[i].stddev > 0) std::cout << absl::StrFormat("  +- %.3f", results[i].stddev);
+      std::cout << std::endl;
+    }
+    if (!status.ok()) {
+      std::cerr << "lumen dfs benchmark: " << status.message() << "\n";
+      (void)dfs::StopStore(/*purge=*/true);
+      return 1;
+    }
+  }
+  if (!options.json_path.empty()) {
+    std::ofstream out(options.json_path);
+    out << ResultsToJson(results) << "\n";
+    if (!out) {
+      std::cerr << "lumen dfs benchmark: cannot write " << options.json_path << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace lumen::bench

@@ -1,0 +1,97 @@
+#include "cli/dfs_commands.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cli/cluster_commands.h"
+#include "dfs/client.h"
+#include "dfs/format.h"
+#include "dfs/shell.h"
+#include "lumen/lumen.h"
+
+namespace lumen::cli {
+namespace {
+
+int Fail(const std::string& command, const std::string& message) {
+  std::cerr << "lumen " << command << ": " << message << "\n";
+  return 1;
+}
+
+// Connects this process to the cluster; false (with a message) if there is none.
+bool Connect(const DfsOptions& options, const std::string& command) {
+  std::string address;
+  std::string token;
+  if (!ResolveCluster(options.address, options.temp_dir, &address, &token)) return false;
+  try {
+    InitOptions init;
+    init.address = address;
+    init.token = token;
+    init.temp_dir = options.temp_dir;
+    Init(init);
+    return true;
+  } catch (const Error& e) {
+    Fail(command, e.what());
+    return false;
+  }
+}
+
+}  // namespace
+
+int RunDfsShell(const DfsOptions& options) {
+  if (!Connect(options, "dfs")) return 1;
+  dfs::ShellOptions shell;
+  shell.json = options.json;
+  shell.progress = isatty(STDERR_FILENO) != 0 && !options.json;
+  const int code = dfs::RunShell(shell, options.script);
+  Shutdown();
+  return code;
+}
+
+int DfsStart(const DfsOptions& options) {
+  if (options.scrub_interval_seconds < 0) {
+    return Fail("dfs start", "--scrub-interval must not be negative");
+  }
+  if (!Connect(options, "dfs start")) return 1;
+  dfs::StartOptions start;
+  start.config.storage_nodes = options.storage_nodes;
+  start.config.replication = options.replication;
+  start.config.chunk_size = options.chunk_size;
+  start.config.scrub_interval_ms = static_cast<int64_t>(options.scrub_interval_seconds * 1000);
+  const absl::Status status = dfs::StartStore(start);
+  Shutdown();
+  if (!status.ok()) return Fail("dfs start", std::string(status.message()));
+  std::cout << "DFS started: " << options.storage_nodes << " storage nodes, replication "
+            << options.replication << ", chunk size " << dfs::FormatBytes(options.chunk_size)
+            << ".\n"
+            << "  Shell: lumen dfs        (or lumen dfs -c \"upload a hello; list\")\n"
+            << "  Stop:  lumen dfs stop   (--purge also deletes the data)\n";
+  return 0;
+}
+
+int DfsStop(const DfsOptions& options) {
+  if (!Connect(options, "dfs stop")) return 1;
+  const absl::StatusOr<int> stopped = dfs::StopStore(options.purge);
+  Shutdown();
+  if (!stopped.ok()) return Fail("dfs stop", std::string(stopped.status().message()));
+  if (*stopped == 0 && !options.purge) {
+    std::cout << "The DFS is not running; nothing to stop.\n";
+  } else if (options.purge) {
+    std::cout << "DFS stopped (" << *stopped << " actors) and its data deleted.\n";
+  } else {
+    std::cout << "DFS stopped (" << *stopped
+              << " actors); its data is kept for the next `lumen dfs start` "
+                 "(`lumen dfs stop --purge` deletes it).\n";
+  }
+  return 0;
+}
+
+int DfsBenchmark(const DfsOptions& options, const bench::DfsBenchmarkOptions& benchmark) {
+  if (!Connect(options, "dfs benchmark")) return 1;
+  const int code = bench::RunDfsBenchmarks(benchmark);
+  Shutdown();
+  return code;
+}
+
+}  // namespace lumen::cli

@@ -1,0 +1,667 @@
+#include "dfs/client.h"
+
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "dfs/checksum.h"
+#include "dfs/kv_store.h"
+#include "dfs/metadata_log.h"
+
+namespace lumen::dfs {
+namespace {
+
+// Chunks in flight at once during an upload or a download.
+constexpr size_t kWindow = 4;
+constexpr int64_t kChunkCallMs = 120000;
+// A name node call that waits for a restart gives up after this long.
+constexpr absl::Duration kNameNodeRetryFor = absl::Seconds(90);
+// Reads start over at most this often when versions keep replacing each other.
+constexpr int kReadRestarts = 20;
+constexpr int64_t kFallbackLookupMs = 5000;
+constexpr char kNotRunning[] = "the DFS is not running; start it with `lumen dfs start`";
+
+absl::StatusOr<StoreConfig> LoadConfig(KvStore& kv) {
+  auto stored = kv.Get("config");
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return absl::NotFoundError(kNotRunning);
+  return DecodeConfig(**stored);
+}
+
+ActorHandle<StorageNode> CreateStorageActor(int node, uint64_t cache_bytes,
+                                            int64_t scrub_interval_ms) {
+  return Actor(StorageNode::Create)
+      .SetName(StorageActorName(node))
+      .SetDetached()
+      .SetMaxConcurrency(8)
+      .Remote(node, std::string(), cache_bytes, scrub_interval_ms);
+}
+
+// Waits for a storage node's first answer.
+absl::Status AwaitStorage(const ActorHandle<StorageNode>& storage, int node, int64_t timeout_ms) {
+  try {
+    Get(storage.Task(&StorageNode::Ping).Remote(), timeout_ms);
+    return absl::OkStatus();
+  } catch (const Error& e) {
+    return absl::Status(StatusFromError(e).code(),
+                        absl::StrCat(StorageDisplayName(node), " did not start: ", e.what()));
+  }
+}
+
+template <typename T>
+std::optional<ActorHandle<T>> FindActor(const std::string& name) {
+  try {
+    return GetActor<T>(name);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+absl::Status StatusFromError(const Error& error) {
+  if (const auto* task = dynamic_cast<const TaskError*>(&error)) {
+    return StatusFromRemote(task->remote_message());
+  }
+  if (dynamic_cast<const ActorDiedError*>(&error) != nullptr) {
+    return absl::UnavailableError(error.what());
+  }
+  if (dynamic_cast<const GetTimeoutError*>(&error) != nullptr) {
+    return absl::DeadlineExceededError(error.what());
+  }
+  return absl::UnknownError(error.what());
+}
+
+absl::StatusOr<int> ParseNodeName(const std::string& text, int num_nodes) {
+  absl::string_view digits(text);
+  if (!absl::ConsumePrefix(&digits, "dfs.storage.")) absl::ConsumePrefix(&digits, "storage.");
+  int node = -1;
+  if (!absl::SimpleAtoi(digits, &node) || node < 0 || node >= num_nodes) {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a storage node; they are ",
+                                                   StorageDisplayName(0), " to ",
+                                                   StorageDisplayName(num_nodes - 1)));
+  }
+  return node;
+}
+
+// ---- Starting and stopping -----------------------------------------------------------------
+
+absl::Status StartStore(const StartOptions& options) {
+  const StoreConfig& config = options.config;
+  if (config.storage_nodes < 1 || config.storage_nodes > 256) {
+    return absl::InvalidArgumentError("--storage-nodes must be between 1 and 256");
+  }
+  if (config.replication < 1 || config.replication > config.storage_nodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--replication must be between 1 and the number of storage nodes (",
+                     config.storage_nodes, "), not ", config.replication));
+  }
+  if (config.chunk_size < 4096 || config.chunk_size > (uint64_t{64} << 20)) {
+    return absl::InvalidArgumentError("--chunk-size must be between 4096 and 67108864 bytes");
+  }
+  if (FindActor<NameNode>(kNameNodeActor).has_value()) {
+    return absl::AlreadyExistsError(
+        "the DFS is already running (its name node answers); stop it with `lumen dfs stop`");
+  }
+  for (int node = 0; node < config.storage_nodes; ++node) {
+    if (FindActor<StorageNode>(StorageActorName(node)).has_value()) {
+      return absl::AlreadyExistsError(absl::StrCat("the DFS is already running (",
+                                                   StorageDisplayName(node),
+                                                   " exists); stop it with `lumen dfs stop`"));
+    }
+  }
+  std::unique_ptr<KvStore> kv = ClusterKv();
+  if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
+  std::vector<ActorHandle<StorageNode>> storage;
+  try {
+    for (int node = 0; node < config.storage_nodes; ++node) {
+      storage.push_back(CreateStorageActor(node, options.cache_bytes, config.scrub_interval_ms));
+    }
+  } catch (const Error& e) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create a storage node: ", e.what()));
+  }
+  for (int node = 0; node < config.storage_nodes; ++node) {
+    if (auto status = AwaitStorage(storage[node], node, 60000); !status.ok()) return status;
+  }
+  std::optional<ActorHandle<NameNode>> name_node;
+  try {
+    name_node = Actor(NameNode::Create)
+                    .SetName(kNameNodeActor)
+                    .SetDetached()
+                    .SetMaxRestarts(-1)
+                    .SetMaxConcurrency(8)
+                    .Remote();
+  } catch (const Error& e) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create the name node: ", e.what()));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (true) {
+    absl::Status status;
+    try {
+      const StoreStatus state = *Get(name_node->Task(&NameNode::Status).Remote(), 10000);
+      if (state.name_node_state == "ready") return absl::OkStatus();
+      status = absl::UnavailableError("the name node is " + state.name_node_state);
+    } catch (const Error& e) {
+      status = StatusFromError(e);
+    }
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the name node did not become ready within a minute: ", status.message()));
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
+absl::StatusOr<int> StopStore(bool purge) {
+  std::unique_ptr<KvStore> kv = ClusterKv();
+  auto config = LoadConfig(*kv);
+  const int nodes = config.ok() ? config->storage_nodes : 256;
+  int stopped = 0;
+  std::vector<std::string> killed;
+  try {
+    // The name node first, so that it starts no repair while the storage nodes go.
+    if (auto name_node = GetActor<NameNode>(kNameNodeActor)) {
+      Kill(*name_node);
+      killed.emplace_back(kNameNodeActor);
+      ++stopped;
+    }
+    for (int node = 0; node < nodes; ++node) {
+      auto storage = GetActor<StorageNode>(StorageActorName(node));
+      if (!storage.has_value()) continue;
+      if (purge) {
+        try {
+          Get(storage->Task(&StorageNode::Purge).Remote(), 30000);
+        } catch (const Error&) {
+          // Its folder on this machine is removed below; elsewhere it stays.
+        }
+      }
+      Kill(*storage);
+      killed.push_back(StorageActorName(node));
+      ++stopped;
+    }
+  } catch (const Error& e) {
+    return StatusFromError(e);
+  }
+  // Their names are free (for a new `lumen dfs start`) once the head has heard of the deaths.
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  for (const std::string& name : killed) {
+    while (FindActor<StorageNode>(name).has_value() && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  }
+  if (purge) {
+    if (auto status = MetadataLog(kv.get()).Clear(); !status.ok()) return status;
+    if (auto status = kv->Delete("config"); !status.ok()) return status;
+    std::error_code ignored;
+    std::filesystem::remove_all(GetRuntimeContext().session_dir + "/dfs", ignored);
+  }
+  return stopped;
+}
+
+// ---- Client -----------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect() {
+  std::unique_ptr<KvStore> kv = ClusterKv();
+  auto config = LoadConfig(*kv);
+  if (!config.ok()) return config.status();
+  auto name_node = FindActor<NameNode>(kNameNodeActor);
+  if (!name_node.has_value()) return absl::NotFoundError(kNotRunning);
+  return std::unique_ptr<Client>(new Client(*config, *name_node, uint64_t{32} << 20));
+}
+
+Client::Client(StoreConfig config, ActorHandle<NameNode> name_node, uint64_t cache_bytes)
+    : config_(config),
+      name_node_(std::move(name_node)),
+      cache_bytes_(cache_bytes),
+      storage_(static_cast<size_t>(config.storage_nodes)) {}
+
+template <typename R, typename Call>
+absl::StatusOr<R> Client::CallNameNode(const Call& call, bool retry, int64_t timeout_ms) {
+  const absl::Time give_up = absl::Now() + kNameNodeRetryFor;
+  absl::Duration backoff = absl::Milliseconds(100);
+  while (true) {
+    absl::Status status;
+    try {
+      return *Get(call(name_node_), timeout_ms);
+    } catch (const Error& e) {
+      status = StatusFromError(e);
+    }
+    if (!retry || !absl::IsUnavailable(status) || absl::Now() + backoff > give_up) return status;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+    // A restarted name node keeps its actor; a stopped store has none.
+    auto found = FindActor<NameNode>(kNameNodeActor);
+    if (!found.has_value()) {
+      return absl::UnavailableError(
+          absl::StrCat("the DFS name node is gone (", status.message(), "); is the DFS stopped?"));
+    }
+    name_node_ = *found;
+  }
+}
+
+std::optional<ActorHandle<StorageNode>> Client::Storage(int node, bool refresh) {
+  if (node < 0 || node >= config_.storage_nodes) return std::nullopt;
+  auto& slot = storage_[static_cast<size_t>(node)];
+  if (!slot.has_value() || refresh) slot = FindActor<StorageNode>(StorageActorName(node));
+  return slot;
+}
+
+absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istream& source,
+                                            uint64_t size, bool update, const Progress& progress) {
+  auto plan = CallNameNode<WritePlan>(
+      [&](ActorHandle<NameNode>& nn) {
+        return nn.Task(&NameNode::BeginWrite).Remote(name, size, update);
+      },
+      /*retry=*/true);
+  if (!plan.ok()) return plan.status();
+  const uint64_t write_id = plan->write_id;
+  auto abort = [&](absl::Status status) {
+    (void)CallNameNode<bool>(
+        [&](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::Abort).Remote(write_id); },
+        /*retry=*/false, 10000);
+    return status;
+  };
+
+  struct InFlight {
+    ChunkInfo info;
+    ObjectRef<std::string> data;
+    std::vector<std::pair<int, ObjectRef<bool>>> writes;
+    std::vector<int> tried;
+    size_t want = 0;
+  };
+  std::vector<ChunkInfo> chunks(plan->placements.size());
+  std::deque<InFlight> window;
+  std::string last_error;
+  uint64_t done_bytes = 0;
+  auto issue = [&](InFlight& chunk, int node) {
+    chunk.tried.push_back(node);
+    auto storage = Storage(node);
+    if (!storage.has_value()) {
+      last_error = absl::StrCat(StorageDisplayName(node), " is not running");
+      return;
+    }
+    chunk.writes.emplace_back(node, storage->Task(&StorageNode::WriteChunk)
+                                        .Remote(chunk.info.id, chunk.info.checksum, chunk.data));
+  };
+  // Waits for a chunk's writes; replaces failed replicas with nodes the name node picks.
+  auto finish = [&](InFlight& chunk, uint64_t index) -> absl::Status {
+    while (true) {
+      for (auto& [node, write] : chunk.writes) {
+        try {
+          Get(write, kChunkCallMs);
+          chunk.info.replicas.push_back(node);
+        } catch (const Error& e) {
+          last_error = e.what();
+          Storage(node, /*refresh=*/true);
+        }
+      }
+      chunk.writes.clear();
+      if (chunk.info.replicas.size() >= chunk.want) break;
+      auto replacement = CallNameNode<int>(
+          [&](ActorHandle<NameNode>& nn) {
+            return nn.Task(&NameNode::ReplaceReplica).Remote(write_id, chunk.tried);
+          },
+          /*retry=*/true);
+      if (!replacement.ok()) return replacement.status();
+      if (*replacement < 0) break;
+      issue(chunk, *replacement);
+    }
+    if (chunk.info.replicas.empty()) {
+      return absl::UnavailableError(
+          absl::StrCat("chunk ", index, " of '", name,
+                       "' could not be written to any storage node: ", last_error));
+    }
+    done_bytes += chunk.info.size;
+    chunks[index] = std::move(chunk.info);
+    if (progress) progress(done_bytes, size);
+    return absl::OkStatus();
+  };
+
+  ChecksumStream whole;
+  uint64_t next_to_finish = 0;
+  for (uint64_t index = 0; index < plan->placements.size(); ++index) {
+    const uint64_t offset = index * plan->chunk_size;
+    std::string buffer(std::min(plan->chunk_size, size - offset), '\0');
+    source.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (static_cast<uint64_t>(source.gcount()) != buffer.size()) {
+      return abort(absl::DataLossError(
+          absl::StrCat("the input ended after ", offset + static_cast<uint64_t>(source.gcount()),
+                       " of ", size, " bytes (did it change while being uploaded?)")));
+    }
+    whole.Update(buffer);
+    InFlight chunk;
+    chunk.info.id = ChunkId(write_id, index);
+    chunk.info.size = buffer.size();
+    chunk.info.checksum = Checksum(buffer);
+    chunk.want = plan->placements[index].size();
+    try {
+      chunk.data = Put(buffer);
+    } catch (const Error& e) {
+      return abort(absl::ResourceExhaustedError(
+          absl::StrCat("cannot put chunk ", index, " in the object store: ", e.what())));
+    }
+    buffer = std::string();
+    for (int node : plan->placements[index]) issue(chunk, node);
+    window.push_back(std::move(chunk));
+    while (window.size() >= kWindow) {
+      if (auto status = finish(window.front(), next_to_finish++); !status.ok()) {
+        return abort(status);
+      }
+      window.pop_front();
+    }
+  }
+  while (!window.empty()) {
+    if (auto status = finish(window.front(), next_to_finish++); !status.ok()) return abort(status);
+    window.pop_front();
+  }
+  const uint64_t checksum = whole.Digest();
+  return CallNameNode<ArtifactInfo>(
+      [&](ActorHandle<NameNode>& nn) {
+        return nn.Task(&NameNode::Commit).Remote(write_id, chunks, checksum);
+      },
+      /*retry=*/true);
+}
+
+absl::StatusOr<ArtifactInfo> Client::UploadBytes(const std::string& name,
+                                                 const std::string& content, bool update) {
+  std::istringstream source(content);
+  return Upload(name, source, content.size(), update);
+}
+
+absl::StatusOr<ArtifactInfo> Client::LookupForRead(const std::string& name) {
+  auto info = CallNameNode<ArtifactInfo>(
+      [&](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::Lookup).Remote(name); },
+      /*retry=*/false, kFallbackLookupMs);
+  if (info.ok() ||
+      !(absl::IsUnavailable(info.status()) || absl::IsDeadlineExceeded(info.status()))) {
+    return info;
+  }
+  // The name node is restarting: the committed versions are in its log, and the replicas
+  // where the commit put them (or, failing that, on any storage node).
+  std::unique_ptr<KvStore> kv = ClusterKv();
+  auto metadata = MetadataLog(kv.get()).Recover(/*read_only=*/true);
+  if (!metadata.ok()) return info.status();
+  const ArtifactInfo* committed = metadata->Find(name);
+  if (committed == nullptr) {
+    return absl::NotFoundError(absl::StrCat("artifact '", name, "' does not exist"));
+  }
+  return *committed;
+}
+
+absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
+                                const Progress& progress) {
+  struct Fetch {
+    std::vector<int> order;  // replicas to try, the listed ones first
+    size_t next = 0;
+    int node = -1;
+    std::optional<ObjectRef<std::string>> data;
+  };
+  // Starts reading from the next replica in order; false when none is left.
+  auto start = [this](Fetch& fetch, const ChunkInfo& chunk) {
+    while (fetch.next < fetch.order.size()) {
+      const int node = fetch.order[fetch.next++];
+      auto storage = Storage(node);
+      if (!storage.has_value()) continue;
+      fetch.node = node;
+      fetch.data = storage->Task(&StorageNode::ReadChunk).Remote(chunk.id);
+      return true;
+    }
+    return false;
+  };
+  std::deque<Fetch> window;
+  size_t next_to_start = 0;
+  auto fill = [&] {
+    while (window.size() < kWindow && next_to_start < info.chunks.size()) {
+      const ChunkInfo& chunk = info.chunks[next_to_start];
+      Fetch fetch;
+      fetch.order = chunk.replicas;
+      // Spread the reads of consecutive chunks over their replicas.
+      if (!fetch.order.empty()) {
+        std::rotate(
+            fetch.order.begin(),
+            fetch.order.begin() + static_cast<std::ptrdiff_t>(next_to_start % fetch.order.size()),
+            fetch.order.end());
+      }
+      for (int node = 0; node < config_.storage_nodes; ++node) {
+        if (std::find(chunk.replicas.begin(), chunk.replicas.end(), node) == chunk.replicas.end()) {
+          fetch.order.push_back(node);
+        }
+      }
+      start(fetch, chunk);
+      window.push_back(std::move(fetch));
+      ++next_to_start;
+    }
+  };
+  ChecksumStream whole;
+  uint64_t done = 0;
+  for (size_t index = 0; index < info.chunks.size(); ++index) {
+    fill();
+    Fetch& fetch = window.front();
+    const ChunkInfo& chunk = info.chunks[index];
+    std::string error = "no storage node is running";
+    while (true) {
+      if (!fetch.data.has_value()) {
+        return absl::NotFoundError(absl::StrCat("chunk ", index, " of '", info.name,
+                                                "' has no readable replica (", error, ")"));
+      }
+      try {
+        std::shared_ptr<std::string> data = Get(*fetch.data, kChunkCallMs);
+        if (data->size() == chunk.size && Checksum(*data) == chunk.checksum) {
+          whole.Update(*data);
+          if (auto status = sink(*data); !status.ok()) return status;
+          break;
+        }
+        error = absl::StrCat(StorageDisplayName(fetch.node), " returned damaged bytes");
+      } catch (const Error& e) {
+        error = e.what();
+        if (dynamic_cast<const ActorDiedError*>(&e) != nullptr) Storage(fetch.node, true);
+      }
+      if (std::find(chunk.replicas.begin(), chunk.replicas.end(), fetch.node) !=
+          chunk.replicas.end()) {
+        // The name node listed it: it should ask that node what it holds.
+        name_node_.Task(&NameNode::ReportBadReplica).Remote(chunk.id, fetch.node);
+      }
+      fetch.data.reset();
+      start(fetch, chunk);
+    }
+    window.pop_front();
+    done += chunk.size;
+    if (progress) progress(done, info.size);
+  }
+  if (whole.Digest() != info.checksum) {
+    return absl::DataLossError(
+        absl::StrCat("the content of '", info.name, "' does not match its checksum"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ArtifactInfo> Client::Read(const std::string& name, const ReadBegin& begin,
+                                          const ReadSink& sink, const Progress& progress) {
+  auto info = LookupForRead(name);
+  for (int attempt = 0; attempt < kReadRestarts; ++attempt) {
+    if (!info.ok()) return info.status();
+    if (auto status = begin(*info); !status.ok()) return status;
+    const absl::Status read = ReadChunks(*info, sink, progress);
+    if (read.ok()) return info;
+    // A replaced version's chunks are deleted: start over on the new one.
+    auto now = LookupForRead(name);
+    if (now.ok() && now->write_id == info->write_id) return read;
+    info = std::move(now);
+  }
+  return absl::AbortedError(
+      absl::StrCat("'", name, "' was replaced ", kReadRestarts, " times while it was being read"));
+}
+
+absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t max_bytes,
+                                             ArtifactInfo* info_out) {
+  std::string content;
+  auto info = Read(
+      name,
+      [&content, max_bytes, &name](const ArtifactInfo& info) {
+        if (info.size > max_bytes) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "'", name, "' is ", info.size, " bytes, too large to print; use download"));
+        }
+        content.clear();
+        content.reserve(info.size);
+        return absl::OkStatus();
+      },
+      [&content](const std::string& data) {
+        content += data;
+        return absl::OkStatus();
+      });
+  if (!info.ok()) return info.status();
+  if (info_out != nullptr) *info_out = *info;
+  return content;
+}
+
+absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std::string& path,
+                                              const Progress& progress) {
+  const std::string partial = path + ".partial";
+  std::ofstream out;
+  auto info = Read(
+      name,
+      [&out, &partial](const ArtifactInfo&) {
+        if (out.is_open()) out.close();
+        out.open(partial, std::ios::binary | std::ios::trunc);
+        if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", partial));
+        return absl::OkStatus();
+      },
+      [&out, &partial](const std::string& data) {
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
+        return absl::OkStatus();
+      },
+      progress);
+  if (out.is_open()) out.close();
+  if (info.ok() && !out.fail() && std::rename(partial.c_str(), path.c_str()) == 0) return info;
+  std::remove(partial.c_str());
+  if (!info.ok()) return info.status();
+  return absl::InternalError(absl::StrCat("cannot write ", path));
+}
+
+absl::Status Client::Delete(const std::string& name) {
+  return CallNameNode<bool>(
+             [&](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::Delete).Remote(name); },
+             /*retry=*/false)
+      .status();
+}
+
+absl::StatusOr<std::vector<ArtifactInfo>> Client::List(const std::string& name) {
+  return CallNameNode<std::vector<ArtifactInfo>>(
+      [&](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::List).Remote(name); },
+      /*retry=*/true);
+}
+
+absl::StatusOr<StoreStatus> Client::Status() {
+  auto status = CallNameNode<StoreStatus>(
+      [](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::Status).Remote(); },
+      /*retry=*/false, kFallbackLookupMs);
+  if (status.ok() ||
+      !(absl::IsUnavailable(status.status()) || absl::IsDeadlineExceeded(status.status()))) {
+    return status;
+  }
+  // The storage nodes speak for themselves.
+  StoreStatus fallback;
+  fallback.name_node_state = "not answering (restarting?)";
+  fallback.config = config_;
+  std::vector<std::optional<ObjectRef<StorageReport>>> pings;
+  for (int node = 0; node < config_.storage_nodes; ++node) {
+    auto storage = Storage(node, /*refresh=*/true);
+    pings.push_back(storage.has_value() ? std::optional(storage->Task(&StorageNode::Ping).Remote())
+                                        : std::nullopt);
+  }
+  for (int node = 0; node < config_.storage_nodes; ++node) {
+    StorageNodeStatus s;
+    s.index = node;
+    if (pings[node].has_value()) {
+      try {
+        const StorageReport report = *Get(*pings[node], 2000);
+        s.alive = true;
+        s.cluster_node = report.cluster_node;
+        s.pid = report.pid;
+        s.chunks = report.chunks;
+        s.bytes = report.bytes;
+      } catch (const Error&) {
+        s.alive = false;
+      }
+    }
+    fallback.storage.push_back(std::move(s));
+  }
+  return fallback;
+}
+
+absl::Status Client::Kill(int node) {
+  auto storage = FindActor<StorageNode>(StorageActorName(node));
+  if (!storage.has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(StorageDisplayName(node), " is not running"));
+  }
+  try {
+    lumen::Kill(*storage);
+  } catch (const Error& e) {
+    return StatusFromError(e);
+  }
+  storage_[static_cast<size_t>(node)].reset();
+  return AwaitNodeState(node, /*alive=*/false);
+}
+
+absl::Status Client::AwaitNodeState(int node, bool alive) {
+  name_node_.Task(&NameNode::Probe).Remote(node);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    try {
+      const StoreStatus status = *Get(name_node_.Task(&NameNode::Status).Remote(), 5000);
+      if (status.storage.at(static_cast<size_t>(node)).alive == alive) return absl::OkStatus();
+    } catch (const std::exception&) {
+      return absl::OkStatus();  // the name node will notice once it answers again
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Client::Revive(int node) {
+  if (auto running = FindActor<StorageNode>(StorageActorName(node))) {
+    // It may be on its way out after a kill; only one that answers is running.
+    try {
+      Get(running->Task(&StorageNode::Ping).Remote(), 2000);
+      return absl::FailedPreconditionError(
+          absl::StrCat(StorageDisplayName(node), " is already running"));
+    } catch (const Error&) {
+    }
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (true) {
+    try {
+      ActorHandle<StorageNode> storage =
+          CreateStorageActor(node, cache_bytes_, config_.scrub_interval_ms);
+      if (auto status = AwaitStorage(storage, node, 60000); !status.ok()) return status;
+      storage_[static_cast<size_t>(node)] = storage;
+      break;
+    } catch (const Error& e) {
+      // The name is free once the head has heard of the old actor's death.
+      const std::string message = e.what();
+      if (message.find("already exists") == std::string::npos || absl::Now() > deadline) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot start ", StorageDisplayName(node), ": ", message));
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  return AwaitNodeState(node, /*alive=*/true);
+}
+
+absl::StatusOr<bool> Client::CanLose(int node) {
+  return CallNameNode<bool>(
+      [&](ActorHandle<NameNode>& nn) { return nn.Task(&NameNode::CanLose).Remote(node); },
+      /*retry=*/true);
+}
+
+}  // namespace lumen::dfs

@@ -1,0 +1,122 @@
+// The DFS's client library: what the shell, the tests and the benchmarks use to start and stop
+// the store and to upload, read, list and delete artifacts. Needs lumen::Init().
+//
+//   absl::StatusOr<std::unique_ptr<Client>> dfs = Client::Connect();
+//   (*dfs)->UploadBytes("notes", "hello", /*update=*/false);
+//   absl::StatusOr<std::string> text = (*dfs)->GetBytes("notes");
+//
+// Chunks go straight between this process and the storage nodes: each chunk is put in the
+// object store once and its ref passed to every replica's storage node, a few chunks in flight
+// at once, so a large file never sits whole in memory. A replica that fails is replaced (the
+// name node picks another node) and a corrupt or missing one is skipped (and reported) on
+// reads. Reads see one whole committed version: when a version is replaced under a reader, the
+// read starts again on the new one. While the name node restarts, reads fall back to the
+// metadata log in the KV store and to asking every storage node.
+//
+// Thread-compatible: one Client per thread (the actor handles it caches are not guarded).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "dfs/messages.h"
+#include "dfs/name_node.h"
+#include "dfs/storage_node.h"
+#include "lumen/lumen.h"
+
+namespace lumen::dfs {
+
+// Called with bytes done and bytes in all, after every chunk.
+using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+// ---- Starting and stopping the store (`lumen dfs start|stop`) ----------------------------
+
+struct StartOptions {
+  StoreConfig config;
+  // Per storage node: bytes of recently used chunks kept in memory.
+  uint64_t cache_bytes = uint64_t{32} << 20;
+};
+// Creates the storage nodes and the name node, and waits until the name node is ready.
+// ALREADY_EXISTS if any of them runs; INVALID_ARGUMENT for a bad configuration.
+[[nodiscard]] absl::Status StartStore(const StartOptions& options);
+// Kills the name node and the storage nodes. With `purge`, the storage nodes first delete their
+// chunks and the metadata log goes too; otherwise a later StartStore finds the data again.
+// Returns how many actors it stopped.
+[[nodiscard]] absl::StatusOr<int> StopStore(bool purge);
+
+class Client {
+ public:
+  // NOT_FOUND with what to do if the store is not running.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Client>> Connect();
+
+  const StoreConfig& config() const { return config_; }
+
+  // Uploads `size` bytes read from `source` as a new artifact, or as a new version (`update`).
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> Upload(const std::string& name, std::istream& source,
+                                                    uint64_t size, bool update,
+                                                    const Progress& progress = nullptr);
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> UploadBytes(const std::string& name,
+                                                         const std::string& content, bool update);
+  // The content of the current version; FAILED_PRECONDITION if it is over `max_bytes`.
+  [[nodiscard]] absl::StatusOr<std::string> GetBytes(const std::string& name,
+                                                     uint64_t max_bytes = uint64_t{64} << 20,
+                                                     ArtifactInfo* info = nullptr);
+  // Streams the current version: `begin` is called with the version being read (again, with a
+  // newer version, if it is replaced while being read: then start over), `sink` with each
+  // chunk's bytes in order, after their checksum is verified.
+  using ReadBegin = std::function<absl::Status(const ArtifactInfo&)>;
+  using ReadSink = std::function<absl::Status(const std::string&)>;
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> Read(const std::string& name, const ReadBegin& begin,
+                                                  const ReadSink& sink,
+                                                  const Progress& progress = nullptr);
+  // Writes the current version to `path` (through a temporary file renamed at the end).
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name,
+                                                      const std::string& path,
+                                                      const Progress& progress = nullptr);
+  [[nodiscard]] absl::Status Delete(const std::string& name);
+  [[nodiscard]] absl::StatusOr<std::vector<ArtifactInfo>> List(const std::string& name = "");
+  // From the name node; if it does not answer, what the storage nodes say and its state as
+  // "not answering".
+  [[nodiscard]] absl::StatusOr<StoreStatus> Status();
+
+  // Fault injection: kills a storage node's actor, or starts it again on its folder; then
+  // waits (up to ten seconds) until the name node sees it dead, or alive.
+  [[nodiscard]] absl::Status Kill(int node);
+  [[nodiscard]] absl::Status Revive(int node);
+  // True if the node can die without leaving a chunk with no live replica.
+  [[nodiscard]] absl::StatusOr<bool> CanLose(int node);
+
+ private:
+  Client(StoreConfig config, ActorHandle<NameNode> name_node, uint64_t cache_bytes);
+  // Runs a name node call, retried while the name node restarts (an idempotent call only).
+  template <typename R, typename Call>
+  absl::StatusOr<R> CallNameNode(const Call& call, bool retry, int64_t timeout_ms = 60000);
+  std::optional<ActorHandle<StorageNode>> Storage(int node, bool refresh = false);
+  // Asks the name node to look at `node` and waits until it reports it `alive` (or not).
+  absl::Status AwaitNodeState(int node, bool alive);
+  // The current version for reading: from the name node, else from the log in the KV store.
+  absl::StatusOr<ArtifactInfo> LookupForRead(const std::string& name);
+  // Reads every chunk of `info` in order into `sink`, then checks the whole checksum.
+  absl::Status ReadChunks(const ArtifactInfo& info, const ReadSink& sink, const Progress& progress);
+
+  const StoreConfig config_;
+  ActorHandle<NameNode> name_node_;
+  const uint64_t cache_bytes_;
+  std::vector<std::optional<ActorHandle<StorageNode>>> storage_;
+};
+
+// The status an actor call's exception carried: the DFS's own errors keep their code;
+// ActorDiedError is UNAVAILABLE; GetTimeoutError is DEADLINE_EXCEEDED.
+absl::Status StatusFromError(const Error& error);
+
+// "storage.2", "dfs.storage.2" or "2" -> 2; INVALID_ARGUMENT otherwise or if >= `num_nodes`.
+absl::StatusOr<int> ParseNodeName(const std::string& text, int num_nodes);
+
+}  // namespace lumen::dfs
