@@ -176,7 +176,9 @@ absl::Status CoreWorker::Connect() {
   node_id_ = reply.node_id();
   head_address_ = reply.head_address();
   head_ = proto::HeadService::NewStub(MakeChannel(head_address_));
-  actor_submitter_ = std::make_unique<ActorSubmitter>(config_.token, head_.get());
+  task_events_ = MakeTaskEventRecorder(worker_id);
+  actor_submitter_ =
+      std::make_unique<ActorSubmitter>(config_.token, head_.get(), task_events_.get());
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
   region_ = std::move(*region);
@@ -193,6 +195,7 @@ absl::Status CoreWorker::Connect() {
   options.local_node_address = config_.node_address;
   options.client_id = client_id_;
   options.token = config_.token;
+  options.events = task_events_.get();
   submitter_ = std::make_unique<TaskSubmitter>(
       options, [this](const std::string& address) { return NodeStub(address); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
@@ -210,6 +213,7 @@ void CoreWorker::Shutdown() {
   if (!ready_.HasBeenNotified()) ready_.Notify();
   if (actor_submitter_) actor_submitter_->Shutdown();
   if (submitter_) submitter_->Shutdown();
+  if (task_events_) task_events_->Stop();
   if (maintenance_.joinable()) maintenance_.join();
   if (objects_) {
     FlushBorrowUpdates();
@@ -502,6 +506,7 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
   objects_->AddOwnedPending(return_id);
   // The refs held for the arguments (including a Put made above) go once the result is in.
   task->on_done = [this, held = *deps](PendingTask& done, const ValuePtr& value) {
+    if (task_events_ && value) task_events_->Finished(done.spec, *value);
     objects_->SetValue(done.spec.return_id(), value);
     for (const auto& dep : held) objects_->RemoveLocalRef(dep.object_id);
   };
@@ -521,6 +526,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   task->resources = std::move(resources);
   task->retries_left = std::max(0, options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
+  if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
   ResolveAndSubmit(std::move(task), deps, [this](std::unique_ptr<PendingTask> ready) {
     submitter_->Submit(std::move(ready));
@@ -586,6 +592,7 @@ RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::str
   std::vector<RefParts> deps;
   std::unique_ptr<PendingTask> task = MakeTask(method, std::move(args), &deps);
   task->spec.set_actor_id(actor_id);
+  if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
   // The call's place in this caller's order is taken now, and given up if it fails early.
   const uint64_t ticket = actor_submitter_->Reserve(actor_id);
@@ -820,6 +827,7 @@ void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
 }
 
 void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
+  if (task_events_) task_events_->Running(spec);
   auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
                   const std::string& message) {
     result->Clear();
@@ -971,6 +979,25 @@ void CoreWorker::FlushBorrowUpdates() {
     frame.mutable_borrow()->Swap(&update);
     conn->Send(frame);
   }
+}
+
+// ---- Task events ---------------------------------------------------------------------
+
+std::unique_ptr<TaskEventRecorder> CoreWorker::MakeTaskEventRecorder(const std::string& worker_id) {
+  TaskEventRecorder::Identity identity;
+  identity.reporter_id = absl::StrCat(node_id_, ":", client_id_);
+  identity.node_id = node_id_;
+  identity.worker_id = worker_id;
+  identity.pid = getpid();
+  identity.address = self_address_;
+  // objects_ is set later in Connect, which ends before MarkReady notifies ready_.
+  auto counter = [this]() -> std::pair<int64_t, int64_t> {
+    if (!ready_.HasBeenNotified() || objects_ == nullptr) return {0, 0};
+    return {static_cast<int64_t>(objects_->NumOwned()),
+            static_cast<int64_t>(objects_->NumBorrowed())};
+  };
+  return std::make_unique<TaskEventRecorder>(
+      std::move(identity), TaskEventRecorder::SendToHead(head_address_, config_.token), counter);
 }
 
 [[noreturn]] void CoreWorker::ServeForever() {

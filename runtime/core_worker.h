@@ -28,6 +28,7 @@
 #include "proto/control.grpc.pb.h"
 #include "runtime/internal/actor_submitter.h"
 #include "runtime/internal/object_table.h"
+#include "runtime/internal/task_events.h"
 #include "runtime/internal/task_submitter.h"
 #include "runtime/internal/wire.h"
 
@@ -124,6 +125,7 @@ class CoreWorker {
   // Computes a pushed task's result (runs the function or the actor method).
   void RunTask(const proto::TaskSpec& spec, proto::Value* result);
   proto::HeadService::Stub* Head();
+  std::unique_ptr<TaskEventRecorder> MakeTaskEventRecorder(const std::string& worker_id);
   void SetBlocked(bool blocked);
   proto::NodeService::Stub* NodeStub(const std::string& address);
   void MaintenanceLoop();
@@ -135,6 +137,7 @@ class CoreWorker {
   uint64_t client_id_ = 0;
   std::unique_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
+  std::unique_ptr<TaskEventRecorder> task_events_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::string head_address_;

@@ -10,8 +10,9 @@
 
 namespace lumen::internal {
 
-ActorSubmitter::ActorSubmitter(std::string token, proto::HeadService::Stub* head)
-    : token_(std::move(token)), head_(head) {}
+ActorSubmitter::ActorSubmitter(std::string token, proto::HeadService::Stub* head,
+                               TaskEventRecorder* events)
+    : token_(std::move(token)), head_(head), events_(events) {}
 
 ActorSubmitter::~ActorSubmitter() { Shutdown(); }
 
@@ -89,6 +90,7 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor,
     frame.mutable_task()->Swap(&task->spec);
     actor.conn->Send(frame, /*flush=*/false);
     frame.mutable_task()->Swap(&task->spec);
+    RecordPushed(events_, task->spec);
     actor.in_flight.emplace(ticket, std::move(task));
     sent = true;
   }
@@ -234,6 +236,7 @@ void ActorSubmitter::OnClosed(const std::string& actor_id, const std::shared_ptr
   for (auto& [ticket, task] : actor.in_flight) {
     if (task->spec.attempt() < actor.max_task_retries) {
       task->spec.set_attempt(task->spec.attempt() + 1);
+      RecordRetrying(events_, task->spec, "its actor's connection broke: " + reason);
       actor.queue[ticket] = std::move(task);  // back in its place in the order
     } else {
       actor.orphaned.push_back(std::move(task));

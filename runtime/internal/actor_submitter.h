@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/control.grpc.pb.h"
+#include "runtime/internal/task_events.h"
 #include "runtime/internal/task_submitter.h"
 #include "runtime/internal/wire.h"
 
@@ -24,7 +25,8 @@ namespace lumen::internal {
 
 class ActorSubmitter {
  public:
-  ActorSubmitter(std::string token, proto::HeadService::Stub* head);
+  // `events` (not owned, may be null) records the calls' state transitions.
+  ActorSubmitter(std::string token, proto::HeadService::Stub* head, TaskEventRecorder* events);
   ~ActorSubmitter();
 
   // Reserves the next place in the actor's call order; the call is sent once Fill gives its
@@ -67,6 +69,7 @@ class ActorSubmitter {
 
   const std::string token_;
   proto::HeadService::Stub* const head_;
+  TaskEventRecorder* const events_;
 
   absl::Mutex mu_;
   std::map<std::string, Actor> actors_ ABSL_GUARDED_BY(mu_);

@@ -23,6 +23,7 @@
 #include "proto/control.grpc.pb.h"
 #include "proto/wire.pb.h"
 #include "runtime/internal/object_table.h"
+#include "runtime/internal/task_events.h"
 #include "runtime/internal/wire.h"
 
 namespace lumen::internal {
@@ -49,6 +50,7 @@ class TaskSubmitter {
     int max_in_flight_per_worker = 128;
     int max_pending_leases_per_shape = 4;
     absl::Duration lease_idle_timeout = absl::Milliseconds(50);
+    TaskEventRecorder* events = nullptr;  // not owned; may be null
   };
   using StubFactory = std::function<proto::NodeService::Stub*(const std::string& address)>;
 
