@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -41,6 +42,14 @@ struct StoreStats {
   uint64_t num_objects = 0;
   uint64_t waiting_creates = 0;  // Create calls blocked on space right now
   uint64_t waiting_gets = 0;     // Get calls blocked on a seal right now
+};
+
+// One object as the dashboard lists it.
+struct ObjectSummary {
+  std::string id;
+  uint64_t size = 0;
+  uint64_t owner = 0;
+  bool sealed = false;
 };
 
 class ObjectStore {
@@ -75,6 +84,8 @@ class ObjectStore {
   int ReleaseClient(uint64_t client);
 
   StoreStats Stats() const;
+  // Up to `limit` objects, the largest first.
+  std::vector<ObjectSummary> List(size_t limit) const;
 
   // The region holding the objects' bytes; lives as long as the store.
   ShmRegion& region() { return *region_; }

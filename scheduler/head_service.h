@@ -44,6 +44,10 @@ class HeadService final : public proto::HeadService::Service {
   grpc::Status ListActors(grpc::ServerContext* context, const proto::ListActorsRequest* request,
                           proto::ListActorsReply* reply) override;
 
+  // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in.
+  std::vector<proto::NodeInfo> Nodes();
+  ActorDirectory& actors() { return *actors_; }
+
  private:
   struct Node {
     proto::NodeInfo info;
