@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -48,6 +49,14 @@ std::string Shape(const google::protobuf::Map<std::string, double>& shape) {
   return out + "}";
 }
 
+// The URL the head recorded in the session folder, or "" if it runs no dashboard.
+std::string DashboardUrl(const internal::Session& session) {
+  std::ifstream file(session.dir() + "/" + scheduler::kDashboardUrlFile);
+  std::string url;
+  std::getline(file, url);
+  return url;
+}
+
 }  // namespace
 
 int Start(const StartOptions& options) {
@@ -68,6 +77,8 @@ int Start(const StartOptions& options) {
   config.num_cpus = options.num_cpus;
   config.object_store_memory = options.object_store_memory;
   config.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  config.dashboard_host = options.dashboard_host;
+  config.dashboard_port = options.dashboard_port;
   if (!options.resources_json.empty()) {
     try {
       const auto json = nlohmann::json::parse(options.resources_json);
@@ -126,8 +137,11 @@ int Start(const StartOptions& options) {
   if (!address.ok()) return Fail("start", std::string(address.status().message()));
   if (options.head) {
     std::cout << "Lumen head started at " << *address << " (pid " << pid << ").\n"
-              << "  Session:   " << session->dir() << "\n"
-              << "  Add nodes: lumen start --address=" << *address
+              << "  Session:   " << session->dir() << "\n";
+    if (auto url = DashboardUrl(*session); !url.empty()) {
+      std::cout << "  Dashboard: " << url << " (log in with `lumen get-auth-token`)\n";
+    }
+    std::cout << "  Add nodes: lumen start --address=" << *address
               << " --token=$(lumen get-auth-token)\n"
               << "  Drivers on this machine connect by themselves; elsewhere set "
                  "LUMEN_ADDRESS="

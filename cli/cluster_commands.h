@@ -19,6 +19,8 @@ struct StartOptions {
   int64_t object_store_memory = 0;
   std::string temp_dir;
   int heartbeat_timeout_ms = 5000;
+  std::string dashboard_host = "127.0.0.1";
+  int dashboard_port = 8265;  // 0: any free port; -1: none
 };
 
 // Each returns the process exit code and prints errors to stderr.
