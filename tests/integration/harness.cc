@@ -151,6 +151,7 @@ TestCluster::TestCluster(int num_cpus, long long store_bytes,
                                    "--port=" + std::to_string(port),
                                    "--num-cpus=" + std::to_string(num_cpus),
                                    "--object-store-memory=" + std::to_string(store_bytes),
+                                   "--dashboard-port=0",
                                    TempDirFlag()};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   start_ = Run(argv, 60);
@@ -162,6 +163,18 @@ TestCluster::~TestCluster() { RunProgram({"lumen", "stop"}, 60); }
 CommandResult TestCluster::RunProgram(std::vector<std::string> argv, double timeout_seconds) const {
   argv.push_back(TempDirFlag());
   return Run(argv, timeout_seconds);
+}
+
+std::string TestCluster::Token() const {
+  std::string token = ReadFile(temp_dir_ + "/session_latest/token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
+std::string TestCluster::DashboardUrl() const {
+  std::string url = ReadFile(temp_dir_ + "/session_latest/dashboard_url");
+  while (!url.empty() && url.back() == '\n') url.pop_back();
+  return url;
 }
 
 std::string TestCluster::StatusText() const { return RunProgram({"lumen", "status"}, 30).output; }
