@@ -80,8 +80,9 @@ function short(id) {
   return id ? id.slice(0, 12) : '';
 }
 
+// Ids in full: those minted by one process share their first half.
 function idCell(id) {
-  return el('span', {class: 'id', title: id, text: short(id)});
+  return el('span', {class: 'id', title: id, text: id});
 }
 
 // A link to the logs page for `params` (e.g. {actor: id}).
@@ -293,6 +294,20 @@ const pages = {
   },
 
   async nodes(main) {
+    const opened = new Set();  // nodes whose worker list is unfolded, kept across refreshes
+    const workers = (r) => {
+      const details = el('details', {},
+          el('summary', {text: r.num_workers + ' processes'}),
+          el('ul', {}, ...r.workers.map((w) => el('li', {},
+              `${w.kind} pid ${w.pid} ${w.state} `,
+              w.worker_id ? logLink({worker: w.worker_id, node: r.node_id}) : ''))));
+      details.open = opened.has(r.node_id);
+      details.addEventListener('toggle', () => {
+        if (details.open) opened.add(r.node_id);
+        else opened.delete(r.node_id);
+      });
+      return details;
+    };
     const table = new LiveTable('nodes', [
       {title: 'Node', value: (r) => r.node_id, cell: (r) => idCell(r.node_id)},
       {title: 'Address', value: (r) => r.address},
@@ -305,12 +320,7 @@ const pages = {
       {title: 'Resources', value: (r) => resources(r.resources_total)},
       {title: 'Object store', value: (r) => r.store_used,
        cell: (r) => bytes(r.store_used) + ' / ' + bytes(r.store_capacity)},
-      {title: 'Workers', value: (r) => r.num_workers, cell: (r) => el('details', {},
-          el('summary', {text: r.num_workers + ' processes'}),
-          el('ul', {}, ...r.workers.map((w) => el('li', {},
-              `${w.kind} pid ${w.pid} ${w.state} `,
-              w.worker_id ? logLink({worker: w.worker_id, node: r.node_id}) : '')))),
-      },
+      {title: 'Workers', value: (r) => r.num_workers, cell: workers},
       {title: 'Heartbeat', value: (r) => r.last_heartbeat_ms, cell: (r) => r.last_heartbeat_ms +
                                                                        ' ms ago'},
       {title: 'Log', value: () => '', cell: (r) => logLink({node: r.node_id})},
@@ -337,16 +347,39 @@ const pages = {
        cell: (r) => (r.worker_id ? logLink({actor: r.actor_id}) : '')},
     ], () => api('actors'), {
       rowClass: (r) => 'actor-row class-' + r.class_name.replace(/[^A-Za-z0-9_-]/g, '_') +
-                       ' state-' + r.state.toLowerCase(),
+                       ' row-' + r.state.toLowerCase(),
     });
     main.append(el('h2', {text: 'Actors'}), table.node);
     return () => table.refresh();
   },
 
-  async tasks(main) {
+  // Server-side filters (state, function) pick which of the recorded tasks are fetched; the
+  // text box filters those. The hash may preset them: #/tasks?function=Square&state=FAILED.
+  async tasks(main, token, query) {
+    const preset = new URLSearchParams(query);
     const state = el('select', {id: 'tasks-state'},
                      ...['', 'SUBMITTED', 'SCHEDULED', 'RUNNING', 'FINISHED', 'FAILED']
                             .map((s) => el('option', {value: s, text: s || 'any state'})));
+    state.value = preset.get('state') || '';
+    const functionSelect = el('select', {id: 'tasks-function'},
+                              el('option', {value: '', text: 'any function'}));
+    const summary = await api('summary/tasks');
+    for (const f of summary.functions) {
+      functionSelect.append(el('option', {value: f.function, text: f.function}));
+    }
+    if (preset.get('function')) {
+      if (![...functionSelect.options].some((o) => o.value === preset.get('function'))) {
+        functionSelect.append(el('option', {value: preset.get('function'),
+                                            text: preset.get('function')}));
+      }
+      functionSelect.value = preset.get('function');
+    }
+    const fetchTasks = () => {
+      const params = new URLSearchParams({limit: '1000'});
+      if (state.value) params.set('state', state.value);
+      if (functionSelect.value) params.set('function', functionSelect.value);
+      return api('tasks?' + params.toString());
+    };
     const table = new LiveTable('tasks', [
       {title: 'Task ID', value: (r) => r.task_id, cell: (r) => idCell(r.task_id)},
       {title: 'Function', value: (r) => r.function},
@@ -363,10 +396,9 @@ const pages = {
        cell: (r) => el('span', {class: 'cause', title: r.error || r.last_error,
                                 text: r.error || (r.last_error ? 'retried: ' + r.last_error : '')})},
       {title: 'Log', value: () => '', cell: (r) => (r.worker_id ? logLink({task: r.task_id}) : '')},
-    ], () => api('tasks?limit=1000' + (state.value ? '&state=' + state.value : '')), {
-      toolbar: [state],
-    });
+    ], fetchTasks, {toolbar: [state, functionSelect]});
     state.addEventListener('change', () => table.refresh());
+    functionSelect.addEventListener('change', () => table.refresh());
     main.append(el('h2', {text: 'Tasks'}), table.node);
     return () => table.refresh();
   },
