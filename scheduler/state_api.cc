@@ -243,7 +243,58 @@ absl::StatusOr<nlohmann::json> StateApi::Nodes(const Params& params) {
 
 // ---- Actors -----------------------------------------------------------------------------
 
-nlohmann::json StateApi::ActorRows() {
+namespace {
+
+// One field of an actor as its row shows it (for filters, without building the row).
+std::string ActorField(const proto::ActorInfo& actor, const std::string& key) {
+  if (key == "actor_id") return internal::Hex(actor.actor_id());
+  if (key == "class_name") return ClassName(actor.class_name());
+  if (key == "name") return actor.name();
+  if (key == "namespace") return actor.ns();
+  if (key == "state") return ActorStateName(actor.state());
+  if (key == "node_id") return actor.node_id();
+  if (key == "pid") return std::to_string(actor.pid());
+  if (key == "worker_id") return internal::Hex(actor.worker_id());
+  if (key == "detached") return actor.detached() ? "true" : "false";
+  return "";
+}
+
+nlohmann::json ActorRow(const proto::ActorInfo& actor, const std::string& ip, int64_t now) {
+  const bool alive = actor.state() == proto::ActorInfo::ALIVE;
+  int64_t uptime = 0;
+  if (actor.start_time_ms() != 0) {
+    uptime = (alive ? now : actor.end_time_ms()) - actor.start_time_ms();
+  }
+  return {{"actor_id", internal::Hex(actor.actor_id())},
+          {"class_name", ClassName(actor.class_name())},
+          {"factory", actor.class_name()},
+          {"name", actor.name()},
+          {"namespace", actor.ns()},
+          {"state", ActorStateName(actor.state())},
+          {"pid", actor.pid()},
+          {"node_id", actor.node_id()},
+          {"ip", ip},
+          {"address", actor.address()},
+          {"worker_id", internal::Hex(actor.worker_id())},
+          {"restarts", actor.num_restarts()},
+          {"max_restarts", actor.max_restarts()},
+          {"detached", actor.detached()},
+          {"required_resources", ToMap(actor.resources())},
+          {"create_ms", actor.create_time_ms()},
+          {"start_ms", actor.start_time_ms()},
+          {"end_ms", actor.end_time_ms()},
+          {"uptime_s", static_cast<double>(std::max<int64_t>(0, uptime)) / 1000.0},
+          {"death_cause", actor.death_cause()}};
+}
+
+}  // namespace
+
+absl::StatusOr<nlohmann::json> StateApi::Actors(const Params& params) {
+  size_t limit = 0;
+  Params filters;
+  if (auto status = ParseListParams("actors", params, &limit, &filters); !status.ok()) {
+    return status;
+  }
   std::map<std::string, std::string> node_ips;
   for (const proto::NodeInfo& node : sources_.head->Nodes()) node_ips[node.node_id()] = node.ip();
   const int64_t now = NowMs();
@@ -252,45 +303,23 @@ nlohmann::json StateApi::ActorRows() {
   std::stable_sort(actors.begin(), actors.end(), [](const auto& a, const auto& b) {
     return a.create_time_ms() > b.create_time_ms();
   });
+  // Rows are built only for what is shown: filters read single fields.
   nlohmann::json rows = nlohmann::json::array();
+  size_t total = 0;
   for (const proto::ActorInfo& actor : actors) {
-    const bool alive = actor.state() == proto::ActorInfo::ALIVE;
-    int64_t uptime = 0;
-    if (actor.start_time_ms() != 0) {
-      uptime = (alive ? now : actor.end_time_ms()) - actor.start_time_ms();
+    bool match = true;
+    for (const auto& [key, wanted] : filters) {
+      const std::string have = ActorField(actor, key);
+      if (key == "state" ? !absl::EqualsIgnoreCase(have, wanted) : have != wanted) match = false;
     }
-    auto ip = node_ips.find(actor.node_id());
-    rows.push_back({{"actor_id", internal::Hex(actor.actor_id())},
-                    {"class_name", ClassName(actor.class_name())},
-                    {"factory", actor.class_name()},
-                    {"name", actor.name()},
-                    {"namespace", actor.ns()},
-                    {"state", ActorStateName(actor.state())},
-                    {"pid", actor.pid()},
-                    {"node_id", actor.node_id()},
-                    {"ip", ip == node_ips.end() ? "" : ip->second},
-                    {"address", actor.address()},
-                    {"worker_id", internal::Hex(actor.worker_id())},
-                    {"restarts", actor.num_restarts()},
-                    {"max_restarts", actor.max_restarts()},
-                    {"detached", actor.detached()},
-                    {"required_resources", ToMap(actor.resources())},
-                    {"create_ms", actor.create_time_ms()},
-                    {"start_ms", actor.start_time_ms()},
-                    {"end_ms", actor.end_time_ms()},
-                    {"uptime_s", static_cast<double>(std::max<int64_t>(0, uptime)) / 1000.0},
-                    {"death_cause", actor.death_cause()}});
+    if (!match) continue;
+    ++total;
+    if (rows.size() < limit) {
+      auto ip = node_ips.find(actor.node_id());
+      rows.push_back(ActorRow(actor, ip == node_ips.end() ? "" : ip->second, now));
+    }
   }
-  return rows;
-}
-
-absl::StatusOr<nlohmann::json> StateApi::Actors(const Params& params) {
-  size_t limit = 0;
-  Params filters;
-  if (auto status = ParseListParams("actors", params, &limit, &filters); !status.ok()) {
-    return status;
-  }
-  return FilterRows(ActorRows(), filters, limit);
+  return nlohmann::json{{"total", total}, {"rows", std::move(rows)}};
 }
 
 absl::StatusOr<nlohmann::json> StateApi::SummaryActors() {

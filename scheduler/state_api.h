@@ -72,7 +72,6 @@ class StateApi {
   absl::StatusOr<nlohmann::json> Memory();
   absl::StatusOr<nlohmann::json> Logs(const Params& params);
   nlohmann::json Metrics();
-  nlohmann::json ActorRows();
   std::optional<proto::ActorInfo> ActorInfo(const std::string& actor_id_hex);
   nlohmann::json NodeRows();
   // Store objects of every live node (each node's largest `limit_per_node`).

@@ -292,15 +292,31 @@ nlohmann::json TaskEventStore::List(const Query& query) const {
   internal::Unhex(query.actor_id, &actor_id);
   internal::Unhex(query.worker_id, &worker_id);
   absl::MutexLock lock(&mu_);
+  // Filter values become what records hold (state numbers, a function index), so that a scan
+  // of every record compares integers; a value nothing can have matches nothing.
+  std::array<bool, proto::TaskEvent::State_ARRAYSIZE> states{};
+  bool possible = true;
+  if (!state.empty()) {
+    for (int s = 0; s < proto::TaskEvent::State_ARRAYSIZE; ++s) {
+      states[s] = TaskStateName(static_cast<proto::TaskEvent::State>(s)) == state;
+    }
+    possible = std::find(states.begin(), states.end(), true) != states.end();
+  }
+  possible = possible && (type.empty() || type == "NORMAL_TASK" || type == "ACTOR_TASK");
+  uint32_t function = 0;
+  if (!query.function.empty()) {
+    auto it = function_index_.find(query.function);
+    possible = possible && it != function_index_.end();
+    if (it != function_index_.end()) function = it->second;
+  }
   auto matches = [&](const Record& record) {
-    if (!state.empty() && TaskStateName(record.state) != state) return false;
-    if (!type.empty() && (record.actor_id.empty() ? "NORMAL_TASK" : "ACTOR_TASK") != type) {
-      return false;
-    }
-    if (!query.function.empty() && functions_[record.function].name != query.function) {
-      return false;
-    }
-    if (!query.task_id.empty() && std::string(record.id.data(), record.id.size()) != task_id) {
+    if (!possible) return false;
+    if (!state.empty() && !states[record.state]) return false;
+    if (!type.empty() && record.actor_id.empty() != (type == "NORMAL_TASK")) return false;
+    if (!query.function.empty() && record.function != function) return false;
+    if (!query.task_id.empty() &&
+        (task_id.size() != record.id.size() ||
+         std::memcmp(record.id.data(), task_id.data(), task_id.size()) != 0)) {
       return false;
     }
     if (!query.actor_id.empty() && record.actor_id != actor_id) return false;
