@@ -41,6 +41,7 @@ BENCHMARKS = [
     "1_1_actor_calls_sync",
     "1_1_actor_calls_async",
     "1_1_actor_calls_concurrent",
+    "1_1_actor_calls_64KiB_args_async",
     "1_n_actor_calls_async",
     "n_n_actor_calls_async",
     "n_n_actor_calls_with_arg_async",
@@ -70,7 +71,11 @@ def metric_name(name):
 
 
 def unit_of(name):
-    return "GB/s" if "gigabytes" in name else "ops/s"
+    if "gigabytes" in name:
+        return "GB/s"
+    if "64KiB_args" in name:
+        return "MB/s"
+    return "ops/s"
 
 
 def parse_lines(text):

@@ -234,6 +234,15 @@ def run_python_benchmarks(num_cpus):
 
     results += timeit("1:1 actor calls concurrent", actor_concurrent, 1000)
 
+    # Not one of ray_perf.py's: 1,000 calls with a 64 KiB argument each, in MB/s.
+    a = Actor.remote()
+    arg = b"x" * 65536
+
+    def actor_64kib_args():
+        ray.get([a.small_value_arg.remote(arg) for _ in range(1000)])
+
+    results += timeit("1:1 actor calls 64KiB args async", actor_64kib_args, 1000 * 65536 / 1e6)
+
     n = 5000
     # Ray: multiprocessing.cpu_count() // 2 (equal when num_cpus == cpu_count).
     n_cpu = max(1, num_cpus // 2)

@@ -67,6 +67,13 @@ std::string FindLocalNode(const std::string& head_address, const std::string& to
   auto status = internal::FetchClusterStatus(head_address, token, absl::Seconds(10));
   if (!status.ok()) throw Error(absl::StrCat("lumen::Init: ", status.status().message()));
   const std::set<std::string> local = LocalAddresses();
+  // The head's own node when it runs here (several nodes may share this machine), else any
+  // local one.
+  for (const auto& node : status->nodes()) {
+    if (node.alive() && node.address() == head_address && local.count(node.ip()) > 0) {
+      return node.address();
+    }
+  }
   for (const auto& node : status->nodes()) {
     if (node.alive() && local.count(node.ip()) > 0) return node.address();
   }

@@ -71,14 +71,12 @@ class StoreBuffer : public Buffer {
       throw ObjectStoreFullError(error.message());
     case proto::ErrorInfo::ACTOR_DIED:
       throw ActorDiedError(error.message());
+    case proto::ErrorInfo::ACTOR_UNAVAILABLE:
+      throw ActorUnavailableError(error.message());
     default:
       throw Error(error.message());
   }
 }
-
-// The connection whose pushed task this thread is running: its queued replies are flushed
-// before the task blocks, since the caller may need one of them to make progress.
-thread_local Connection* tls_task_connection = nullptr;
 
 std::unique_ptr<CoreWorker>& CurrentSlot() {
   static auto* slot = new std::unique_ptr<CoreWorker>();
@@ -86,48 +84,6 @@ std::unique_ptr<CoreWorker>& CurrentSlot() {
 }
 
 }  // namespace
-
-// Runs an actor's calls on max_concurrency threads.
-class CallPool {
- public:
-  explicit CallPool(int threads) {
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
-  }
-  ~CallPool() {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    for (auto& thread : threads_) thread.join();
-  }
-  void Post(std::function<void()> job) {
-    absl::MutexLock lock(&mu_);
-    jobs_.push_back(std::move(job));
-  }
-
- private:
-  void Loop() {
-    while (true) {
-      std::function<void()> job;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(
-            +[](CallPool* pool)
-                 ABSL_NO_THREAD_SAFETY_ANALYSIS { return pool->stopping_ || !pool->jobs_.empty(); },
-            this));
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      job();
-    }
-  }
-
-  absl::Mutex mu_;
-  std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
 
 CoreWorker* CurrentCoreWorker() { return CurrentSlot().get(); }
 void SetCurrentCoreWorker(std::unique_ptr<CoreWorker> worker) { CurrentSlot() = std::move(worker); }
@@ -147,14 +103,34 @@ absl::StatusOr<std::unique_ptr<CoreWorker>> CoreWorker::Start(const CoreWorkerCo
 absl::Status CoreWorker::Connect() {
   std::string host;
   int port = 0;
-  if (auto status = ParseHostPort(config_.node_address, &host, &port); !status.ok()) {
+  if (auto status = net::ParseHostPort(config_.node_address, &host, &port); !status.ok()) {
     return status;
   }
-  auto server = WireServer::Start(
-      host, 0, [this](const std::shared_ptr<Connection>& conn) { OnAccept(conn); });
-  if (!server.ok()) return server.status();
-  server_ = std::move(*server);
-  self_address_ = absl::StrCat(host, ":", server_->port());
+  io_ = std::make_unique<net::IoPool>(net::IoPool::ConfiguredThreads(1), "lumen-io");
+  connection_options_ = net::ConnectionOptions::FromEnvironment();
+  auto listener =
+      net::Listener::Start(*io_, host, 0, config_.token, connection_options_,
+                           [this](const std::shared_ptr<net::Connection>& conn,
+                                  const proto::Hello& hello) { return OnAccept(conn, hello); });
+  if (!listener.ok()) return listener.status();
+  listener_ = std::move(*listener);
+  self_address_ = absl::StrCat(host, ":", listener_->port());
+  objects_ = std::make_unique<ObjectTable>(
+      self_address_,
+      [this](const std::string& id, const ValuePtr& value) {
+        if (value != nullptr && value->has_stored()) QueueRelease(id);
+      },
+      [this](const std::string& owner, const std::string& id, bool add) {
+        QueueBorrowUpdate(owner, id, add);
+      });
+  if (config_.is_worker) {
+    receiver_ = std::make_unique<TaskReceiver>(
+        [this](const proto::TaskSpec& spec, proto::Value* result) {
+          ready_.WaitForNotification();
+          RunTask(spec, result);
+        },
+        /*threads=*/1, /*max_queued_bytes=*/size_t{64} << 20);
+  }
 
   proto::RegisterClientRequest request;
   request.set_kind(config_.is_worker ? proto::CLIENT_WORKER : proto::CLIENT_DRIVER);
@@ -163,7 +139,7 @@ absl::Status CoreWorker::Connect() {
   std::string worker_id;
   Unhex(config_.worker_id, &worker_id);
   request.set_worker_id(worker_id);
-  request.set_wire_port(server_->port());
+  request.set_wire_port(listener_->port());
   proto::RegisterClientReply reply;
   grpc::ClientContext context;
   PrepareContext(&context, config_.token, absl::Seconds(10));
@@ -175,29 +151,39 @@ absl::Status CoreWorker::Connect() {
   client_id_ = reply.client_id();
   node_id_ = reply.node_id();
   head_address_ = reply.head_address();
+  node_link_ = net::Link::Open(
+      *io_, absl::StrCat(host, ":", reply.wire_port()),
+      net::MakeHello(config_.token, self_address_, client_id_), connection_options_,
+      {.on_frame =
+           [this](net::Connection&, proto::Frame& frame) {
+             if (frame.has_node_death()) OnNodeDeath(frame.node_death());
+           },
+       .on_close =
+           [this](const std::string& reason) {
+             absl::MutexLock lock(&state_mu_);
+             if (!shutdown_) {
+               LUMEN_LOG(WARNING) << "lost the link to the node manager: " << reason;
+             }
+           }});
   head_ = proto::HeadService::NewStub(MakeChannel(head_address_));
   task_events_ = MakeTaskEventRecorder(worker_id);
-  actor_submitter_ =
-      std::make_unique<ActorSubmitter>(config_.token, head_.get(), task_events_.get());
+  ActorSubmitter::Options actor_options;
+  actor_options.token = config_.token;
+  actor_options.connection = connection_options_;
+  actor_options.events = task_events_.get();
+  actor_submitter_ = std::make_unique<ActorSubmitter>(actor_options, *io_, head_.get());
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
   region_ = std::move(*region);
 
-  objects_ = std::make_unique<ObjectTable>(
-      self_address_,
-      [this](const std::string& id, const ValuePtr& value) {
-        if (value != nullptr && value->has_stored()) QueueRelease(id);
-      },
-      [this](const std::string& owner, const std::string& id, bool add) {
-        QueueBorrowUpdate(owner, id, add);
-      });
   TaskSubmitter::Options options;
   options.local_node_address = config_.node_address;
   options.client_id = client_id_;
   options.token = config_.token;
+  options.connection = connection_options_;
   options.events = task_events_.get();
   submitter_ = std::make_unique<TaskSubmitter>(
-      options, [this](const std::string& address) { return NodeStub(address); });
+      options, *io_, [this](const std::string& address) { return NodeStub(address); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
   return absl::OkStatus();
 }
@@ -219,21 +205,21 @@ void CoreWorker::Shutdown() {
     FlushBorrowUpdates();
     FlushReleases();
   }
-  if (server_) server_->Stop();
-  call_pool_.reset();
-  std::vector<std::shared_ptr<Connection>> conns;
+  if (listener_) listener_->Stop();
+  if (receiver_) receiver_->Stop();
+  std::vector<std::shared_ptr<net::Connection>> conns;
+  std::vector<std::shared_ptr<net::Link>> links;
   {
     absl::MutexLock lock(&conns_mu_);
     for (auto& conn : accepted_) conns.push_back(conn);
-    for (auto& [owner, conn] : owners_) conns.push_back(conn);
-  }
-  for (auto& conn : conns) conn->Close();
-  for (auto& conn : conns) conn->Join();
-  {
-    absl::MutexLock lock(&conns_mu_);
+    for (auto& [owner, link] : owners_) links.push_back(link);
     accepted_.clear();
     owners_.clear();
   }
+  // Borrow updates and releases queued above are written before the links close.
+  for (auto& link : links) link->Close("shutting down");
+  for (auto& conn : conns) conn->Close("shutting down");
+  if (node_link_) node_link_->Close("shutting down");
   if (client_id_ != 0) {
     grpc::ClientContext context;
     PrepareContext(&context, config_.token, absl::Seconds(2));
@@ -242,6 +228,7 @@ void CoreWorker::Shutdown() {
     proto::DisconnectClientReply reply;
     NodeStub(config_.node_address)->DisconnectClient(&context, request, &reply);
   }
+  if (io_) io_->Stop();
 }
 
 proto::NodeService::Stub* CoreWorker::NodeStub(const std::string& address) {
@@ -283,6 +270,11 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
   if (reply.offset() + writer.size > region_->size()) {
     return absl::InternalError("the store returned an offset outside its region");
   }
+  proto::StoreLocation location;
+  location.set_node_id(node_id_);
+  location.set_offset(reply.offset());
+  location.set_size(writer.size);
+  if (reply.already_sealed()) return location;  // an earlier attempt of this task made it
   region_->Prefault(reply.offset(), writer.size);
   writer.write(reinterpret_cast<char*>(region_->data() + reply.offset()));
   proto::SealObjectRequest seal;
@@ -292,10 +284,6 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
   PrepareContext(&context, config_.token, kNodeRpcTimeout);
   auto status = NodeStub(config_.node_address)->SealObject(&context, seal, &sealed);
   if (!status.ok()) return FromGrpc(status, "cannot seal the object in the store");
-  proto::StoreLocation location;
-  location.set_node_id(node_id_);
-  location.set_offset(reply.offset());
-  location.set_size(writer.size);
   return location;
 }
 
@@ -327,18 +315,17 @@ void CoreWorker::QueueRelease(const std::string& id) {
 }
 
 void CoreWorker::FlushReleases() {
-  proto::ReleaseObjectsRequest request;
+  proto::Frame frame;
   {
     absl::MutexLock lock(&conns_mu_);
     if (releases_.empty()) return;
-    for (auto& id : releases_) request.add_object_ids(std::move(id));
+    for (auto& id : releases_) frame.mutable_release()->add_object_ids(std::move(id));
     releases_.clear();
   }
-  grpc::ClientContext context;
-  PrepareContext(&context, config_.token, absl::Seconds(10));
-  proto::ReleaseObjectsReply reply;
-  auto status = NodeStub(config_.node_address)->ReleaseObjects(&context, request, &reply);
-  if (!status.ok()) LUMEN_LOG(WARNING) << "releasing objects failed: " << status.error_message();
+  if (node_link_ == nullptr || !node_link_->Send(frame)) {
+    LUMEN_LOG(WARNING) << "cannot release " << frame.release().object_ids_size()
+                       << " objects: the link to the node manager is closed";
+  }
 }
 
 std::shared_ptr<Buffer> CoreWorker::MakeBuffer(const ValuePtr& value) {
@@ -367,14 +354,16 @@ void CoreWorker::SetBlocked(bool blocked) {
     // Only the outermost Get/Wait of a task lends or takes back the CPU.
     if (blocked ? blocked_depth_ != 1 : blocked_depth_ != 0) return;
   }
-  grpc::ClientContext context;
-  PrepareContext(&context, config_.token, absl::Seconds(10));
-  proto::BlockedRequest request;
-  request.set_client_id(client_id_);
-  request.set_blocked(blocked);
-  proto::BlockedReply reply;
-  auto status = NodeStub(config_.node_address)->NotifyBlocked(&context, request, &reply);
-  if (!status.ok()) LUMEN_LOG(WARNING) << "NotifyBlocked failed: " << status.error_message();
+  proto::Frame frame;
+  frame.mutable_blocked()->set_blocked(blocked);
+  if (node_link_ != nullptr) node_link_->Send(frame);
+}
+
+void CoreWorker::AdmitCall(net::InFlightLimiter& limiter, size_t bytes) {
+  if (!limiter.Acquire(
+          bytes, [this] { SetBlocked(true); }, [this] { SetBlocked(false); })) {
+    throw Error("lumen: Shutdown() was called while this call waited to be sent");
+  }
 }
 
 std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const RefParts*>& refs,
@@ -453,7 +442,6 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>&
   waiter->mu.Lock();
   if (!enough()) {
     waiter->mu.Unlock();
-    if (tls_task_connection != nullptr) tls_task_connection->Flush();
     SetBlocked(true);
     waiter->mu.Lock();
     if (timeout_ms < 0) {
@@ -521,8 +509,17 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
     if (it->second < 0) throw Error("lumen::Task: resource amounts must not be negative");
     it = it->second == 0 ? resources.erase(it) : std::next(it);
   }
+  size_t bytes = 0;
+  for (const auto& arg : args) bytes += arg.bytes.size();
+  AdmitCall(submitter_->limiter(), bytes);
   std::vector<RefParts> deps;
   std::unique_ptr<PendingTask> task = MakeTask(function, std::move(args), &deps);
+  task->bytes = bytes;
+  task->on_done = [inner = std::move(task->on_done), this, bytes](PendingTask& done,
+                                                                  const ValuePtr& value) {
+    inner(done, value);
+    submitter_->limiter().Release(bytes);
+  };
   task->resources = std::move(resources);
   task->retries_left = std::max(0, options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
@@ -589,8 +586,18 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
 RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::string& method,
                                      std::vector<TaskArgument> args) {
   if (actor_id.empty()) throw Error("lumen: this ActorHandle is empty");
+  size_t bytes = 0;
+  for (const auto& arg : args) bytes += arg.bytes.size();
+  std::shared_ptr<net::InFlightLimiter> limiter = actor_submitter_->Limiter(actor_id);
+  AdmitCall(*limiter, bytes);
   std::vector<RefParts> deps;
   std::unique_ptr<PendingTask> task = MakeTask(method, std::move(args), &deps);
+  task->bytes = bytes;
+  task->on_done = [inner = std::move(task->on_done), limiter, bytes](PendingTask& done,
+                                                                     const ValuePtr& value) {
+    inner(done, value);
+    limiter->Release(bytes);
+  };
   task->spec.set_actor_id(actor_id);
   if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
@@ -672,10 +679,8 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
       error = "a non-standard exception";
     }
   }
-  actor_max_concurrency_ = std::max(1, spec.max_concurrency());
-  if (error.empty() && actor_max_concurrency_ > 1) {
-    call_pool_ = std::make_unique<CallPool>(actor_max_concurrency_);
-  }
+  // Calls run one at a time in arrival order unless the actor asked for concurrency.
+  if (error.empty() && spec.max_concurrency() > 1) receiver_->SetThreads(spec.max_concurrency());
   proto::ActorCreatedRequest request;
   request.set_client_id(client_id_);
   request.set_error(error);
@@ -738,62 +743,51 @@ void CoreWorker::ResolveAndSubmit(std::unique_ptr<PendingTask> task,
 
 // ---- Wire server: pushed tasks and borrowers ------------------------------------------
 
-void CoreWorker::OnAccept(const std::shared_ptr<Connection>& conn) {
+net::Connection::Handlers CoreWorker::OnAccept(const std::shared_ptr<net::Connection>& conn,
+                                               const proto::Hello& hello) {
   {
     absl::MutexLock lock(&conns_mu_);
     accepted_.insert(conn);
   }
-  auto borrower = std::make_shared<std::string>();
-  std::weak_ptr<Connection> weak = conn;
-  conn->Start({
-      .on_frame =
-          [this, borrower](Connection& c, proto::Frame& frame) {
-            if (!c.authenticated.load()) {
-              if (!frame.has_hello() || frame.hello().token() != config_.token) {
-                LUMEN_LOG(WARNING) << "rejecting connection from " << c.peer()
-                                   << ": missing or wrong cluster token";
-                c.Close();
-                return;
-              }
-              *borrower = frame.hello().address();
-              c.authenticated.store(true);
-              return;
-            }
-            ready_.WaitForNotification();
-            if (objects_ == nullptr) return;
-            if (frame.has_borrow()) {
-              const proto::BorrowUpdate& update = frame.borrow();
-              for (int i = 0; i < update.ids_size() && i < update.adds_size(); ++i) {
-                if (update.adds(i)) {
-                  objects_->AddBorrower(update.ids(i), *borrower);
-                } else {
-                  objects_->RemoveBorrower(update.ids(i), *borrower);
-                }
-              }
-              return;
-            }
-            OnServerFrame(c, frame);
-          },
-      .on_batch_end = [](Connection& c) { c.Flush(); },
+  std::weak_ptr<net::Connection> weak = conn;
+  return {
+      .on_frame = [this, borrower = hello.address()](
+                      net::Connection& c,
+                      proto::Frame& frame) { OnServerFrame(c, frame, borrower); },
+      .on_batch_end = nullptr,
       .on_close =
-          [this, weak](Connection&, const std::string&) {
+          [this, weak](net::Connection&, const std::string&) {
             absl::MutexLock lock(&conns_mu_);
             if (auto c = weak.lock()) accepted_.erase(c);
           },
-  });
+  };
 }
 
-void CoreWorker::OnServerFrame(Connection& conn, proto::Frame& frame) {
-  ready_.WaitForNotification();
-  if (objects_ == nullptr) return;
+void CoreWorker::OnServerFrame(net::Connection& conn, proto::Frame& frame,
+                               const std::string& borrower) {
   if (frame.has_task()) {
-    ExecuteTask(conn, *frame.mutable_task());
+    if (receiver_ == nullptr) {
+      LUMEN_LOG(WARNING) << "closing connection from " << conn.peer()
+                         << ": it pushed a task to a driver";
+      conn.Close("a driver runs no tasks");
+      return;
+    }
+    receiver_->Enqueue(conn.shared_from_this(), std::move(*frame.mutable_task()));
   } else if (frame.has_get_object()) {
     AnswerGetObject(conn, frame.get_object().object_id());
+  } else if (frame.has_borrow()) {
+    const proto::BorrowUpdate& update = frame.borrow();
+    for (int i = 0; i < update.ids_size() && i < update.adds_size(); ++i) {
+      if (update.adds(i)) {
+        objects_->AddBorrower(update.ids(i), borrower);
+      } else {
+        objects_->RemoveBorrower(update.ids(i), borrower);
+      }
+    }
   }
 }
 
-void CoreWorker::AnswerGetObject(Connection& conn, const std::string& object_id) {
+void CoreWorker::AnswerGetObject(net::Connection& conn, const std::string& object_id) {
   auto reply_with = [object_id, conn = conn.shared_from_this()](const ValuePtr& value) {
     proto::Frame frame;
     frame.mutable_object()->set_object_id(object_id);
@@ -805,25 +799,12 @@ void CoreWorker::AnswerGetObject(Connection& conn, const std::string& object_id)
   if (value != nullptr) reply_with(value);
 }
 
-void CoreWorker::ExecuteTask(Connection& conn, proto::TaskSpec& spec) {
-  if (call_pool_ != nullptr && !spec.actor_id().empty()) {
-    // A concurrent actor: calls run on its pool and reply as they finish.
-    auto shared = std::make_shared<proto::TaskSpec>();
-    shared->Swap(&spec);
-    call_pool_->Post([this, shared, conn = conn.shared_from_this()] {
-      proto::Frame frame;
-      frame.mutable_reply()->set_seq(shared->seq());
-      RunTask(*shared, frame.mutable_reply()->mutable_result());
-      conn->Send(frame);
-    });
-    return;
-  }
-  proto::Frame frame;
-  frame.mutable_reply()->set_seq(spec.seq());
-  tls_task_connection = &conn;
-  RunTask(spec, frame.mutable_reply()->mutable_result());
-  tls_task_connection = nullptr;
-  conn.Send(frame, /*flush=*/false);
+void CoreWorker::OnNodeDeath(const proto::NodeDeath& death) {
+  const std::string reason =
+      absl::StrCat("the head declared node ", death.node_id(), " dead (", death.reason(), ")");
+  LUMEN_LOG(INFO) << reason;
+  submitter_->OnNodeDeath(death.node_id(), reason);
+  actor_submitter_->OnNodeDeath(death.node_id(), reason);
 }
 
 void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
@@ -851,11 +832,7 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
     fail(proto::ErrorInfo::SYSTEM, "lumen::Error", "this worker does not host an actor");
     return;
   } else if (const RegisteredMethod* method = FindMethod(spec.function())) {
-    call = [this, method, instance = actor_instance_.get()](const std::vector<ArgView>& args) {
-      // One call at a time unless the actor asked for concurrency; each caller's calls
-      // arrive on one connection and so keep their order.
-      std::unique_lock<std::mutex> serial(actor_call_mu_, std::defer_lock);
-      if (actor_max_concurrency_ == 1) serial.lock();
+    call = [method, instance = actor_instance_.get()](const std::vector<ArgView>& args) {
       return method->invoker(instance, args);
     };
     num_args = method->num_args;
@@ -888,6 +865,12 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
       auto location = WriteToStore(spec.return_id(), writer, spec.owner_client_id());
       if (location.ok()) {
         *result->mutable_stored() = std::move(*location);
+        // Fault injection for tests: the first attempt dies after storing, before its reply.
+        static const std::string exit_after_store = [] {
+          const char* env = std::getenv("LUMEN_TESTING_EXIT_AFTER_STORE");
+          return std::string(env != nullptr ? env : "");
+        }();
+        if (spec.attempt() == 0 && spec.function() == exit_after_store) std::_Exit(70);
       } else {
         fail(proto::ErrorInfo::STORE_FULL, "lumen::ObjectStoreFullError",
              std::string(location.status().message()));
@@ -904,59 +887,32 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
 
 // ---- Borrower side ---------------------------------------------------------------------
 
-std::shared_ptr<Connection> CoreWorker::OwnerConnection(const std::string& owner) {
-  {
-    absl::MutexLock lock(&conns_mu_);
-    auto it = owners_.find(owner);
-    if (it != owners_.end() && !it->second->closed()) return it->second;
-  }
-  auto conn = Connection::Connect(owner, absl::Seconds(5));
-  if (!conn.ok()) {
-    objects_->FailBorrowedFrom(owner, std::string(conn.status().message()));
-    return nullptr;
-  }
-  std::shared_ptr<Connection> c = *conn;
-  c->Start({
-      .on_frame =
-          [this](Connection&, proto::Frame& frame) {
-            if (!frame.has_object()) return;
-            auto value = std::make_shared<proto::Value>();
-            value->Swap(frame.mutable_object()->mutable_value());
-            objects_->SetValue(frame.object().object_id(), std::move(value));
-          },
-      .on_batch_end = nullptr,
-      .on_close =
-          [this, owner](Connection& closed, const std::string& reason) {
-            {
-              // A duplicate connection that lost the race to be the owner's is not news.
-              absl::MutexLock lock(&conns_mu_);
-              auto it = owners_.find(owner);
-              if (it == owners_.end() || it->second.get() != &closed) return;
-            }
-            objects_->FailBorrowedFrom(owner, "connection lost: " + reason);
-          },
-  });
-  proto::Frame hello;
-  hello.mutable_hello()->set_token(config_.token);
-  hello.mutable_hello()->set_address(self_address_);
-  c->Send(hello);
+std::shared_ptr<net::Link> CoreWorker::OwnerLink(const std::string& owner) {
   absl::MutexLock lock(&conns_mu_);
-  auto& slot = owners_[owner];
-  if (slot != nullptr && !slot->closed()) {
-    c->Close();
-    return slot;
-  }
-  slot = c;
-  return c;
+  auto& link = owners_[owner];
+  if (link != nullptr && !link->closed()) return link;
+  link = net::Link::Open(*io_, owner, net::MakeHello(config_.token, self_address_),
+                         connection_options_,
+                         {.on_frame =
+                              [this](net::Connection&, proto::Frame& frame) {
+                                if (!frame.has_object()) return;
+                                auto value = std::make_shared<proto::Value>();
+                                value->Swap(frame.mutable_object()->mutable_value());
+                                objects_->SetValue(frame.object().object_id(), std::move(value));
+                              },
+                          .on_close =
+                              [this, owner](const std::string& reason) {
+                                objects_->FailBorrowedFrom(owner, "connection lost: " + reason);
+                              }},
+                         absl::Seconds(5));
+  return link;
 }
 
 void CoreWorker::FetchFromOwner(const std::string& owner, const std::string& object_id) {
   FlushBorrowUpdates();
-  auto conn = OwnerConnection(owner);
-  if (conn == nullptr) return;
   proto::Frame frame;
   frame.mutable_get_object()->set_object_id(object_id);
-  conn->Send(frame);
+  OwnerLink(owner)->Send(frame);
 }
 
 void CoreWorker::QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add) {
@@ -973,11 +929,9 @@ void CoreWorker::FlushBorrowUpdates() {
     updates.swap(borrow_updates_);
   }
   for (auto& [owner, update] : updates) {
-    auto conn = OwnerConnection(owner);
-    if (conn == nullptr) continue;
     proto::Frame frame;
     frame.mutable_borrow()->Swap(&update);
-    conn->Send(frame);
+    OwnerLink(owner)->Send(frame);
   }
 }
 

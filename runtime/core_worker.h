@@ -2,17 +2,17 @@
 // tasks through leases, executes pushed tasks (workers), answers borrowers' questions about
 // owned objects, and reads and writes the node's shared-memory store.
 //
-// Thread-safe. Threads: the wire server's accept thread, one reader thread per connection
-// (pushed tasks execute on the submitter connection's reader thread), gRPC callback threads,
-// and one maintenance thread. Shutdown order: submitter (returns leases), maintenance thread,
-// wire server and connections, node manager registration.
+// Thread-safe. Threads, a fixed set whatever the number of connections or actors: the I/O
+// threads of io_ (every fast-path socket: pushed tasks, replies, borrowers, the node manager
+// link), the task receiver's executor threads in workers (user code runs only there and on the
+// user's own threads), gRPC's callback threads, and one maintenance thread.
+// Shutdown order: submitters (return leases), maintenance thread, listener and connections,
+// node manager registration, then the I/O threads.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,20 +24,21 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "lumen/internal/runtime_api.h"
+#include "net/io_pool.h"
+#include "net/link.h"
+#include "net/listener.h"
 #include "objectstore/shm_region.h"
 #include "proto/control.grpc.pb.h"
 #include "runtime/internal/actor_submitter.h"
 #include "runtime/internal/object_table.h"
 #include "runtime/internal/task_events.h"
+#include "runtime/internal/task_receiver.h"
 #include "runtime/internal/task_submitter.h"
-#include "runtime/internal/wire.h"
 
 namespace lumen::internal {
 
 // Values at most this large travel inline; larger ones go to the shared-memory store.
 inline constexpr size_t kInlineObjectLimit = size_t{100} * 1024;
-
-class CallPool;
 
 struct CoreWorkerConfig {
   bool is_worker = false;
@@ -77,8 +78,8 @@ class CoreWorker {
                                    int64_t timeout_ms);
   ObjectTable& objects() { return *objects_; }
 
-  // Lets frames that arrived on the wire server be handled. Called once this worker is the
-  // process's current runtime (frames can arrive as soon as the node manager knows us).
+  // Lets pushed tasks run. Called once this worker is the process's current runtime (tasks can
+  // arrive as soon as the node manager knows us).
   void MarkReady() { ready_.Notify(); }
   // Workers: serves pushed tasks until the process is killed.
   [[noreturn]] void ServeForever();
@@ -92,14 +93,16 @@ class CoreWorker {
   explicit CoreWorker(CoreWorkerConfig config);
   absl::Status Connect();
 
-  // ---- wire server side: pushed tasks, borrowers' requests
-  void OnAccept(const std::shared_ptr<Connection>& conn);
-  void OnServerFrame(Connection& conn, proto::Frame& frame);
-  void ExecuteTask(Connection& conn, proto::TaskSpec& spec);
-  void AnswerGetObject(Connection& conn, const std::string& object_id);
+  // ---- server side: pushed tasks, borrowers' requests (on I/O threads)
+  net::Connection::Handlers OnAccept(const std::shared_ptr<net::Connection>& conn,
+                                     const proto::Hello& hello);
+  void OnServerFrame(net::Connection& conn, proto::Frame& frame, const std::string& borrower);
+  void AnswerGetObject(net::Connection& conn, const std::string& object_id);
+  // The head declared a node dead (pushed by the node manager).
+  void OnNodeDeath(const proto::NodeDeath& death);
 
-  // ---- borrower side: connections to other owners
-  std::shared_ptr<Connection> OwnerConnection(const std::string& owner);
+  // ---- borrower side: links to other owners
+  std::shared_ptr<net::Link> OwnerLink(const std::string& owner);
   void FetchFromOwner(const std::string& owner, const std::string& object_id);
   void QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add);
   void FlushBorrowUpdates();
@@ -122,16 +125,20 @@ class CoreWorker {
   // finishes the task with its error and calls `abandon` instead.
   void ResolveAndSubmit(std::unique_ptr<PendingTask> task, const std::vector<RefParts>& deps,
                         SubmitFn submit, AbandonFn abandon = nullptr);
-  // Computes a pushed task's result (runs the function or the actor method).
+  // Computes a pushed task's result (runs the function or the actor method). On an executor.
   void RunTask(const proto::TaskSpec& spec, proto::Value* result);
+  // Remote()'s backpressure: waits, lending the CPU back, while `limiter` is at its bound.
+  void AdmitCall(net::InFlightLimiter& limiter, size_t bytes);
   proto::HeadService::Stub* Head();
   std::unique_ptr<TaskEventRecorder> MakeTaskEventRecorder(const std::string& worker_id);
   void SetBlocked(bool blocked);
   proto::NodeService::Stub* NodeStub(const std::string& address);
   void MaintenanceLoop();
 
-  // Set at construction / Connect, then read-only.
+  // Set at construction / Connect, then read-only. io_ first: it outlives every connection.
   const CoreWorkerConfig config_;
+  std::unique_ptr<net::IoPool> io_;
+  net::ConnectionOptions connection_options_;
   std::string self_address_;
   std::string node_id_;
   uint64_t client_id_ = 0;
@@ -142,13 +149,13 @@ class CoreWorker {
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::string head_address_;
   std::unique_ptr<proto::HeadService::Stub> head_;
-  // Actor workers: the instance and the pool that runs concurrent calls.
+  // Actor workers: the instance.
   std::shared_ptr<void> actor_instance_;
-  int actor_max_concurrency_ = 1;
-  // Serializes the calls of a max-concurrency-1 actor that arrive from different callers.
-  std::mutex actor_call_mu_;
-  std::unique_ptr<CallPool> call_pool_;
-  std::unique_ptr<WireServer> server_;
+  std::unique_ptr<net::Listener> listener_;
+  // Workers: runs pushed tasks on executor threads.
+  std::unique_ptr<TaskReceiver> receiver_;
+  // To this node's manager: blocked notices and releases out, node deaths in.
+  std::shared_ptr<net::Link> node_link_;
   std::thread maintenance_;
   absl::Notification ready_;
 
@@ -157,8 +164,8 @@ class CoreWorker {
       ABSL_GUARDED_BY(stubs_mu_);
 
   absl::Mutex conns_mu_;
-  absl::flat_hash_set<std::shared_ptr<Connection>> accepted_ ABSL_GUARDED_BY(conns_mu_);
-  std::map<std::string, std::shared_ptr<Connection>> owners_ ABSL_GUARDED_BY(conns_mu_);
+  absl::flat_hash_set<std::shared_ptr<net::Connection>> accepted_ ABSL_GUARDED_BY(conns_mu_);
+  std::map<std::string, std::shared_ptr<net::Link>> owners_ ABSL_GUARDED_BY(conns_mu_);
   std::map<std::string, proto::BorrowUpdate> borrow_updates_ ABSL_GUARDED_BY(conns_mu_);
   std::vector<std::string> releases_ ABSL_GUARDED_BY(conns_mu_);
 

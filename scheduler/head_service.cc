@@ -124,6 +124,10 @@ void HeadService::UpdateLivenessLocked(absl::Time now) {
     if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
       node.dead = true;
       newly_dead_.push_back(node.info.address());
+      proto::NodeDeath& death = deaths_.emplace_back();
+      death.set_node_id(id);
+      death.set_address(node.info.address());
+      death.set_reason(absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
       LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
                          << " missed heartbeats for " << heartbeat_timeout_
                          << "; declaring it dead";
@@ -157,6 +161,9 @@ grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   UpdateLivenessLocked(now);
+  for (size_t i = request->deaths_seen(); i < deaths_.size(); ++i)
+    *reply->add_deaths() = deaths_[i];
+  reply->set_deaths_total(deaths_.size());
   auto it = nodes_.find(request->node().node_id());
   if (it == nodes_.end() || it->second.dead) {
     reply->set_reregister(true);

@@ -71,6 +71,9 @@ class HeadService final : public proto::HeadService::Service {
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> newly_dead_ ABSL_GUARDED_BY(mu_);
+  // Every node death declared since the head started, oldest first: heartbeat replies carry
+  // the ones a node has not seen, and its node manager tells its clients.
+  std::vector<proto::NodeDeath> deaths_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
 
   // Last: its creation threads call PickActorNode.

@@ -58,6 +58,14 @@ NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::
 NodeManager::~NodeManager() { Stop(); }
 
 absl::Status NodeManager::Start() {
+  io_ = std::make_unique<net::IoPool>(net::IoPool::ConfiguredThreads(1), "lumen-nm-io");
+  auto listener = net::Listener::Start(
+      *io_, config_.ip, 0, config_.token, net::ConnectionOptions::FromEnvironment(),
+      [this](const std::shared_ptr<net::Connection>& conn, const proto::Hello& hello) {
+        return OnClientConnected(conn, hello);
+      });
+  if (!listener.ok()) return listener.status();
+  listener_ = std::move(*listener);
   proto::RegisterNodeRequest request;
   *request.mutable_node() = Info();
   proto::RegisterNodeReply reply;
@@ -88,6 +96,16 @@ void NodeManager::Stop() {
   }
   if (maintenance_.joinable()) maintenance_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (listener_) listener_->Stop();
+  std::vector<std::shared_ptr<net::Connection>> conns;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, client] : clients_) {
+      if (client.conn) conns.push_back(client.conn);
+    }
+  }
+  for (auto& conn : conns) conn->Close("node manager stopping");
+  if (io_) io_->Stop();
   internal::ReapChildren();
 }
 
@@ -366,25 +384,81 @@ grpc::Status NodeManager::ReturnWorkerLease(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status NodeManager::NotifyBlocked(grpc::ServerContext* context,
-                                        const proto::BlockedRequest* request,
-                                        proto::BlockedReply* reply) {
-  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
-  absl::MutexLock lock(&mu_);
-  auto client = clients_.find(request->client_id());
-  if (client == clients_.end()) return grpc::Status::OK;
+void NodeManager::SetBlockedLocked(uint64_t client_id, bool blocked) {
+  auto client = clients_.find(client_id);
+  if (client == clients_.end()) return;
   auto worker = workers_.find(client->second.worker_id);
-  if (worker == workers_.end() || worker->second.lease_id == 0) return grpc::Status::OK;
-  Lease& lease = leases_[worker->second.lease_id];
+  if (worker == workers_.end() || worker->second.lease_id == 0) return;
+  auto lease_it = leases_.find(worker->second.lease_id);
+  if (lease_it == leases_.end()) return;
+  Lease& lease = lease_it->second;
   auto cpu = lease.resources.find("CPU");
-  if (cpu == lease.resources.end() || lease.cpu_lent == request->blocked()) {
-    return grpc::Status::OK;
-  }
+  if (cpu == lease.resources.end() || lease.cpu_lent == blocked) return;
   // A worker blocked in Get lends its CPU back so that the tasks it waits for can run.
-  available_["CPU"] += request->blocked() ? cpu->second : -cpu->second;
-  lease.cpu_lent = request->blocked();
+  available_["CPU"] += blocked ? cpu->second : -cpu->second;
+  lease.cpu_lent = blocked;
   cv_.SignalAll();
-  return grpc::Status::OK;
+}
+
+net::Connection::Handlers NodeManager::OnClientConnected(
+    const std::shared_ptr<net::Connection>& conn, const proto::Hello& hello) {
+  const uint64_t client_id = hello.client_id();
+  {
+    absl::MutexLock lock(&mu_);
+    auto client = clients_.find(client_id);
+    if (client == clients_.end()) return {};  // not registered: the connection is refused
+    client->second.conn = conn;
+  }
+  std::weak_ptr<net::Connection> weak = conn;
+  return {
+      .on_frame = [this, client_id](net::Connection&,
+                                    proto::Frame& frame) { OnClientFrame(client_id, frame); },
+      .on_batch_end = nullptr,
+      .on_close = [this, client_id, weak](
+                      net::Connection&,
+                      const std::string&) { OnClientClosed(client_id, weak.lock()); },
+  };
+}
+
+void NodeManager::OnClientFrame(uint64_t client_id, proto::Frame& frame) {
+  if (frame.has_blocked()) {
+    absl::MutexLock lock(&mu_);
+    SetBlockedLocked(client_id, frame.blocked().blocked());
+  } else if (frame.has_release()) {
+    for (const auto& id : frame.release().object_ids()) {
+      auto status = store_->Release(id);
+      if (!status.ok() && !absl::IsNotFound(status)) {
+        LUMEN_LOG(WARNING) << "release: " << status;
+      }
+    }
+  }
+}
+
+void NodeManager::OnClientClosed(uint64_t client_id, const std::shared_ptr<net::Connection>& conn) {
+  absl::MutexLock lock(&mu_);
+  auto client = clients_.find(client_id);
+  if (client == clients_.end() || client->second.conn != conn) return;
+  client->second.conn = nullptr;
+  // A driver's connection ends when the driver does; workers are reaped by waitpid.
+  if (client->second.kind == proto::CLIENT_DRIVER && !stopping_) CleanupJobLocked(client_id);
+}
+
+void NodeManager::RelayDeaths(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths) {
+  if (deaths.empty()) return;
+  std::vector<std::shared_ptr<net::Connection>> conns;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, client] : clients_) {
+      if (client.conn) conns.push_back(client.conn);
+    }
+  }
+  for (const auto& death : deaths) {
+    LUMEN_LOG(INFO) << "the head declared node " << death.node_id() << " dead: " << death.reason();
+    proto::Frame frame;
+    *frame.mutable_node_death() = death;
+    for (auto& conn : conns) conn->Send(frame, /*flush=*/false);
+  }
+  for (auto& conn : conns) conn->Flush();
 }
 
 // ---- Clients ----------------------------------------------------------------------------
@@ -433,6 +507,7 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
   reply->set_shm_size(store_->Stats().capacity);
   reply->set_node_ip(config_.ip);
   reply->set_head_address(config_.head_address);
+  reply->set_wire_port(listener_->port());
   return grpc::Status::OK;
 }
 
@@ -479,6 +554,20 @@ grpc::Status NodeManager::CreateObject(grpc::ServerContext* context,
   auto location =
       store_->Create(request->object_id(), request->size(), request->creator_client_id(),
                      request->owner_client_id(), absl::Seconds(10));
+  if (absl::IsAlreadyExists(location.status())) {
+    // A retried task whose first attempt stored its result: that result stands once sealed.
+    // An unsealed one whose writer died is freed when that death is handled; then create anew.
+    auto sealed = store_->Get(request->object_id(), absl::Seconds(10));
+    if (sealed.ok() && sealed->size == request->size()) {
+      reply->set_offset(sealed->offset);
+      reply->set_already_sealed(true);
+      return grpc::Status::OK;
+    }
+    if (absl::IsNotFound(sealed.status())) {
+      location = store_->Create(request->object_id(), request->size(), request->creator_client_id(),
+                                request->owner_client_id(), absl::Seconds(10));
+    }
+  }
   if (!location.ok()) return internal::ToGrpc(location.status());
   reply->set_offset(location->offset);
   return grpc::Status::OK;
@@ -489,19 +578,6 @@ grpc::Status NodeManager::SealObject(grpc::ServerContext* context,
                                      proto::SealObjectReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
   return internal::ToGrpc(store_->Seal(request->object_id()));
-}
-
-grpc::Status NodeManager::ReleaseObjects(grpc::ServerContext* context,
-                                         const proto::ReleaseObjectsRequest* request,
-                                         proto::ReleaseObjectsReply* reply) {
-  if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
-  for (const auto& id : request->object_ids()) {
-    auto status = store_->Release(id);
-    if (!status.ok() && !absl::IsNotFound(status)) {
-      LUMEN_LOG(WARNING) << "release: " << status;
-    }
-  }
-  return grpc::Status::OK;
 }
 
 // ---- Actors -----------------------------------------------------------------------------
@@ -729,6 +805,7 @@ void NodeManager::HeartbeatLoop() {
     }
     proto::HeartbeatRequest request;
     *request.mutable_node() = Info();
+    request.set_deaths_seen(deaths_seen_);
     proto::HeartbeatReply reply;
     grpc::ClientContext context;
     internal::PrepareContext(&context, config_.token, absl::Seconds(5));
@@ -741,6 +818,8 @@ void NodeManager::HeartbeatLoop() {
       continue;
     }
     failures = 0;
+    RelayDeaths(reply.deaths());
+    deaths_seen_ = reply.deaths_total();
     if (reply.reregister()) {
       proto::RegisterNodeRequest again;
       *again.mutable_node() = request.node();

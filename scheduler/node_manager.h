@@ -4,10 +4,15 @@
 //   NodeManager nm(config, std::move(store));
 //   builder.RegisterService(&nm);  ...  nm.Start();   ...   nm.Stop();
 //
+// Local clients (drivers and workers) also keep a fast-path connection to the node manager:
+// they send blocked notices and object releases over it, the node manager pushes node deaths
+// the head announces, and a driver whose connection closes has left.
+//
 // Thread-safe: gRPC handlers run on gRPC's threads (a lease request waits up to about a
-// second for resources, then answers "pending" and the client asks again); a maintenance
-// thread reaps workers, notices dead drivers and keeps the pool filled; a heartbeat thread
-// reports to the head. Stop() kills every worker this node started.
+// second for resources, then answers "pending" and the client asks again); client connections
+// on the I/O threads of io_; a maintenance thread reaps workers, notices dead drivers and keeps
+// the pool filled; a heartbeat thread reports to the head. Stop() kills every worker this node
+// started.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +26,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "net/io_pool.h"
+#include "net/listener.h"
 #include "objectstore/object_store.h"
 #include "proto/control.grpc.pb.h"
 
@@ -59,15 +66,10 @@ class NodeManager final : public proto::NodeService::Service {
   grpc::Status ReturnWorkerLease(grpc::ServerContext* context,
                                  const proto::ReturnLeaseRequest* request,
                                  proto::ReturnLeaseReply* reply) override;
-  grpc::Status NotifyBlocked(grpc::ServerContext* context, const proto::BlockedRequest* request,
-                             proto::BlockedReply* reply) override;
   grpc::Status CreateObject(grpc::ServerContext* context, const proto::CreateObjectRequest* request,
                             proto::CreateObjectReply* reply) override;
   grpc::Status SealObject(grpc::ServerContext* context, const proto::SealObjectRequest* request,
                           proto::SealObjectReply* reply) override;
-  grpc::Status ReleaseObjects(grpc::ServerContext* context,
-                              const proto::ReleaseObjectsRequest* request,
-                              proto::ReleaseObjectsReply* reply) override;
   grpc::Status DisconnectClient(grpc::ServerContext* context,
                                 const proto::DisconnectClientRequest* request,
                                 proto::DisconnectClientReply* reply) override;
@@ -118,6 +120,7 @@ class NodeManager final : public proto::NodeService::Service {
     std::string executable;
     uint64_t job = 0;
     std::string worker_id;
+    std::shared_ptr<net::Connection> conn;  // its fast-path connection, once made
   };
   struct Demand {
     google::protobuf::Map<std::string, double> resources;
@@ -149,6 +152,15 @@ class NodeManager final : public proto::NodeService::Service {
   proto::FindNodeReply FindOtherNode(const google::protobuf::Map<std::string, double>& shape);
   void MaintenanceLoop();
   void HeartbeatLoop();
+  // ---- local clients' fast-path connections (on I/O threads)
+  net::Connection::Handlers OnClientConnected(const std::shared_ptr<net::Connection>& conn,
+                                              const proto::Hello& hello);
+  void OnClientFrame(uint64_t client_id, proto::Frame& frame);
+  void OnClientClosed(uint64_t client_id, const std::shared_ptr<net::Connection>& conn);
+  // A worker blocked in Get lends its lease's CPU back, and takes it again when it resumes.
+  void SetBlockedLocked(uint64_t client_id, bool blocked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells every local client that the head declared these nodes dead.
+  void RelayDeaths(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths);
 
   // Set at construction.
   const NodeManagerConfig config_;
@@ -173,6 +185,11 @@ class NodeManager final : public proto::NodeService::Service {
 
   std::thread maintenance_;
   std::thread heartbeat_;
+  // Only touched by the heartbeat thread.
+  uint64_t deaths_seen_ = 0;
+  // Last: connections may call into everything above until Stop closes them.
+  std::unique_ptr<net::IoPool> io_;
+  std::unique_ptr<net::Listener> listener_;
 };
 
 }  // namespace lumen::scheduler

@@ -1,8 +1,10 @@
 #include "runtime/internal/task_submitter.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -26,8 +28,20 @@ std::string DescribeShape(const std::map<std::string, double>& resources) {
 
 }  // namespace
 
-TaskSubmitter::TaskSubmitter(Options options, StubFactory stubs)
-    : options_(std::move(options)), stubs_(std::move(stubs)) {}
+net::FlowLimits TaskSubmitter::Options::PendingLimitsFromEnvironment() {
+  net::FlowLimits limits;
+  limits.max_calls = 100000;
+  limits.max_bytes = size_t{256} << 20;
+  const char* calls = std::getenv("LUMEN_MAX_PENDING_TASKS");
+  const char* bytes = std::getenv("LUMEN_MAX_PENDING_TASK_BYTES");
+  uint64_t value = 0;
+  if (calls != nullptr && absl::SimpleAtoi(calls, &value) && value > 0) limits.max_calls = value;
+  if (bytes != nullptr && absl::SimpleAtoi(bytes, &value) && value > 0) limits.max_bytes = value;
+  return limits;
+}
+
+TaskSubmitter::TaskSubmitter(Options options, net::IoPool& io, StubFactory stubs)
+    : options_(std::move(options)), io_(io), stubs_(std::move(stubs)), limiter_(options_.pending) {}
 
 TaskSubmitter::~TaskSubmitter() { Shutdown(); }
 
@@ -76,8 +90,11 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
   while (!shape.queue.empty()) {
     const int depth = PipelineDepthLocked(shape, shape.queue.front()->spec.function());
     std::shared_ptr<LeasedWorker> best;
+    const size_t bytes = shape.queue.front()->bytes;
     for (auto& worker : shape.workers) {
-      if (worker->dead || static_cast<int>(worker->in_flight.size()) >= depth) {
+      if (worker->dead || static_cast<int>(worker->in_flight.size()) >= depth ||
+          (!worker->in_flight.empty() &&
+           worker->in_flight_bytes + bytes > options_.max_in_flight_bytes_per_worker)) {
         continue;
       }
       if (best == nullptr || worker->in_flight.size() < best->in_flight.size()) best = worker;
@@ -95,6 +112,7 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
     task->pushed_at = now;
     RecordPushed(options_.events, task->spec);
     if (was_idle) best->last_reply = now;
+    best->in_flight_bytes += task->bytes;
     best->in_flight.emplace(seq, std::move(task));
     if (was_idle) out->flush.push_back(best->conn);
   }
@@ -146,7 +164,8 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
 void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node_address,
                                  const grpc::Status& status, const proto::LeaseReply& reply) {
   if (status.ok() && reply.has_granted()) {
-    AddWorker(key, node_address, reply.granted());
+    ConnectWorker(key, node_address, reply.granted());
+    return;  // still pending until connected
   } else if (status.ok() && !reply.spillback_address().empty()) {
     RequestLease(key, reply.spillback_address(), [&] {
       absl::MutexLock lock(&mu_);
@@ -195,43 +214,79 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
   }
 }
 
+void TaskSubmitter::ConnectWorker(const std::string& key, const std::string& node_address,
+                                  const proto::WorkerLease& lease) {
+  net::Connection::AsyncConnect(
+      io_, lease.worker_address(), absl::Seconds(10), options_.connection,
+      [this, key, node_address, lease](absl::StatusOr<std::shared_ptr<net::Connection>> conn) {
+        if (!conn.ok()) {
+          LUMEN_LOG(WARNING) << "leased worker unreachable: " << conn.status();
+          ReturnLease(node_address, lease.lease_id(), /*disconnect=*/true);
+          conn = nullptr;
+        }
+        AddWorker(key, node_address, lease, conn.ok() ? *conn : nullptr);
+      });
+}
+
 void TaskSubmitter::AddWorker(const std::string& key, const std::string& node_address,
-                              const proto::WorkerLease& lease) {
-  auto conn = Connection::Connect(lease.worker_address(), absl::Seconds(10));
-  if (!conn.ok()) {
-    LUMEN_LOG(WARNING) << "leased worker unreachable: " << conn.status();
-    ReturnLease(node_address, lease.lease_id(), /*disconnect=*/true);
-    return;
+                              const proto::WorkerLease& lease,
+                              std::shared_ptr<net::Connection> conn) {
+  std::shared_ptr<LeasedWorker> worker;
+  if (conn != nullptr) {
+    worker = std::make_shared<LeasedWorker>();
+    worker->lease_id = lease.lease_id();
+    worker->worker_address = lease.worker_address();
+    worker->node_address = node_address;
+    worker->node_id = lease.node_id();
+    worker->key = key;
+    worker->conn = conn;
+    worker->idle_since = absl::Now();
+    std::weak_ptr<LeasedWorker> weak = worker;
+    conn->Start({
+        .on_frame =
+            [this, weak](net::Connection&, proto::Frame& frame) {
+              auto w = weak.lock();
+              if (w && frame.has_reply()) OnTaskReply(w, *frame.mutable_reply());
+            },
+        .on_batch_end = [](net::Connection& c) { c.Flush(); },
+        .on_close =
+            [this, weak](net::Connection&, const std::string& reason) {
+              if (auto w = weak.lock()) OnWorkerClosed(w, reason);
+            },
+    });
+    conn->Send(net::MakeHello(options_.token, ""), /*flush=*/false);
   }
-  auto worker = std::make_shared<LeasedWorker>();
-  worker->lease_id = lease.lease_id();
-  worker->worker_address = lease.worker_address();
-  worker->node_address = node_address;
-  worker->key = key;
-  worker->conn = *conn;
-  worker->idle_since = absl::Now();
-  proto::Frame hello;
-  hello.mutable_hello()->set_token(options_.token);
-  std::weak_ptr<LeasedWorker> weak = worker;
-  worker->conn->Start({
-      .on_frame =
-          [this, weak](Connection&, proto::Frame& frame) {
-            auto w = weak.lock();
-            if (w && frame.has_reply()) OnTaskReply(w, *frame.mutable_reply());
-          },
-      .on_batch_end = [](Connection& c) { c.Flush(); },
-      .on_close =
-          [this, weak](Connection&, const std::string& reason) {
-            if (auto w = weak.lock()) OnWorkerClosed(w, reason);
-          },
-  });
-  worker->conn->Send(hello, /*flush=*/false);
-  absl::MutexLock lock(&mu_);
-  if (shutdown_) {
-    worker->conn->Close();
-    return;
+  Outbox out;
+  {
+    absl::MutexLock lock(&mu_);
+    --outstanding_lease_rpcs_;
+    ShapeQueue& shape = shapes_[key];
+    --shape.pending_leases;
+    if (worker != nullptr && shutdown_) {
+      worker->conn->Close("shutting down");
+    } else if (worker != nullptr) {
+      shape.lease_failures = 0;
+      shape.workers.push_back(worker);
+      out.flush.push_back(worker->conn);  // the hello, at least
+    } else {
+      shape.retry_after = absl::Now() + absl::Milliseconds(100);
+    }
+    DispatchLocked(shape, &out);
   }
-  shapes_[key].workers.push_back(worker);
+  Deliver(out);
+}
+
+void TaskSubmitter::OnNodeDeath(const std::string& node_id, const std::string& reason) {
+  std::vector<std::shared_ptr<net::Connection>> doomed;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, shape] : shapes_) {
+      for (auto& worker : shape.workers) {
+        if (worker->node_id == node_id) doomed.push_back(worker->conn);
+      }
+    }
+  }
+  for (auto& conn : doomed) conn->Close(reason);
 }
 
 void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
@@ -245,6 +300,7 @@ void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
     if (it == worker->in_flight.end()) return;
     task = std::move(it->second);
     worker->in_flight.erase(it);
+    worker->in_flight_bytes -= std::min(worker->in_flight_bytes, task->bytes);
     const absl::Time now = absl::Now();
     ShapeQueue& shape = shapes_[worker->key];
     // The task ran from when it was pushed or when the worker finished the one before it.
@@ -298,6 +354,7 @@ void TaskSubmitter::OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker,
       }
     }
     worker->in_flight.clear();
+    worker->in_flight_bytes = 0;
     DispatchLocked(shape, &out);
     RequestLeasesLocked(worker->key, shape, &out);
   }
@@ -372,13 +429,14 @@ void TaskSubmitter::Tick() {
   Deliver(out);
   for (auto& worker : to_return) {
     ReturnLease(worker->node_address, worker->lease_id, /*disconnect=*/false);
-    worker->conn->Close();
+    worker->conn->Close("lease returned");
   }
 }
 
 void TaskSubmitter::Shutdown() {
   std::vector<std::shared_ptr<LeasedWorker>> workers;
   std::vector<std::unique_ptr<PendingTask>> failed;
+  limiter_.Cancel();
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return;
@@ -408,9 +466,8 @@ void TaskSubmitter::Shutdown() {
     request.set_lease_id(worker->lease_id);
     proto::ReturnLeaseReply reply;
     stubs_(worker->node_address)->ReturnWorkerLease(&context, request, &reply);
-    worker->conn->Close();
+    worker->conn->Close("shutting down");
   }
-  for (auto& worker : workers) worker->conn->Join();
   for (auto& task : failed) {
     Finish(std::move(task),
            MakeErrorValue(proto::ErrorInfo::SYSTEM, "lumen::Shutdown() was called"));

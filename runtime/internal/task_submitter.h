@@ -1,10 +1,15 @@
 // Submits normal tasks the way the design's fast path says: lease a worker from a node manager
-// for a resource shape, push tasks straight to it over a wire connection with many in flight,
-// keep the lease while work of that shape is queued, and return it once idle. Retries a task
-// whose worker died, up to its max retries.
+// for a resource shape, push tasks straight to it over a fast-path connection with many in
+// flight, keep the lease while work of that shape is queued, and return it once idle. Retries a
+// task whose worker died, went silent, or whose node the head declared dead, up to its max
+// retries.
 //
-// Thread-safe. Lease replies arrive on gRPC's callback threads, task replies on connection
-// reader threads; the core worker's maintenance thread calls Tick().
+// Bounds: at most max_in_flight_per_worker calls and max_in_flight_bytes_per_worker bytes are
+// pushed to one worker ahead of its replies; the rest wait here. limiter() bounds everything a
+// process has submitted and not seen finish; Remote() waits on it (backpressure).
+//
+// Thread-safe. Lease replies arrive on gRPC's callback threads, connections and task replies on
+// I/O threads; the core worker's maintenance thread calls Tick(). Nothing here blocks.
 #pragma once
 
 #include <cstdint>
@@ -20,11 +25,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "net/connection.h"
+#include "net/flow_control.h"
+#include "net/io_pool.h"
 #include "proto/control.grpc.pb.h"
 #include "proto/wire.pb.h"
 #include "runtime/internal/object_table.h"
 #include "runtime/internal/task_events.h"
-#include "runtime/internal/wire.h"
 
 namespace lumen::internal {
 
@@ -34,6 +41,7 @@ struct PendingTask {
   std::map<std::string, double> resources;
   int retries_left = 0;
   bool retry_exceptions = false;
+  size_t bytes = 0;  // the arguments' size, for in-flight byte bounds
   // Called once with the final result (value or error).
   std::function<void(PendingTask&, ValuePtr)> on_done;
 };
@@ -48,17 +56,26 @@ class TaskSubmitter {
     // a shape take: about kPipelineBudget of work, so that short tasks stream while a long
     // task never holds others hostage behind it on one worker.
     int max_in_flight_per_worker = 128;
+    size_t max_in_flight_bytes_per_worker = size_t{16} << 20;
     int max_pending_leases_per_shape = 4;
     absl::Duration lease_idle_timeout = absl::Milliseconds(50);
+    // Everything submitted and not finished: $LUMEN_MAX_PENDING_TASKS (default 100,000) and
+    // $LUMEN_MAX_PENDING_TASK_BYTES (default 256 MiB).
+    net::FlowLimits pending = PendingLimitsFromEnvironment();
+    net::ConnectionOptions connection = net::ConnectionOptions::FromEnvironment();
+    static net::FlowLimits PendingLimitsFromEnvironment();
     TaskEventRecorder* events = nullptr;  // not owned; may be null
   };
   using StubFactory = std::function<proto::NodeService::Stub*(const std::string& address)>;
 
-  TaskSubmitter(Options options, StubFactory stubs);
+  TaskSubmitter(Options options, net::IoPool& io, StubFactory stubs);
   ~TaskSubmitter();
 
   // Queues a task whose arguments are all resolved.
   void Submit(std::unique_ptr<PendingTask> task);
+  // The head declared this node dead: its workers' tasks are retried elsewhere at once.
+  void OnNodeDeath(const std::string& node_id, const std::string& reason);
+  net::InFlightLimiter& limiter() { return limiter_; }
   // Returns idle leases and asks for leases that queued work needs. Called periodically.
   void Tick();
   // Returns every lease and fails queued tasks; later Submits fail at once.
@@ -69,9 +86,11 @@ class TaskSubmitter {
     uint64_t lease_id = 0;
     std::string worker_address;
     std::string node_address;
+    std::string node_id;
     std::string key;
-    std::shared_ptr<Connection> conn;
+    std::shared_ptr<net::Connection> conn;
     absl::flat_hash_map<uint64_t, std::unique_ptr<PendingTask>> in_flight;
+    size_t in_flight_bytes = 0;
     absl::Time idle_since;
     absl::Time last_reply;
     bool dead = false;
@@ -94,7 +113,7 @@ class TaskSubmitter {
     std::map<std::string, double> resources;
   };
   struct Outbox {
-    std::vector<std::shared_ptr<Connection>> flush;
+    std::vector<std::shared_ptr<net::Connection>> flush;
     std::vector<LeaseAsk> leases;
   };
 
@@ -110,8 +129,11 @@ class TaskSubmitter {
                     const std::map<std::string, double>& resources);
   void OnLeaseReply(const std::string& key, const std::string& node_address,
                     const grpc::Status& status, const proto::LeaseReply& reply);
+  // Connects to a granted worker; the lease counts as pending until that is done.
+  void ConnectWorker(const std::string& key, const std::string& node_address,
+                     const proto::WorkerLease& lease);
   void AddWorker(const std::string& key, const std::string& node_address,
-                 const proto::WorkerLease& lease);
+                 const proto::WorkerLease& lease, std::shared_ptr<net::Connection> conn);
   void OnTaskReply(const std::shared_ptr<LeasedWorker>& worker, proto::TaskReply& reply);
   void OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker, const std::string& reason);
   void ReturnLease(const std::string& node_address, uint64_t lease_id, bool disconnect);
@@ -121,7 +143,9 @@ class TaskSubmitter {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  net::IoPool& io_;
   const StubFactory stubs_;
+  net::InFlightLimiter limiter_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, ShapeQueue> shapes_ ABSL_GUARDED_BY(mu_);

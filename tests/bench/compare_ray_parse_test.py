@@ -47,11 +47,17 @@ class MetricNameTest(unittest.TestCase):
             self.assertEqual(compare_ray.metric_name(name), name)
 
 
+# Benchmarks added after ray_microbenchmark_sample.txt was recorded.
+NEWER_THAN_SAMPLE = {"1_1_actor_calls_64KiB_args_async"}
+
+
 class ParseTest(unittest.TestCase):
     def test_ray_sample(self):
         ray = compare_ray.parse_lines(read("ray_microbenchmark_sample.txt"))
         # Every benchmark Lumen implements is in the recorded Ray run, and nothing else.
-        self.assertEqual(sorted(ray), sorted(compare_ray.BENCHMARKS))
+        self.assertEqual(
+            sorted(ray),
+            sorted(b for b in compare_ray.BENCHMARKS if b not in NEWER_THAN_SAMPLE))
         self.assertEqual(
             ray["single_client_get_calls_Plasma_Store"],
             {"mean": 19383.43, "stddev": 351.95},

@@ -142,7 +142,8 @@ int Child::Wait(double timeout_seconds) {
 std::string Child::Output() const { return ReadFile(output_path_); }
 
 TestCluster::TestCluster(int num_cpus, long long store_bytes,
-                         const std::vector<std::string>& extra_flags) {
+                         const std::vector<std::string>& extra_flags,
+                         const std::vector<std::string>& env) {
   temp_dir_ = MakeTempDir();
   const int port = FreePort();
   std::vector<std::string> argv = {"lumen",
@@ -154,7 +155,7 @@ TestCluster::TestCluster(int num_cpus, long long store_bytes,
                                    "--dashboard-port=0",
                                    TempDirFlag()};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  start_ = Run(argv, 60);
+  start_ = Run(argv, 60, env);
   address_ = "127.0.0.1:" + std::to_string(port);
 }
 
@@ -163,6 +164,11 @@ TestCluster::~TestCluster() { RunProgram({"lumen", "stop"}, 60); }
 CommandResult TestCluster::RunProgram(std::vector<std::string> argv, double timeout_seconds) const {
   argv.push_back(TempDirFlag());
   return Run(argv, timeout_seconds);
+}
+
+std::unique_ptr<Child> TestCluster::StartProgram(std::vector<std::string> argv) const {
+  argv.push_back(TempDirFlag());
+  return std::make_unique<Child>(argv);
 }
 
 std::string TestCluster::Token() const {

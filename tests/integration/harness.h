@@ -2,6 +2,7 @@
 // with bounded waits, in a private temp dir per test.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,8 +49,10 @@ class Child {
 // stopped with `lumen stop`.
 class TestCluster {
  public:
+  // `env` is added to the environment of `lumen start` (and so of the daemons and workers).
   explicit TestCluster(int num_cpus = 2, long long store_bytes = 256ll << 20,
-                       const std::vector<std::string>& extra_flags = {});
+                       const std::vector<std::string>& extra_flags = {},
+                       const std::vector<std::string>& env = {});
   ~TestCluster();
   const std::string& temp_dir() const { return temp_dir_; }
   const std::string& address() const { return address_; }
@@ -58,6 +61,8 @@ class TestCluster {
   const CommandResult& start_result() const { return start_; }
   // Runs argv (as Run does) with this cluster's --temp-dir appended.
   CommandResult RunProgram(std::vector<std::string> argv, double timeout_seconds = 120) const;
+  // Starts argv with this cluster's --temp-dir appended, to talk to it while it runs.
+  std::unique_ptr<Child> StartProgram(std::vector<std::string> argv) const;
   // `lumen status --json`, parsed fields of the first node.
   long long StoreUsed() const;
   std::string StatusText() const;

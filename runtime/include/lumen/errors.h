@@ -39,10 +39,19 @@ class WorkerCrashedError : public Error {
   using Error::Error;
 };
 
-// The actor is dead and will not be restarted.
+// The actor is dead and will not be restarted, or it died while running this call.
 class ActorDiedError : public Error {
  public:
   using Error::Error;
+};
+
+// The connection to the actor broke while this call was in flight (a stopped process, a
+// network fault) and the head still reports the actor alive: the call may or may not have run
+// and is not retried (SetMaxTaskRetries allows it); later calls go through once the actor
+// answers again. A kind of ActorDiedError, so code that handles that handles this too.
+class ActorUnavailableError : public ActorDiedError {
+ public:
+  using ActorDiedError::ActorDiedError;
 };
 
 // The object's value is gone and could not be rebuilt.

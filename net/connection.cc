@@ -1,0 +1,639 @@
+#include "net/connection.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <asio/bind_executor.hpp>
+#include <asio/connect.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <future>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace lumen::net {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Reads ask for at least this much free space once authenticated.
+constexpr size_t kReadChunk = size_t{64} << 10;
+// A buffer that grew past this for one large frame shrinks back once it is empty.
+constexpr size_t kKeepBuffer = size_t{1} << 20;
+
+std::chrono::milliseconds ToChrono(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+int64_t EnvMillis(const char* name, int64_t fallback) {
+  const char* env = std::getenv(name);
+  int64_t value = 0;
+  if (env != nullptr && absl::SimpleAtoi(env, &value) && value > 0) return value;
+  return fallback;
+}
+
+void SetSocketOptions(int fd, const ConnectionOptions& options) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  const int idle = std::max<int>(1, static_cast<int>(absl::ToInt64Seconds(options.ping_interval)));
+  const int interval = 1;
+  const int count = std::max<int>(
+      1, static_cast<int>(absl::ToInt64Seconds(options.peer_timeout - options.ping_interval)));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  // Data the peer does not acknowledge for this long fails the connection (a cut link).
+  const unsigned int user_timeout =
+      static_cast<unsigned int>(absl::ToInt64Milliseconds(options.peer_timeout));
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+std::string Endpoint(const asio::ip::tcp::socket& socket) {
+  std::error_code error;
+  auto endpoint = socket.remote_endpoint(error);
+  if (error) return "?";
+  return absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+}
+
+void AppendFrame(std::string* out, const proto::Frame& frame) {
+  const size_t size = frame.ByteSizeLong();
+  const size_t old = out->size();
+  out->resize(old + 4 + size);
+  char* at = out->data() + old;
+  const auto le = static_cast<uint32_t>(size);
+  std::memcpy(at, &le, 4);
+  frame.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(at + 4));
+}
+
+}  // namespace
+
+// The bytes read and not yet handled: [begin, end) of an uninitialized heap block.
+class Connection::ReadBuffer {
+ public:
+  char* data() { return data_.get(); }
+  size_t begin = 0;
+  size_t end = 0;
+  size_t capacity() const { return capacity_; }
+  size_t used() const { return end - begin; }
+
+  // Makes room for `free` more bytes after `end`, moving unread bytes to the front.
+  void Reserve(size_t free) {
+    if (capacity_ - end >= free) return;
+    if (begin > 0) {
+      std::memmove(data_.get(), data_.get() + begin, used());
+      end -= begin;
+      begin = 0;
+      if (capacity_ - end >= free) return;
+    }
+    const size_t wanted = std::max(end + free, capacity_ * 2);
+    std::unique_ptr<char[]> bigger(new char[wanted]);
+    if (end > 0) std::memcpy(bigger.get(), data_.get(), end);
+    data_ = std::move(bigger);
+    capacity_ = wanted;
+  }
+  void ShrinkIfEmpty() {
+    if (begin != end) return;
+    begin = end = 0;
+    if (capacity_ > kKeepBuffer) {
+      data_.reset(new char[kReadChunk]);
+      capacity_ = kReadChunk;
+    }
+  }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t capacity_ = 0;
+};
+
+ConnectionOptions ConnectionOptions::FromEnvironment() {
+  ConnectionOptions options;
+  options.peer_timeout = absl::Milliseconds(EnvMillis("LUMEN_PEER_TIMEOUT_MS", 10000));
+  options.ping_interval = absl::Milliseconds(EnvMillis("LUMEN_PING_INTERVAL_MS", 1000));
+  if (options.ping_interval * 2 > options.peer_timeout) {
+    options.ping_interval = options.peer_timeout / 4;
+  }
+  return options;
+}
+
+absl::Status ParseHostPort(const std::string& address, std::string* host, int* port) {
+  const size_t colon = address.rfind(':');
+  int value = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &value) || value <= 0 || value > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", address, "' is not an address of the form host:port"));
+  }
+  *host = address.substr(0, colon);
+  *port = value;
+  return absl::OkStatus();
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  const size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+proto::Frame MakeHello(const std::string& token, const std::string& address, uint64_t client_id) {
+  proto::Frame frame;
+  frame.mutable_hello()->set_token(token);
+  frame.mutable_hello()->set_address(address);
+  frame.mutable_hello()->set_client_id(client_id);
+  return frame;
+}
+
+// ---- Connecting ------------------------------------------------------------------------
+
+void Connection::AsyncConnect(IoPool& io, const std::string& address, absl::Duration timeout,
+                              const ConnectionOptions& options, ConnectCallback done) {
+  std::string host;
+  int port = 0;
+  if (auto status = ParseHostPort(address, &host, &port); !status.ok()) {
+    asio::post(io.context(), [done = std::move(done), status] { done(status); });
+    return;
+  }
+  std::error_code parse_error;
+  asio::ip::address ip =
+      asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, parse_error);
+  if (parse_error) {
+    // A host name: resolve it here (Lumen advertises numeric addresses, so this is rare).
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &result) != 0 || result == nullptr) {
+      auto status = absl::UnavailableError(absl::StrCat("cannot resolve host '", host, "'"));
+      asio::post(io.context(), [done = std::move(done), status] { done(status); });
+      return;
+    }
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(result->ai_addr)->sin_addr, text,
+              sizeof(text));
+    freeaddrinfo(result);
+    ip = asio::ip::make_address(text, parse_error);
+  }
+  struct Attempt {
+    Attempt(IoPool& pool, ConnectCallback callback)
+        : socket(pool.context()), timer(pool.context()), done(std::move(callback)) {}
+    asio::ip::tcp::socket socket;
+    asio::steady_timer timer;
+    ConnectCallback done;
+    bool finished = false;
+    bool timed_out = false;
+  };
+  auto attempt = std::make_shared<Attempt>(io, std::move(done));
+  auto strand = asio::make_strand(io.context());
+  asio::post(strand, [&io, attempt, strand, address, timeout, options,
+                      endpoint = asio::ip::tcp::endpoint(ip, static_cast<uint16_t>(port))] {
+    attempt->timer.expires_after(ToChrono(timeout));
+    attempt->timer.async_wait(asio::bind_executor(strand, [attempt](const std::error_code& e) {
+      if (e || attempt->finished) return;
+      attempt->timed_out = true;
+      std::error_code ignored;
+      attempt->socket.close(ignored);
+    }));
+    attempt->socket.async_connect(
+        endpoint, asio::bind_executor(strand, [&io, attempt, address, timeout,
+                                               options](const std::error_code& error) {
+          attempt->finished = true;
+          attempt->timer.cancel();
+          if (error || attempt->timed_out) {
+            const std::string reason =
+                attempt->timed_out ? absl::StrCat("timed out after ", absl::FormatDuration(timeout))
+                                   : error.message();
+            attempt->done(
+                absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ", reason)));
+            return;
+          }
+          auto conn = std::make_shared<Connection>(io, std::move(attempt->socket), options,
+                                                   /*authenticated=*/true);
+          attempt->done(std::move(conn));
+        }));
+  });
+}
+
+absl::StatusOr<std::shared_ptr<Connection>> Connection::Connect(IoPool& io,
+                                                                const std::string& address,
+                                                                absl::Duration timeout,
+                                                                const ConnectionOptions& options) {
+  auto promise = std::make_shared<std::promise<absl::StatusOr<std::shared_ptr<Connection>>>>();
+  auto future = promise->get_future();
+  AsyncConnect(io, address, timeout, options,
+               [promise](absl::StatusOr<std::shared_ptr<Connection>> result) {
+                 promise->set_value(std::move(result));
+               });
+  return future.get();
+}
+
+// ---- Lifetime --------------------------------------------------------------------------
+
+Connection::Connection(IoPool& io, asio::ip::tcp::socket socket, const ConnectionOptions& options,
+                       bool authenticated)
+    : io_(io),
+      strand_(asio::make_strand(io.context())),
+      socket_(std::move(socket)),
+      fd_(socket_.native_handle()),
+      options_(options),
+      peer_(Endpoint(socket_)),
+      authenticated_(authenticated),
+      buffer_(std::make_unique<ReadBuffer>()),
+      liveness_timer_(io.context()),
+      hello_timer_(io.context()) {
+  SetSocketOptions(fd_, options_);
+  last_receive_ = last_ping_ = Clock::now();
+}
+
+Connection::~Connection() {
+  std::error_code ignored;
+  socket_.close(ignored);
+}
+
+void Connection::Start(Handlers handlers) {
+  asio::post(strand_, [self = shared_from_this(), handlers = std::move(handlers)]() mutable {
+    self->handlers_ = std::move(handlers);
+    self->StartOnStrand();
+  });
+}
+
+void Connection::StartServer(HelloHandler on_hello,
+                             std::shared_ptr<std::atomic<int>> unauthenticated) {
+  asio::post(strand_, [self = shared_from_this(), on_hello = std::move(on_hello),
+                       unauthenticated = std::move(unauthenticated)]() mutable {
+    self->on_hello_ = std::move(on_hello);
+    self->unauthenticated_ = std::move(unauthenticated);
+    if (!self->authenticated_) {
+      self->hello_timer_.expires_after(ToChrono(self->options_.hello_timeout));
+      self->hello_timer_.async_wait(
+          asio::bind_executor(self->strand_, [self](const std::error_code& error) {
+            if (error || self->authenticated_ || self->closed()) return;
+            LUMEN_LOG(WARNING) << "closing connection from " << self->peer_ << ": no hello within "
+                               << absl::FormatDuration(self->options_.hello_timeout);
+            self->Close("no hello within the deadline");
+          }));
+    }
+    self->StartOnStrand();
+  });
+}
+
+void Connection::StartOnStrand() {
+  if (closed()) {
+    FinishClose();
+    return;
+  }
+  last_receive_ = last_ping_ = Clock::now();
+  ArmLiveness();
+  DoRead();
+}
+
+void Connection::LeaveUnauthenticated() {
+  if (unauthenticated_ != nullptr) {
+    unauthenticated_->fetch_sub(1);
+    unauthenticated_.reset();
+  }
+}
+
+void Connection::Close(const std::string& reason) {
+  if (closed_.exchange(true, std::memory_order_acq_rel)) return;
+  {
+    absl::MutexLock lock(&mu_);
+    close_reason_ = reason;
+    written_.SignalAll();
+  }
+  // Wakes the pending read at once; the descriptor itself is closed by the destructor, so a
+  // thread still writing to it never hits a reused descriptor number.
+  ::shutdown(fd_, SHUT_RDWR);
+  asio::post(strand_, [self = shared_from_this()] { self->FinishClose(); });
+}
+
+void Connection::FinishClose() {
+  if (close_finished_) return;
+  close_finished_ = true;
+  liveness_timer_.cancel();
+  hello_timer_.cancel();
+  LeaveUnauthenticated();
+  std::string reason;
+  {
+    absl::MutexLock lock(&mu_);
+    reason = close_reason_;
+    pending_.clear();
+    pending_.shrink_to_fit();
+  }
+  Handlers handlers = std::move(handlers_);
+  handlers_ = Handlers();
+  on_hello_ = nullptr;
+  if (handlers.on_close) handlers.on_close(*this, reason);
+}
+
+// ---- Reading ---------------------------------------------------------------------------
+
+void Connection::DoRead() {
+  if (reading_ || closed() || read_paused_.load(std::memory_order_acquire)) return;
+  size_t want = kReadChunk;
+  if (!authenticated_) {
+    // Before the hello, only as much as a hello may take.
+    want = options_.max_hello_bytes + 4 - std::min(buffer_->used(), options_.max_hello_bytes + 4);
+    if (want == 0) want = 1;
+  } else if (buffer_->used() >= 4) {
+    // Part of a large frame: grow with what has arrived, at most doubling.
+    uint32_t size = 0;
+    std::memcpy(&size, buffer_->data() + buffer_->begin, 4);
+    const size_t missing = 4 + static_cast<size_t>(size) - buffer_->used();
+    want = std::clamp(missing, kReadChunk, std::max(kReadChunk, buffer_->used()));
+  }
+  buffer_->Reserve(want);
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(buffer_->data() + buffer_->end, want),
+      asio::bind_executor(strand_,
+                          [self = shared_from_this()](const std::error_code& error, size_t bytes) {
+                            self->OnRead(error, bytes);
+                          }));
+}
+
+void Connection::OnRead(const std::error_code& error, size_t bytes) {
+  reading_ = false;
+  if (closed()) {
+    FinishClose();
+    return;
+  }
+  if (error) {
+    Close(error == asio::error::eof ? "the peer closed the connection" : error.message());
+    return;
+  }
+  last_receive_ = Clock::now();
+  buffer_->end += bytes;
+  if (!HandleFrames()) return;
+  if (handlers_.on_batch_end) handlers_.on_batch_end(*this);
+  buffer_->ShrinkIfEmpty();
+  DoRead();
+}
+
+bool Connection::HandleFrames() {
+  ReadBuffer& buffer = *buffer_;
+  while (buffer.used() >= 4) {
+    uint32_t size = 0;
+    std::memcpy(&size, buffer.data() + buffer.begin, 4);
+    const size_t limit = authenticated_ ? options_.max_frame_bytes : options_.max_hello_bytes;
+    if (size > limit) {
+      LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": a frame of " << size
+                         << " bytes exceeds the limit of " << limit << " bytes"
+                         << (authenticated_ ? "" : " before the hello");
+      Close("oversized frame");
+      return false;
+    }
+    if (buffer.used() < 4 + static_cast<size_t>(size)) return true;
+    frame_.Clear();
+    const bool parsed =
+        frame_.ParseFromArray(buffer.data() + buffer.begin + 4, static_cast<int>(size));
+    buffer.begin += 4 + size;
+    if (!parsed) {
+      LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": a frame of " << size
+                         << " bytes does not parse";
+      Close("malformed frame");
+      return false;
+    }
+    if (!authenticated_) {
+      if (!OnHello(frame_)) return false;
+      continue;
+    }
+    if (frame_.has_ping()) {
+      SendControl(/*ping=*/false);
+      continue;
+    }
+    if (frame_.has_pong()) continue;
+    if (handlers_.on_frame) handlers_.on_frame(*this, frame_);
+    if (closed()) {
+      FinishClose();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Connection::OnHello(proto::Frame& frame) {
+  if (!frame.has_hello()) {
+    LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": the first frame is not a hello";
+    Close("no hello");
+    return false;
+  }
+  Handlers handlers;
+  if (on_hello_) handlers = on_hello_(*this, frame.hello());
+  if (!handlers.on_frame) {
+    LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": missing or wrong cluster token";
+    Close("rejected hello");
+    return false;
+  }
+  authenticated_ = true;
+  hello_timer_.cancel();
+  LeaveUnauthenticated();
+  handlers_ = std::move(handlers);
+  return true;
+}
+
+void Connection::PauseReading() { read_paused_.store(true, std::memory_order_release); }
+
+void Connection::ResumeReading() {
+  if (!read_paused_.exchange(false, std::memory_order_acq_rel)) return;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->last_receive_ = Clock::now();  // silence while paused was ours
+    self->DoRead();
+  });
+}
+
+// ---- Liveness --------------------------------------------------------------------------
+
+void Connection::ArmLiveness() {
+  liveness_timer_.expires_after(ToChrono(std::min(options_.ping_interval, absl::Seconds(1))));
+  liveness_timer_.async_wait(
+      asio::bind_executor(strand_, [self = shared_from_this()](const std::error_code& error) {
+        if (!error) self->OnLivenessTick();
+      }));
+}
+
+void Connection::OnLivenessTick() {
+  if (closed()) return;
+  const auto now = Clock::now();
+  if (read_paused_.load(std::memory_order_acquire)) {
+    last_receive_ = now;  // we are not reading: the peer's silence is not the peer's
+  } else if (now - last_receive_ >= ToChrono(options_.peer_timeout)) {
+    LUMEN_LOG(WARNING) << "closing connection to " << peer_ << ": nothing received for "
+                       << absl::FormatDuration(options_.peer_timeout);
+    Close(absl::StrCat("the peer ", peer_, " sent nothing for ",
+                       absl::FormatDuration(options_.peer_timeout),
+                       " (process stopped or host unreachable)"));
+    return;
+  }
+  if (authenticated_ && now - last_receive_ >= ToChrono(options_.ping_interval) &&
+      now - last_ping_ >= ToChrono(options_.ping_interval)) {
+    last_ping_ = now;
+    SendControl(/*ping=*/true);
+  }
+  ArmLiveness();
+}
+
+void Connection::SendControl(bool ping) {
+  proto::Frame frame;
+  if (ping) {
+    frame.mutable_ping();
+  } else {
+    frame.mutable_pong();
+  }
+  Send(frame, /*flush=*/true);
+}
+
+// ---- Writing ---------------------------------------------------------------------------
+
+bool Connection::Send(const proto::Frame& frame, bool flush) {
+  if (closed()) return false;
+  bool overflow = false;
+  size_t queued = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    AppendFrame(&pending_, frame);
+    queued = pending_.size() + async_out_.size();
+    overflow = queued > options_.max_outbound_bytes;
+  }
+  if (overflow) {
+    LUMEN_LOG(WARNING) << "closing connection to " << peer_ << ": " << queued
+                       << " bytes queued that the peer does not read";
+    Close("the peer does not read");
+    return false;
+  }
+  if (flush) Flush();
+  return true;
+}
+
+void Connection::Flush() {
+  std::string out;
+  {
+    absl::MutexLock lock(&mu_);
+    if (writing_ || pending_.empty() || closed()) return;
+    writing_ = true;
+    out.swap(pending_);
+    pending_.swap(spare_);
+  }
+  // Writes from this thread while the kernel takes the bytes; a few rounds at most, so that
+  // a thread that keeps queueing never keeps this one writing.
+  for (int round = 0; round < 4; ++round) {
+    size_t done = 0;
+    while (done < out.size()) {
+      const ssize_t n =
+          ::send(fd_, out.data() + done, out.size() - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      const std::string reason = n < 0 ? std::strerror(errno) : "send returned 0";
+      {
+        absl::MutexLock lock(&mu_);
+        writing_ = false;
+      }
+      Close(absl::StrCat("write failed: ", reason));
+      return;
+    }
+    if (done < out.size()) {
+      out.erase(0, done);
+      asio::post(strand_, [self = shared_from_this(), rest = std::move(out)]() mutable {
+        self->WriteAsync(std::move(rest));
+      });
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    out.clear();
+    if (pending_.empty() || closed()) {
+      if (spare_.capacity() < out.capacity()) spare_.swap(out);
+      writing_ = false;
+      written_.SignalAll();
+      return;
+    }
+    out.swap(pending_);
+  }
+  asio::post(strand_, [self = shared_from_this(), rest = std::move(out)]() mutable {
+    self->WriteAsync(std::move(rest));
+  });
+}
+
+void Connection::WriteAsync(std::string bytes) {
+  if (closed()) {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    written_.SignalAll();
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    async_out_ = std::move(bytes);
+  }
+  asio::async_write(socket_, asio::buffer(async_out_),
+                    asio::bind_executor(
+                        strand_, [self = shared_from_this()](const std::error_code& error, size_t) {
+                          self->OnWritten(error);
+                        }));
+}
+
+void Connection::OnWritten(const std::error_code& error) {
+  if (error) {
+    {
+      absl::MutexLock lock(&mu_);
+      async_out_.clear();
+      writing_ = false;
+      written_.SignalAll();
+    }
+    Close(absl::StrCat("write failed: ", error.message()));
+    return;
+  }
+  std::string next;
+  {
+    absl::MutexLock lock(&mu_);
+    async_out_.clear();
+    if (pending_.empty() || closed()) {
+      writing_ = false;
+      written_.SignalAll();
+      return;
+    }
+    next.swap(pending_);
+  }
+  WriteAsync(std::move(next));
+}
+
+bool Connection::FlushAndWait(absl::Duration timeout) {
+  Flush();
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::MutexLock lock(&mu_);
+  while (writing_ || !pending_.empty()) {
+    if (closed()) return false;
+    if (!writing_) {
+      // Queued by another thread after our flush, and nobody writes it: write it ourselves.
+      mu_.Unlock();
+      Flush();
+      mu_.Lock();
+      continue;
+    }
+    if (written_.WaitWithDeadline(&mu_, deadline)) return false;
+  }
+  return !closed();
+}
+
+size_t Connection::outbound_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return pending_.size();
+}
+
+}  // namespace lumen::net

@@ -1,0 +1,182 @@
+// One long-lived TCP connection of the fast path: length-prefixed proto::Frame messages (a
+// 4-byte little-endian length, then the frame), served by an IoPool.
+//
+//   auto conn = Connection::Connect(io, "127.0.0.1:4242", absl::Seconds(5));
+//   (*conn)->Start({.on_frame = ..., .on_close = ...});
+//   (*conn)->Send(MakeHello(token, self_address));   // the first frame a server accepts
+//   (*conn)->Send(frame, /*flush=*/false); ... (*conn)->Flush();   // many frames, one write
+//
+// Reading: frames are handled in arrival order on the connection's strand (an I/O thread);
+// handlers must not block. The read buffer grows only as bytes arrive, never to a size a peer
+// merely claims. A frame over the limit, bytes that do not parse, or a server-side connection
+// whose first frame is not a valid hello within the deadline close this connection only, with
+// one log line. PauseReading stops reading (TCP flow control then holds the peer back).
+//
+// Writing never blocks: Send appends to an outbound queue; Flush writes what is queued from the
+// calling thread while the socket takes it, and hands the rest to the I/O thread, which
+// coalesces everything queued meanwhile into its next write. A peer that does not read is
+// closed once its queue passes ConnectionOptions::max_outbound_bytes.
+//
+// Liveness: TCP keepalive, and a ping after ping_interval without incoming bytes; a peer that
+// sends nothing for peer_timeout is declared gone (the connection closes with that reason).
+//
+// Thread-safe. on_close runs once, on the strand, after the last on_frame.
+#pragma once
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "net/io_pool.h"
+#include "proto/wire.pb.h"
+
+namespace lumen::net {
+
+struct ConnectionOptions {
+  // Largest frame from an authenticated peer.
+  size_t max_frame_bytes = size_t{64} << 20;
+  // Server side: the hello must be the first frame, at most this large, within hello_timeout.
+  size_t max_hello_bytes = 4096;
+  absl::Duration hello_timeout = absl::Seconds(2);
+  // Idle for ping_interval: ping. Nothing received for peer_timeout: the peer is gone.
+  absl::Duration ping_interval = absl::Seconds(1);
+  absl::Duration peer_timeout = absl::Seconds(10);
+  // Bytes queued for a peer that does not read before the connection is closed.
+  size_t max_outbound_bytes = size_t{1} << 30;
+
+  // Defaults, with $LUMEN_PEER_TIMEOUT_MS and $LUMEN_PING_INTERVAL_MS applied.
+  static ConnectionOptions FromEnvironment();
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  struct Handlers {
+    std::function<void(Connection&, proto::Frame&)> on_frame;
+    // After the frames of one read were handled: a good moment to flush what they queued.
+    std::function<void(Connection&)> on_batch_end;
+    std::function<void(Connection&, const std::string& reason)> on_close;
+  };
+  // Server side: decides on a peer's hello. Returns the handlers for an accepted peer, or
+  // handlers with no on_frame to reject it (the connection then closes).
+  using HelloHandler = std::function<Handlers(Connection&, const proto::Hello&)>;
+  using ConnectCallback = std::function<void(absl::StatusOr<std::shared_ptr<Connection>>)>;
+
+  // Connects to host:port. `done` runs once, on an I/O thread. UNAVAILABLE naming the address
+  // on failure or timeout; INVALID_ARGUMENT for a malformed address.
+  static void AsyncConnect(IoPool& io, const std::string& address, absl::Duration timeout,
+                           const ConnectionOptions& options, ConnectCallback done);
+  // The same, waiting for the result. Not on an I/O thread.
+  static absl::StatusOr<std::shared_ptr<Connection>> Connect(
+      IoPool& io, const std::string& address, absl::Duration timeout,
+      const ConnectionOptions& options = ConnectionOptions::FromEnvironment());
+
+  // Takes a connected socket. A server-side connection starts unauthenticated.
+  Connection(IoPool& io, asio::ip::tcp::socket socket, const ConnectionOptions& options,
+             bool authenticated);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Client side (or an authenticated server side): starts reading. Call once.
+  void Start(Handlers handlers);
+  // Server side: starts reading; the first frame must be a hello that `on_hello` accepts.
+  // `unauthenticated` (optional) is decremented once the connection leaves that state.
+  void StartServer(HelloHandler on_hello, std::shared_ptr<std::atomic<int>> unauthenticated);
+
+  // Queues `frame`; with flush, writes what is queued now. False once closed.
+  bool Send(const proto::Frame& frame, bool flush = true);
+  void Flush();
+  // Flushes, then waits until everything queued so far was handed to the kernel, the
+  // connection closed, or `timeout` passed. Not on an I/O thread. True if all was handed over.
+  bool FlushAndWait(absl::Duration timeout);
+
+  // Closes (idempotent). on_close gets `reason`.
+  void Close(const std::string& reason = "closed locally");
+  void PauseReading();
+  void ResumeReading();
+
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // "ip:port" of the other end.
+  const std::string& peer() const { return peer_; }
+  // Bytes queued and not yet handed to the kernel.
+  size_t outbound_bytes() const;
+
+  // Free for the owner of the connection.
+  std::atomic<uint64_t> tag{0};
+
+ private:
+  class ReadBuffer;
+
+  void StartOnStrand();
+  void DoRead();
+  void OnRead(const std::error_code& error, size_t bytes);
+  // Handles every complete frame in the buffer; false if the connection closed.
+  bool HandleFrames();
+  bool OnHello(proto::Frame& frame);
+  void ArmLiveness();
+  void OnLivenessTick();
+  void SendControl(bool ping);
+  void WriteAsync(std::string bytes);
+  void OnWritten(const std::error_code& error);
+  void FinishClose();
+  void LeaveUnauthenticated();
+
+  // Set at construction.
+  IoPool& io_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::ip::tcp::socket socket_;
+  const int fd_;
+  const ConnectionOptions options_;
+  const std::string peer_;
+
+  // Only touched on the strand.
+  Handlers handlers_;
+  HelloHandler on_hello_;
+  std::shared_ptr<std::atomic<int>> unauthenticated_;
+  bool authenticated_;
+  bool reading_ = false;
+  bool close_finished_ = false;
+  std::unique_ptr<ReadBuffer> buffer_;
+  proto::Frame frame_;
+  asio::steady_timer liveness_timer_;
+  asio::steady_timer hello_timer_;
+  std::chrono::steady_clock::time_point last_receive_;
+  std::chrono::steady_clock::time_point last_ping_;
+
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> read_paused_{false};
+
+  mutable absl::Mutex mu_;
+  absl::CondVar written_;
+  std::string pending_ ABSL_GUARDED_BY(mu_);
+  std::string spare_ ABSL_GUARDED_BY(mu_);
+  // Bytes the I/O thread is writing: assigned under mu_, read by the write in progress.
+  std::string async_out_;
+  // A thread (direct Flush) or the I/O thread (WriteAsync) is writing; the others only queue.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::string close_reason_ ABSL_GUARDED_BY(mu_);
+};
+
+// The hello a client sends first: the cluster token, and the sender's own fast-path address
+// (naming it as a borrower), and for node-manager clients their client id.
+proto::Frame MakeHello(const std::string& token, const std::string& address,
+                       uint64_t client_id = 0);
+
+// Compares secrets in time that depends only on their lengths.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+// Splits "host:port"; INVALID_ARGUMENT with the text if malformed.
+absl::Status ParseHostPort(const std::string& address, std::string* host, int* port);
+
+}  // namespace lumen::net

@@ -1,0 +1,121 @@
+#include "net/listener.h"
+
+#include <asio/post.hpp>
+#include <chrono>
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+
+namespace lumen::net {
+
+struct Listener::State {
+  State(IoPool& pool, asio::ip::tcp::acceptor acceptor_in)
+      : io(pool), acceptor(std::move(acceptor_in)), retry(pool.context()) {}
+  IoPool& io;
+  asio::ip::tcp::acceptor acceptor;
+  asio::steady_timer retry;
+  std::string token;
+  ConnectionOptions options;
+  AcceptHandler on_accept;
+  int max_unauthenticated = kDefaultMaxUnauthenticated;
+  std::shared_ptr<std::atomic<int>> unauthenticated;
+  std::atomic<bool> stopped{false};
+  int64_t refused = 0;  // only touched by the accept handler, which runs one at a time
+};
+
+absl::StatusOr<std::unique_ptr<Listener>> Listener::Start(IoPool& io, const std::string& host,
+                                                          int port, std::string token,
+                                                          ConnectionOptions options,
+                                                          AcceptHandler on_accept,
+                                                          int max_unauthenticated) {
+  std::error_code error;
+  const asio::ip::address ip =
+      asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, error);
+  if (error) {
+    return absl::InvalidArgumentError(absl::StrCat("'", host, "' is not an IPv4 address"));
+  }
+  asio::ip::tcp::acceptor acceptor(io.context());
+  const asio::ip::tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
+  acceptor.open(endpoint.protocol(), error);
+  if (!error) acceptor.set_option(asio::socket_base::reuse_address(true), error);
+  if (!error) acceptor.bind(endpoint, error);
+  if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
+  if (error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", error.message()));
+  }
+  const int bound = acceptor.local_endpoint().port();
+  auto state = std::make_shared<State>(io, std::move(acceptor));
+  state->token = std::move(token);
+  state->options = options;
+  state->on_accept = std::move(on_accept);
+  state->max_unauthenticated = max_unauthenticated;
+  state->unauthenticated = std::make_shared<std::atomic<int>>(0);
+  std::unique_ptr<Listener> listener(new Listener(state, bound));
+  asio::post(io.context(), [state] { AcceptNext(state); });
+  return listener;
+}
+
+Listener::Listener(std::shared_ptr<State> state, int port)
+    : state_(std::move(state)), unauthenticated_(state_->unauthenticated), port_(port) {}
+
+Listener::~Listener() { Stop(); }
+
+void Listener::Stop() {
+  if (state_->stopped.exchange(true)) return;
+  // Closing the acceptor must happen where its operations run.
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  asio::post(state_->io.context(), [state = state_, done] {
+    std::error_code ignored;
+    state->acceptor.close(ignored);
+    state->retry.cancel();
+    done->set_value();
+  });
+  if (IoPool::OnIoThread()) return;
+  future.wait_for(std::chrono::seconds(5));
+}
+
+void Listener::AcceptNext(const std::shared_ptr<State>& state) {
+  if (state->stopped.load()) return;
+  state->acceptor.async_accept([state](const std::error_code& error, asio::ip::tcp::socket socket) {
+    if (state->stopped.load()) return;
+    if (error) {
+      // Transient (ENOBUFS, ENOMEM, EMFILE, ENFILE, EPROTO, ECONNABORTED ...): pause, go on.
+      LUMEN_LOG(WARNING) << "accept failed: " << error.message() << "; retrying";
+      state->retry.expires_after(std::chrono::milliseconds(50));
+      state->retry.async_wait([state](const std::error_code& e) {
+        if (!e) AcceptNext(state);
+      });
+      return;
+    }
+    if (state->unauthenticated->load() >= state->max_unauthenticated) {
+      if (state->refused++ % 100 == 0) {
+        LUMEN_LOG(WARNING) << "refusing a connection: " << state->max_unauthenticated
+                           << " connections have not sent their hello yet (" << state->refused
+                           << " refused so far)";
+      }
+      std::error_code ignored;
+      socket.close(ignored);
+      AcceptNext(state);
+      return;
+    }
+    state->unauthenticated->fetch_add(1);
+    auto conn = std::make_shared<Connection>(state->io, std::move(socket), state->options,
+                                             /*authenticated=*/false);
+    std::weak_ptr<State> weak = state;
+    conn->StartServer(
+        [weak](Connection& c, const proto::Hello& hello) {
+          auto s = weak.lock();
+          if (s == nullptr || s->stopped.load() || !ConstantTimeEquals(hello.token(), s->token)) {
+            return Connection::Handlers();
+          }
+          return s->on_accept(c.shared_from_this(), hello);
+        },
+        state->unauthenticated);
+    AcceptNext(state);
+  });
+}
+
+}  // namespace lumen::net
