@@ -18,7 +18,7 @@ namespace {
 
 constexpr char kCookie[] = "lumen_session";
 constexpr char kCsrfHeader[] = "X-Lumen-Request";
-constexpr size_t kMaxBody = 16 * 1024;
+constexpr size_t kMaxBody = size_t{16} * 1024;
 constexpr size_t kMaxSessions = 64;
 constexpr absl::Duration kSessionLifetime = absl::Hours(12);
 
@@ -204,7 +204,7 @@ void DashboardServer::Route() {
     return httplib::Server::HandlerResponse::Handled;
   });
   http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
+      [](const httplib::Request&, httplib::Response& response, const std::exception_ptr& error) {
         std::string what = "unknown error";
         try {
           std::rethrow_exception(error);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
@@ -83,7 +84,7 @@ void JobManager::StartLocked(Job& job) {
   internal::SpawnOptions spawn;
   // The shell changes to the working directory and becomes the command (found in PATH); its
   // errors ("can't cd", "not found") land in the job's log.
-  spawn.argv = {"/bin/sh", "-c", "cd -- \"$1\" && shift && exec \"$@\"", "lumen-job",
+  spawn.argv = {"/bin/sh", "-c", R"(cd -- "$1" && shift && exec "$@")", "lumen-job",
                 job.working_dir};
   spawn.argv.insert(spawn.argv.end(), job.argv.begin(), job.argv.end());
   spawn.env = {{"LUMEN_ADDRESS", options_.head_address},
@@ -249,7 +250,8 @@ nlohmann::json JobManager::ToJson(const Job& job) {
 nlohmann::json JobManager::List() const {
   absl::MutexLock lock(&mu_);
   nlohmann::json rows = nlohmann::json::array();
-  for (auto it = jobs_.rbegin(); it != jobs_.rend(); ++it) rows.push_back(ToJson(it->second));
+  for (const auto& [seq, job] : jobs_) rows.push_back(ToJson(job));
+  std::reverse(rows.begin(), rows.end());  // newest first
   return rows;
 }
 

@@ -18,7 +18,7 @@ namespace {
 
 constexpr size_t kDefaultLimit = 1000;
 constexpr size_t kMaxLimit = 100'000;
-constexpr int64_t kDefaultLogBytes = 64 * 1024;
+constexpr int64_t kDefaultLogBytes = int64_t{64} * 1024;
 constexpr size_t kMaxSamples = 300;  // 10 minutes at one sample every 2 s
 constexpr absl::Duration kNodeRpcTimeout = absl::Seconds(3);
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace lumen::dashboard {
 namespace {
@@ -209,8 +210,8 @@ TEST_CASE("paths from the request never reach the file system", "[dashboard]") {
   };
   for (const std::string& target : targets) {
     INFO(target);
-    const int status = f.RawStatus("GET " + target + " HTTP/1.1\r\nHost: x\r\n" + auth +
-                                   "Connection: close\r\n\r\n");
+    const int status = f.RawStatus(absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: x\r\n", auth,
+                                                "Connection: close\r\n\r\n"));
     CHECK((status == 404 || status == 400));
     CHECK_FALSE(absl::StrContains(f.last_raw, "root:"));
     // Without the token, the same paths get 401.
@@ -228,7 +229,7 @@ TEST_CASE("request bodies and headers are bounded", "[dashboard]") {
   Fixture f;
   httplib::Headers headers = f.Bearer();
   headers.emplace("X-Lumen-Request", "1");
-  auto big = f.client->Post("/login", headers, std::string(64 * 1024, 'x'), "text/plain");
+  auto big = f.client->Post("/login", headers, std::string(size_t{64} * 1024, 'x'), "text/plain");
   REQUIRE(big);
   CHECK(big->status == 413);
   const int long_header =

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/integration/harness.h"
 
 using Catch::Matchers::Contains;
@@ -199,7 +200,7 @@ TEST_CASE(
     REQUIRE(Run({"lumen", "job", "submit", "--no-wait", cluster.TempDirFlag(), "--", "sleep", "60"})
                 .exit_code == 0);
     const httplib::Headers csrf = {{"X-Lumen-Request", "1"}};
-    auto login = api.client().Post("/login", csrf, "{\"token\": \"" + api.token() + "\"}",
+    auto login = api.client().Post("/login", csrf, nlohmann::json{{"token", api.token()}}.dump(),
                                    "application/json");
     REQUIRE(login);
     REQUIRE(login->status == 200);
@@ -223,18 +224,18 @@ TEST_CASE(
     const std::vector<std::string> log_params = {"actor", "task", "worker", "node", "job"};
     for (const std::string& attack : kAttacks) {
       for (const std::string& param : log_params) {
-        const std::string path = "/api/logs?" + param + "=" + attack;
+        const std::string path = absl::StrCat("/api/logs?", param, "=", attack);
         INFO(path);
         const auto [status, body] = api.Get(path);
         CHECK(status == 400);
         CHECK_THAT(body, !Contains("root:"));
       }
       for (const char* param : {"offset", "max_bytes"}) {
-        const std::string path = "/api/logs?job=job-1&" + std::string(param) + "=" + attack;
+        const std::string path = absl::StrCat("/api/logs?job=job-1&", param, "=", attack);
         INFO(path);
         CHECK(api.Get(path).first == 400);
       }
-      const std::string with_node = "/api/logs?worker=" + worker_id + "&node=" + attack;
+      const std::string with_node = absl::StrCat("/api/logs?worker=", worker_id, "&node=", attack);
       CHECK(api.Get(with_node).first == 400);
       // Filters compare values; a path matches nothing and opens nothing.
       const std::vector<std::pair<std::string, std::string>> filters = {
@@ -242,7 +243,7 @@ TEST_CASE(
           {"tasks", "task_id"},   {"tasks", "function"},  {"tasks", "worker_id"},
           {"objects", "node_id"}, {"jobs", "job_id"},     {"placement-groups", "name"}};
       for (const auto& [resource, key] : filters) {
-        const std::string path = "/api/" + resource + "?" + key + "=" + attack;
+        const std::string path = absl::StrCat("/api/", resource, "?", key, "=", attack);
         INFO(path);
         const auto [status, body] = api.Get(path);
         CHECK((status == 200 || status == 400));

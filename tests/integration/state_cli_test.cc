@@ -62,7 +62,7 @@ CommandResult Submit(const TestCluster& cluster, const std::vector<std::string>&
                      const std::vector<std::string>& command, double timeout_seconds = 120) {
   std::vector<std::string> argv = {"lumen", "job", "submit", cluster.TempDirFlag()};
   argv.insert(argv.end(), flags.begin(), flags.end());
-  argv.push_back("--");
+  argv.emplace_back("--");
   argv.insert(argv.end(), command.begin(), command.end());
   return Run(argv, timeout_seconds);
 }
