@@ -29,6 +29,9 @@ int Stop(const std::string& temp_dir);
 int Status(const std::string& address, const std::string& temp_dir, bool json);
 int PrintAuthToken(const std::string& temp_dir);
 
+// "0 B", "1.5 KiB", "8.0 MiB" ...
+std::string FormatBytes(double bytes);
+
 // The head address and token for commands that talk to a cluster: --address / LUMEN_ADDRESS,
 // else the live head of the local session. False (with a message on stderr) if none.
 bool ResolveCluster(const std::string& address_flag, const std::string& temp_dir,

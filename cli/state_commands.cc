@@ -38,17 +38,6 @@ std::string Cut(std::string text) {
   return text;
 }
 
-std::string Bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrFormat("%.0f %s", bytes, units[unit])
-                   : absl::StrFormat("%.1f %s", bytes, units[unit]);
-}
-
 std::string Resources(const nlohmann::json& map) {
   std::vector<std::string> parts;
   for (const auto& [name, amount] : map.items())
@@ -119,8 +108,8 @@ const std::map<std::string, ListColumns>& Columns() {
                   Text(r["state"]),
                   r["is_head"].get<bool>() ? "True" : "False",
                   absl::StrFormat("%g / %g", total - free, total),
-                  absl::StrCat(Bytes(r["store_used"].get<double>()), " / ",
-                               Bytes(r["store_capacity"].get<double>())),
+                  absl::StrCat(FormatBytes(r["store_used"].get<double>()), " / ",
+                               FormatBytes(r["store_capacity"].get<double>())),
                   Text(r["num_workers"])};
         }}},
       {"actors",
@@ -159,7 +148,7 @@ const std::map<std::string, ListColumns>& Columns() {
       {"objects",
        {{"OBJECT_ID", "SIZE", "STATE", "NODE_ID", "OWNER", "REFERENCE"},
         [](const nlohmann::json& r) -> std::vector<std::string> {
-          return {Text(r["object_id"]), Bytes(r["size"].get<double>()),
+          return {Text(r["object_id"]), FormatBytes(r["size"].get<double>()),
                   Text(r["state"]),     Text(r["node_id"]),
                   Text(r["owner"]),     Text(r["reference"])};
         }}},
@@ -314,21 +303,22 @@ int Memory(const ClusterFlags& cluster, bool json) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& node : (*result)["nodes"]) {
     rows.push_back({Text(node["node_id"]), Text(node["address"]), Text(node["state"]),
-                    Bytes(node["store_used"].get<double>()),
-                    Bytes(node["store_capacity"].get<double>()), Text(node["store_objects"])});
+                    FormatBytes(node["store_used"].get<double>()),
+                    FormatBytes(node["store_capacity"].get<double>()),
+                    Text(node["store_objects"])});
   }
   std::cout << "Nodes:\n";
   PrintTable({"NODE_ID", "ADDRESS", "STATE", "USED", "CAPACITY", "OBJECTS"}, rows);
   rows.clear();
   for (const auto& owner : (*result)["store_objects_by_owner"]) {
     rows.push_back(
-        {Text(owner["owner"]), Text(owner["objects"]), Bytes(owner["bytes"].get<double>())});
+        {Text(owner["owner"]), Text(owner["objects"]), FormatBytes(owner["bytes"].get<double>())});
   }
   std::cout << "\nObjects in the store, by owner:\n";
   PrintTable({"OWNER", "OBJECTS", "BYTES"}, rows);
   rows.clear();
   for (const auto& object : (*result)["largest_objects"]) {
-    rows.push_back({Text(object["object_id"]), Bytes(object["size"].get<double>()),
+    rows.push_back({Text(object["object_id"]), FormatBytes(object["size"].get<double>()),
                     Text(object["state"]), Text(object["node_id"]), Text(object["owner"])});
   }
   std::cout << "\nLargest objects:\n";

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "common/ids.h"
 #include "common/rpc.h"
+#include "scheduler/cluster_usage.h"
 #include "scheduler/node_state_service.h"
 
 namespace lumen::scheduler {
@@ -484,31 +485,10 @@ absl::StatusOr<nlohmann::json> StateApi::Jobs(const Params& params) {
 // ---- Overview and metrics ---------------------------------------------------------------
 
 absl::StatusOr<nlohmann::json> StateApi::Overview() {
-  std::map<std::string, std::pair<double, double>> resources;  // used, total
-  uint64_t store_used = 0;
-  uint64_t store_capacity = 0;
-  uint64_t store_objects = 0;
-  int alive = 0;
-  int dead = 0;
-  for (const proto::NodeInfo& node : sources_.head->Nodes()) {
-    if (!node.alive()) {
-      ++dead;
-      continue;
-    }
-    ++alive;
-    for (const auto& [name, total] : node.total()) {
-      auto available = node.available().find(name);
-      const double free = available == node.available().end() ? 0 : available->second;
-      resources[name].first += total - free;
-      resources[name].second += total;
-    }
-    store_used += node.store_used();
-    store_capacity += node.store_capacity();
-    store_objects += node.store_objects();
-  }
+  const ClusterUsage usage = SumUsage(sources_.head->Nodes());
   nlohmann::json resource_json = nlohmann::json::object();
-  for (const auto& [name, usage] : resources) {
-    resource_json[name] = {{"used", usage.first}, {"total", usage.second}};
+  for (const auto& [name, amount] : usage.resources) {
+    resource_json[name] = {{"used", amount.used}, {"total", amount.total}};
   }
   std::map<std::string, int64_t> actor_states;
   for (const proto::ActorInfo& actor : sources_.head->actors().List()) {
@@ -525,15 +505,16 @@ absl::StatusOr<nlohmann::json> StateApi::Overview() {
   for (const auto& job : sources_.jobs->List()) {
     if (job["state"] == "RUNNING" || job["state"] == "PENDING") running_jobs.push_back(job);
   }
-  return nlohmann::json{
-      {"nodes", {{"alive", alive}, {"dead", dead}}},
-      {"resources", std::move(resource_json)},
-      {"object_store",
-       {{"used", store_used}, {"capacity", store_capacity}, {"objects", store_objects}}},
-      {"actors", actor_states},
-      {"tasks", task_states},
-      {"running_jobs", std::move(running_jobs)},
-      {"time_ms", NowMs()}};
+  return nlohmann::json{{"nodes", {{"alive", usage.alive}, {"dead", usage.dead}}},
+                        {"resources", std::move(resource_json)},
+                        {"object_store",
+                         {{"used", usage.store_used},
+                          {"capacity", usage.store_capacity},
+                          {"objects", usage.store_objects}}},
+                        {"actors", actor_states},
+                        {"tasks", task_states},
+                        {"running_jobs", std::move(running_jobs)},
+                        {"time_ms", NowMs()}};
 }
 
 nlohmann::json StateApi::Metrics() {
@@ -553,21 +534,7 @@ void StateApi::SampleLoop(absl::Duration period) {
     }
     const absl::Time now = absl::Now();
     sources_.tasks->Sweep(now);
-    double cpu_used = 0;
-    double cpu_total = 0;
-    uint64_t store_used = 0;
-    uint64_t store_capacity = 0;
-    for (const proto::NodeInfo& node : sources_.head->Nodes()) {
-      if (!node.alive()) continue;
-      auto total = node.total().find("CPU");
-      auto available = node.available().find("CPU");
-      if (total != node.total().end()) {
-        cpu_total += total->second;
-        cpu_used += total->second - (available == node.available().end() ? 0 : available->second);
-      }
-      store_used += node.store_used();
-      store_capacity += node.store_capacity();
-    }
+    ClusterUsage usage = SumUsage(sources_.head->Nodes());
     const int64_t ended = sources_.tasks->NumEnded();
     double tasks_per_second = 0;
     if (last_ended >= 0) {
@@ -578,10 +545,10 @@ void StateApi::SampleLoop(absl::Duration period) {
     last_time = now;
     absl::MutexLock lock(&samples_mu_);
     samples_.push_back({{"time_ms", absl::ToUnixMillis(now)},
-                        {"cpu_used", cpu_used},
-                        {"cpu_total", cpu_total},
-                        {"store_used", store_used},
-                        {"store_capacity", store_capacity},
+                        {"cpu_used", usage.resources["CPU"].used},
+                        {"cpu_total", usage.resources["CPU"].total},
+                        {"store_used", usage.store_used},
+                        {"store_capacity", usage.store_capacity},
                         {"tasks_per_second", tasks_per_second}});
     if (samples_.size() > kMaxSamples) samples_.pop_front();
   }
