@@ -8,19 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-${LUMEN_BUILD_DIR:-build}}
 VENV="$BUILD_DIR/test-venv"
 
-PACKAGES=(chromium chromium-driver python3-venv)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]} > 0)); then
-  echo "setup-browser-test: installing ${missing[*]}"
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/setup.sh chromium chromium-driver python3-venv
 
 if [[ ! -x "$VENV/bin/python" ]]; then
   mkdir -p "$BUILD_DIR"
