@@ -145,7 +145,9 @@ void ActorDirectory::RecordStart(State& state, Actor& actor, bool started,
     } else {
       actor.info.set_death_cause(absl::StrCat("its factory failed: ", reply.error()));
     }
+    // Its worker's log tells why the factory failed.
     if (!reply.worker_id().empty()) actor.info.set_worker_id(reply.worker_id());
+    if (!reply.node_id().empty()) actor.info.set_node_id(reply.node_id());
     LUMEN_LOG(WARNING) << Describe(actor.info) << " is dead: " << actor.info.death_cause();
     RecordDeathLocked(state, actor);
   }

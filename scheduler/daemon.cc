@@ -83,13 +83,21 @@ absl::StatusOr<int> PickFreePort(const std::string& ip) {
 }
 
 // What the head runs to be observed: the task record, jobs, the state API over gRPC and the
-// dashboard. Members in construction order; destroyed in reverse.
+// dashboard. Members in construction order; each uses those before it, so they go in reverse.
 struct HeadState {
   std::unique_ptr<TaskEventStore> tasks;
   std::unique_ptr<JobManager> jobs;
   std::unique_ptr<StateApi> api;
   std::unique_ptr<StateService> service;
   std::unique_ptr<dashboard::DashboardServer> dashboard;
+
+  void Reset() {
+    dashboard.reset();
+    service.reset();
+    api.reset();
+    jobs.reset();
+    tasks.reset();
+  }
 };
 
 absl::StatusOr<HeadState> StartHeadState(const DaemonConfig& config, const std::string& token,
@@ -301,7 +309,7 @@ int RunDaemon(const DaemonConfig& config) {
   node_manager->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server.reset();
-  observed = HeadState();
+  observed.Reset();
   node_manager.reset();
   auto unlinked = objectstore::ShmRegion::Unlink(shm_name);
   (void)unlinked;

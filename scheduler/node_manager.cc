@@ -627,6 +627,9 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   while (!created() && !stopping_) {
     if (cv_.WaitWithDeadline(&mu_, created_deadline)) break;
   }
+  // Where its log is, whatever happened.
+  reply->set_worker_id(id);
+  reply->set_node_id(config_.node_id);
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     reply->set_error("the actor's process exited before its factory returned; see logs/worker-" +
@@ -639,8 +642,6 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   } else {
     reply->set_address(it->second.address);
     reply->set_pid(it->second.pid);
-    reply->set_node_id(config_.node_id);
-    reply->set_worker_id(id);
   }
   return grpc::Status::OK;
 }

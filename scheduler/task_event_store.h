@@ -73,7 +73,8 @@ class TaskEventStore {
   // Forgets reporters silent for longer than the timeout, failing their unfinished tasks.
   void Sweep(absl::Time now);
 
-  // {"total": matching records, "rows": [newest first, at most limit]}.
+  // {"total": matching records, "rows": [newest first, at most limit],
+  //  "not_recorded_individually": tasks counted only per function (evicted or untracked)}.
   nlohmann::json List(const Query& query) const;
   // {"functions": [{"function", "type", "state_counts": {...}}], "total", ...}.
   nlohmann::json Summary() const;
