@@ -3,6 +3,7 @@
 // dashboard's /api/ endpoints serve.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>

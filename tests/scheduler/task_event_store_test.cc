@@ -225,7 +225,8 @@ TEST_CASE("the unfinished tasks of an owner that shut down or went silent fail",
     CHECK(row["state"] == "FAILED");
     CHECK(row["error_type"] == "OWNER_DIED");
     CHECK_THAT(row["error"].get<std::string>(), Catch::Contains("pid 100"));
-    for (const auto& function : store.Summary()["functions"]) {
+    const nlohmann::json summary = store.Summary();
+    for (const auto& function : summary["functions"]) {
       if (function["function"] == "Fast") CHECK(function["state_counts"]["FAILED"] == 5);
     }
   }
