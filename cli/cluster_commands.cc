@@ -4,6 +4,7 @@
 
 #include <climits>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include "common/rpc.h"
 #include "common/session.h"
 #include "proto/control.grpc.pb.h"
+#include "scheduler/cluster_usage.h"
 #include "scheduler/daemon.h"
 
 namespace lumen::cli {
@@ -26,17 +28,6 @@ std::string TempDirOr(const std::string& temp_dir) {
 int Fail(const std::string& command, const std::string& message) {
   std::cerr << "lumen " << command << ": " << message << "\n";
   return 1;
-}
-
-std::string Bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrFormat("%.0f %s", bytes, units[unit])
-                   : absl::StrFormat("%.1f %s", bytes, units[unit]);
 }
 
 std::string Shape(const google::protobuf::Map<std::string, double>& shape) {
@@ -79,7 +70,26 @@ absl::StatusOr<internal::Session> ReopenHeadSession(const std::string& dir, int*
   return session;
 }
 
+// The URL the head recorded in the session folder, or "" if it runs no dashboard.
+std::string DashboardUrl(const internal::Session& session) {
+  std::ifstream file(session.dir() + "/" + scheduler::kDashboardUrlFile);
+  std::string url;
+  std::getline(file, url);
+  return url;
+}
+
 }  // namespace
+
+std::string FormatBytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrFormat("%.0f %s", bytes, units[unit])
+                   : absl::StrFormat("%.1f %s", bytes, units[unit]);
+}
 
 int Start(const StartOptions& options) {
   if (options.head == !options.address.empty()) {
@@ -99,6 +109,8 @@ int Start(const StartOptions& options) {
   config.num_cpus = options.num_cpus;
   config.object_store_memory = options.object_store_memory;
   config.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  config.dashboard_host = options.dashboard_host;
+  config.dashboard_port = options.dashboard_port;
   if (!options.resources_json.empty()) {
     try {
       const auto json = nlohmann::json::parse(options.resources_json);
@@ -167,8 +179,11 @@ int Start(const StartOptions& options) {
   if (options.head) {
     std::cout << "Lumen head " << (options.session_dir.empty() ? "started" : "restarted") << " at "
               << *address << " (pid " << pid << ").\n"
-              << "  Session:   " << session->dir() << "\n"
-              << "  Add nodes: lumen start --address=" << *address
+              << "  Session:   " << session->dir() << "\n";
+    if (auto url = DashboardUrl(*session); !url.empty()) {
+      std::cout << "  Dashboard: " << url << " (log in with `lumen get-auth-token`)\n";
+    }
+    std::cout << "  Add nodes: lumen start --address=" << *address
               << " --token=$(lumen get-auth-token)\n"
               << "  Drivers on this machine connect by themselves; elsewhere set "
                  "LUMEN_ADDRESS="
@@ -266,39 +281,22 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   }
   std::cout << "======== Lumen cluster at " << address << " ========\n";
   std::cout << "Session: " << status.session_dir() << "\n\nNodes\n";
-  std::map<std::string, std::pair<double, double>> resources;  // name -> (used, total)
-  uint64_t store_used = 0;
-  uint64_t store_capacity = 0;
-  uint64_t store_objects = 0;
-  uint64_t store_pinned = 0;
-  int alive = 0;
   for (const auto& node : status.nodes()) {
     std::cout << absl::StrFormat(" %-16s %-21s %-5s %s  workers %d  heartbeat %d ms ago\n",
                                  node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
                                  node.is_head() ? "head" : "node", node.num_workers(),
                                  node.last_heartbeat_ms());
-    if (!node.alive()) continue;
-    ++alive;
-    for (const auto& [name, total] : node.total()) {
-      auto available = node.available().find(name);
-      const double free = available == node.available().end() ? 0 : available->second;
-      resources[name].first += total - free;
-      resources[name].second += total;
-    }
-    store_used += node.store_used();
-    store_capacity += node.store_capacity();
-    store_objects += node.store_objects();
-    store_pinned += node.store_pinned_objects();
   }
-  std::cout << "\nResources (used / total, " << alive << " live " << (alive == 1 ? "node" : "nodes")
-            << ")\n";
-  for (const auto& [name, usage] : resources) {
-    std::cout << absl::StrFormat(" %-10s %g / %g\n", name, usage.first, usage.second);
+  const scheduler::ClusterUsage usage = scheduler::SumUsage(status.nodes());
+  std::cout << "\nResources (used / total, " << usage.alive << " live "
+            << (usage.alive == 1 ? "node" : "nodes") << ")\n";
+  for (const auto& [name, amount] : usage.resources) {
+    std::cout << absl::StrFormat(" %-10s %g / %g\n", name, amount.used, amount.total);
   }
-  std::cout << "\nObject store\n " << Bytes(static_cast<double>(store_used)) << " / "
-            << Bytes(static_cast<double>(store_capacity)) << " used, " << store_objects
-            << (store_objects == 1 ? " object" : " objects") << ", " << store_pinned
-            << " pinned by readers\n";
+  std::cout << "\nObject store\n " << FormatBytes(static_cast<double>(usage.store_used)) << " / "
+            << FormatBytes(static_cast<double>(usage.store_capacity)) << " used, "
+            << usage.store_objects << (usage.store_objects == 1 ? " object" : " objects") << ", "
+            << usage.store_pinned_objects << " pinned by readers\n";
   std::cout << "\nPending demands\n";
   bool any = false;
   for (const auto& node : status.nodes()) {

@@ -22,6 +22,8 @@ struct StartOptions {
   // Heads: reopen this existing session folder (its token and durable state) instead of
   // making a new one.
   std::string session_dir;
+  std::string dashboard_host = "127.0.0.1";
+  int dashboard_port = 8265;  // 0: any free port; -1: none
 };
 
 // Each returns the process exit code and prints errors to stderr.
@@ -29,6 +31,9 @@ int Start(const StartOptions& options);
 int Stop(const std::string& temp_dir);
 int Status(const std::string& address, const std::string& temp_dir, bool json);
 int PrintAuthToken(const std::string& temp_dir);
+
+// "0 B", "1.5 KiB", "8.0 MiB" ...
+std::string FormatBytes(double bytes);
 
 // The head address and token for commands that talk to a cluster: --address / LUMEN_ADDRESS,
 // else the live head of the local session. False (with a message on stderr) if none.

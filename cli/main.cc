@@ -8,7 +8,9 @@
 #include "bench/microbenchmarks.h"
 #include "cli/cluster_commands.h"
 #include "cli/dfs_commands.h"
+#include "cli/job_commands.h"
 #include "cli/pi.h"
+#include "cli/state_commands.h"
 #include "lumen/lumen.h"
 #include "scheduler/daemon.h"
 
@@ -53,6 +55,13 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--session-dir", start.session_dir,
                         "heads: restart on this existing session folder, keeping its token, KV "
                         "store and (unless --port is given) port");
+  start_cmd
+      ->add_option("--dashboard-host", start.dashboard_host, "address the dashboard listens on")
+      ->default_val("127.0.0.1");
+  start_cmd
+      ->add_option("--dashboard-port", start.dashboard_port,
+                   "dashboard HTTP port (head; default 8265, 0 = any free, -1 = no dashboard)")
+      ->check(CLI::Range(-1, 65535));
   add_temp_dir(start_cmd);
 
   CLI::App* stop_cmd = app.add_subcommand("stop", "stop the processes of this machine's session");
@@ -136,8 +145,110 @@ int main(int argc, char** argv) {
   dfs_bench_cmd->add_option("--address", dfs.address,
                             "head HOST:PORT (default: the local cluster)");
   add_temp_dir(dfs_bench_cmd);
+  // State of the cluster: list, summary, memory, logs (the dashboard's API, as tables).
+  lumen::cli::ClusterFlags cluster;
+  auto add_cluster = [&](CLI::App* command) {
+    command->add_option("--address", cluster.address,
+                        "head HOST:PORT (default: the local cluster)");
+    command->add_option("--temp-dir", cluster.temp_dir,
+                        "where session folders live (default $LUMEN_TEMP_DIR or /tmp/lumen)");
+  };
+  lumen::cli::ListOptions list;
+  CLI::App* list_cmd = app.add_subcommand("list",
+                                          "list nodes, actors, tasks, objects, jobs or "
+                                          "placement-groups");
+  list_cmd->add_option("resource", list.resource, "what to list")
+      ->required()
+      ->check(CLI::IsMember({"nodes", "actors", "tasks", "objects", "jobs", "placement-groups"}));
+  list_cmd->add_option("--filter", list.filters, "KEY=VALUE: only rows whose KEY is VALUE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  list_cmd->add_option("--limit", list.limit, "at most this many rows (default 100)")
+      ->check(CLI::Range(1, 100000));
+  list_cmd->add_flag("--json", list.json, "print JSON");
+  add_cluster(list_cmd);
+
+  std::string summary_what;
+  bool summary_json = false;
+  CLI::App* summary_cmd = app.add_subcommand("summary", "tasks or actors, counted by state");
+  summary_cmd->add_option("what", summary_what, "tasks or actors")
+      ->required()
+      ->check(CLI::IsMember({"tasks", "actors"}));
+  summary_cmd->add_flag("--json", summary_json, "print JSON");
+  add_cluster(summary_cmd);
+
+  bool memory_json = false;
+  CLI::App* memory_cmd =
+      app.add_subcommand("memory", "object store use per node, objects and who holds them");
+  memory_cmd->add_flag("--json", memory_json, "print JSON");
+  add_cluster(memory_cmd);
+
+  lumen::cli::LogsOptions logs;
+  CLI::App* logs_cmd = app.add_subcommand("logs",
+                                          "print the log of an actor, task, worker, node "
+                                          "or job (by id)");
+  auto* by_actor = logs_cmd->add_option("--actor", logs.actor, "the actor's worker log");
+  auto* by_task = logs_cmd->add_option("--task", logs.task, "the log of the worker that ran it");
+  auto* by_worker = logs_cmd->add_option("--worker", logs.worker, "a worker's log");
+  logs_cmd->add_option("--node", logs.node, "a node's daemon log (or the node of --worker)");
+  auto* by_job = logs_cmd->add_option("--job", logs.job, "a job's output");
+  by_actor->excludes(by_task)->excludes(by_worker)->excludes(by_job);
+  by_task->excludes(by_worker)->excludes(by_job);
+  by_worker->excludes(by_job);
+  logs_cmd->add_flag("--follow,-f", logs.follow, "keep printing what is appended");
+  add_cluster(logs_cmd);
+
+  // Jobs: drivers run by the head.
+  CLI::App* job_cmd = app.add_subcommand("job",
+                                         "run drivers on the head: submit, status, logs, "
+                                         "stop, list");
+  job_cmd->require_subcommand(1);
+  lumen::cli::JobSubmitOptions submit;
+  CLI::App* submit_cmd = job_cmd->add_subcommand(
+      "submit", "run COMMAND on the head machine as a driver of this cluster");
+  submit_cmd->add_option("--working-dir", submit.working_dir,
+                         "directory on the head machine to run in (default: the current one)");
+  submit_cmd->add_flag("--no-wait", submit.no_wait, "return once submitted; do not stream output");
+  submit_cmd->add_option("command", submit.command, "the command, after --")->required();
+  add_cluster(submit_cmd);
+  std::string job_id;
+  bool job_json = false;
+  bool job_follow = false;
+  CLI::App* job_status_cmd = job_cmd->add_subcommand("status", "a job's state");
+  job_status_cmd->add_option("job_id", job_id, "e.g. job-1")->required();
+  job_status_cmd->add_flag("--json", job_json, "print JSON");
+  add_cluster(job_status_cmd);
+  CLI::App* job_logs_cmd = job_cmd->add_subcommand("logs", "a job's output");
+  job_logs_cmd->add_option("job_id", job_id, "e.g. job-1")->required();
+  job_logs_cmd->add_flag("--follow,-f", job_follow, "keep printing until the job ends");
+  add_cluster(job_logs_cmd);
+  CLI::App* job_stop_cmd =
+      job_cmd->add_subcommand("stop", "stop a job (SIGTERM, then SIGKILL after a grace period)");
+  job_stop_cmd->add_option("job_id", job_id, "e.g. job-1")->required();
+  add_cluster(job_stop_cmd);
+  CLI::App* job_list_cmd = job_cmd->add_subcommand("list", "every job the head remembers");
+  job_list_cmd->add_flag("--json", job_json, "print JSON");
+  add_cluster(job_list_cmd);
 
   CLI11_PARSE(app, argc, argv);
+
+  if (list_cmd->parsed()) {
+    list.cluster = cluster;
+    return lumen::cli::List(list);
+  }
+  if (summary_cmd->parsed()) return lumen::cli::Summary(cluster, summary_what, summary_json);
+  if (memory_cmd->parsed()) return lumen::cli::Memory(cluster, memory_json);
+  if (logs_cmd->parsed()) {
+    logs.cluster = cluster;
+    return lumen::cli::Logs(logs);
+  }
+  if (submit_cmd->parsed()) {
+    submit.cluster = cluster;
+    return lumen::cli::JobSubmit(submit);
+  }
+  if (job_status_cmd->parsed()) return lumen::cli::JobStatus(cluster, job_id, job_json);
+  if (job_logs_cmd->parsed()) return lumen::cli::JobLogs(cluster, job_id, job_follow);
+  if (job_stop_cmd->parsed()) return lumen::cli::JobStop(cluster, job_id);
+  if (job_list_cmd->parsed()) return lumen::cli::JobList(cluster, job_json);
 
   if (start_cmd->parsed()) {
     start.temp_dir = temp_dir;

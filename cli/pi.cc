@@ -44,7 +44,11 @@ constexpr int64_t kBatch = 1'000'000;
 // Collects the workers' reports: the progress everyone can ask about.
 class PiSupervisor {
  public:
-  static PiSupervisor* Create() { return new PiSupervisor(); }
+  static PiSupervisor* Create() {
+    // Goes to the actor's worker log, which the dashboard and `lumen logs --actor` show.
+    std::cout << "pi supervisor starting" << std::endl;
+    return new PiSupervisor();
+  }
   int64_t Report(int64_t inside, int64_t samples) {
     std::lock_guard<std::mutex> lock(mu_);
     inside_ += inside;
@@ -65,7 +69,8 @@ class PiSupervisor {
 // Samples its share of the batches (every `stride`-th, from `first`), reporting each one.
 class PiWorker {
  public:
-  static PiWorker* Create(ActorHandle<PiSupervisor> supervisor) {
+  static PiWorker* Create(ActorHandle<PiSupervisor> supervisor, int index) {
+    std::cout << "pi worker " << index << " starting" << std::endl;
     return new PiWorker(std::move(supervisor));
   }
   int64_t Run(int64_t total_samples, int64_t first, int64_t stride, uint64_t seed) {
@@ -116,7 +121,7 @@ PiResult EstimatePi(int64_t samples, int workers, uint64_t seed,
   std::vector<ActorHandle<PiWorker>> pool;
   std::vector<ObjectRef<int64_t>> runs;
   for (int w = 0; w < workers; ++w) {
-    pool.push_back(Actor(PiWorker::Create).SetResource("CPU", 1).Remote(supervisor));
+    pool.push_back(Actor(PiWorker::Create).SetResource("CPU", 1).Remote(supervisor, w));
     runs.push_back(pool.back().Task(&PiWorker::Run).Remote(samples, w, workers, seed));
   }
   std::vector<ObjectRef<int64_t>> pending = runs;

@@ -111,6 +111,7 @@ struct ChildPlan {
   pid_t parent_pid;  // for the parent-death race check
   bool detach;
   int death_signal;
+  bool new_process_group;
 };
 
 // Runs in the child between fork and execve: async-signal-safe calls only. Returns false, with
@@ -129,6 +130,7 @@ bool PrepareChild(const ChildPlan& plan) {
     // The parent may have died before prctl took effect.
     if (getppid() != plan.parent_pid) _exit(127);
   }
+  if (!plan.detach && plan.new_process_group && setpgid(0, 0) != 0) return false;
   if (dup2(plan.stdin_fd, STDIN_FILENO) < 0) return false;
   if (plan.log_fd >= 0 &&
       (dup2(plan.log_fd, STDOUT_FILENO) < 0 || dup2(plan.log_fd, STDERR_FILENO) < 0)) {
@@ -196,7 +198,8 @@ absl::StatusOr<int> Spawn(const SpawnOptions& options, int keep_fd) {
                        .max_fd = max_fd,
                        .parent_pid = getpid(),
                        .detach = options.detach,
-                       .death_signal = options.death_signal};
+                       .death_signal = options.death_signal,
+                       .new_process_group = options.new_process_group};
 
   // Block every signal so that no handler of this process runs in the child before it resets them.
   sigset_t all_signals;
@@ -442,6 +445,15 @@ std::vector<std::pair<int, int>> ReapChildren() {
   int status = 0;
   pid_t pid;
   while ((pid = waitpid(-1, &status, WNOHANG)) > 0) reaped.emplace_back(pid, status);
+  return reaped;
+}
+
+std::vector<std::pair<int, int>> ReapChildren(const std::vector<int>& pids) {
+  std::vector<std::pair<int, int>> reaped;
+  for (const int pid : pids) {
+    int status = 0;
+    if (pid > 0 && waitpid(pid, &status, WNOHANG) == pid) reaped.emplace_back(pid, status);
+  }
   return reaped;
 }
 

@@ -45,6 +45,9 @@ struct SpawnOptions {
   // watch getppid() itself.
   bool detach = false;
   int death_signal = 9;  // SIGKILL; 0: none
+  // With detach false: the child calls setpgid(0, 0), so that it and its children can be
+  // signalled as one process group, while it keeps the caller's session and death signal.
+  bool new_process_group = false;
 };
 
 // Forks and execs options.argv. In the child: stdin is /dev/null, every fd >= 3 is closed, signal
@@ -76,6 +79,8 @@ void NotifyFailed(const std::string& message);
 // Reaps every exited child of this process without blocking: returns (pid, wait status) pairs.
 // It takes the status of any child, including ones another part of the process waits for.
 std::vector<std::pair<int, int>> ReapChildren();
+// Reaps those of `pids` that exited, without blocking; leaves every other child alone.
+std::vector<std::pair<int, int>> ReapChildren(const std::vector<int>& pids);
 
 // The absolute path of this process's executable (from /proc/self/exe); "" if unknown.
 std::string SelfExecutable();

@@ -1,5 +1,6 @@
 #include "objectstore/object_store.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iterator>
 #include <optional>
@@ -303,6 +304,22 @@ ObjectStore::Objects::iterator ObjectStore::DropPinsLocked(Objects::iterator it,
   }
   UpdateEvictableLocked(it->first, entry);
   return std::next(it);
+}
+
+std::vector<ObjectSummary> ObjectStore::List(size_t limit) const {
+  std::vector<ObjectSummary> out;
+  {
+    absl::MutexLock lock(&mu_);
+    out.reserve(objects_.size());
+    for (const auto& [id, entry] : objects_) {
+      out.push_back({id, entry.location.size, entry.owner, entry.sealed});
+    }
+  }
+  const size_t keep = std::min(limit, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
+                    [](const ObjectSummary& a, const ObjectSummary& b) { return a.size > b.size; });
+  out.resize(keep);
+  return out;
 }
 
 }  // namespace lumen::objectstore

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -61,6 +62,14 @@ struct StoreStats {
   uint64_t released_pinned_objects = 0;  // released by their owner, kept for their readers
   uint64_t evictable_objects = 0;        // sealed, unpinned secondary copies
   uint64_t evicted_objects = 0;          // secondary copies evicted since the store started
+};
+
+// One object as the dashboard lists it.
+struct ObjectSummary {
+  std::string id;
+  uint64_t size = 0;
+  uint64_t owner = 0;
+  bool sealed = false;
 };
 
 class ObjectStore {
@@ -108,6 +117,8 @@ class ObjectStore {
   int ReleaseClient(uint64_t client);
 
   StoreStats Stats() const;
+  // Up to `limit` objects, the largest first.
+  std::vector<ObjectSummary> List(size_t limit) const;
 
   // The region holding the objects' bytes; lives as long as the store.
   ShmRegion& region() { return *region_; }

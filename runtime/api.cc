@@ -129,6 +129,7 @@ std::string StartEmbeddedCluster(const InitOptions& options, const std::string& 
   daemon.object_store_memory = options.object_store_memory;
   daemon.resources = options.resources;
   daemon.embedded = true;
+  daemon.dashboard_port = 0;  // any free port: embedded clusters must not clash
   internal::SpawnOptions spawn;
   spawn.argv = {internal::SelfExecutable()};
   spawn.env = {{"LUMEN_ROLE", "daemon"}, {"LUMEN_DAEMON_CONFIG", scheduler::ToJson(daemon)}};

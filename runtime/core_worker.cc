@@ -166,9 +166,11 @@ absl::Status CoreWorker::Connect() {
              }
            }});
   head_ = proto::HeadService::NewStub(MakeChannel(head_address_));
+  task_events_ = MakeTaskEventRecorder(worker_id);
   ActorSubmitter::Options actor_options;
   actor_options.token = config_.token;
   actor_options.connection = connection_options_;
+  actor_options.events = task_events_.get();
   actor_submitter_ = std::make_unique<ActorSubmitter>(actor_options, *io_, head_.get());
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
@@ -181,6 +183,7 @@ absl::Status CoreWorker::Connect() {
   options.client_id = client_id_;
   options.token = config_.token;
   options.connection = connection_options_;
+  options.events = task_events_.get();
   submitter_ = std::make_unique<TaskSubmitter>(
       options, *io_, [this](const std::string& address) { return NodeStub(address); });
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
@@ -198,6 +201,7 @@ void CoreWorker::Shutdown() {
   if (!ready_.HasBeenNotified()) ready_.Notify();
   if (actor_submitter_) actor_submitter_->Shutdown();
   if (submitter_) submitter_->Shutdown();
+  if (task_events_) task_events_->Stop();
   if (maintenance_.joinable()) maintenance_.join();
   if (objects_) {
     FlushBorrowUpdates();
@@ -514,6 +518,7 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
   objects_->AddOwnedPending(return_id);
   // The refs held for the arguments (including a Put made above) go once the result is in.
   task->on_done = [this, held = *deps](PendingTask& done, const ValuePtr& value) {
+    if (task_events_ && value) task_events_->Finished(done.spec, *value);
     objects_->SetValue(done.spec.return_id(), value);
     for (const auto& dep : held) objects_->RemoveLocalRef(dep.object_id);
   };
@@ -542,6 +547,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   task->resources = std::move(resources);
   task->retries_left = std::max(0, options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
+  if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
   ResolveAndSubmit(std::move(task), deps, [this](std::unique_ptr<PendingTask> ready) {
     submitter_->Submit(std::move(ready));
@@ -617,6 +623,7 @@ RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::str
     limiter->Release(bytes);
   };
   task->spec.set_actor_id(actor_id);
+  if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
   // The call's place in this caller's order is taken now, and given up if it fails early.
   const uint64_t ticket = actor_submitter_->Reserve(actor_id);
@@ -824,6 +831,7 @@ void CoreWorker::OnNodeDeath(const proto::NodeDeath& death) {
 }
 
 void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
+  if (task_events_) task_events_->Running(spec);
   auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
                   const std::string& message) {
     result->Clear();
@@ -946,6 +954,25 @@ void CoreWorker::FlushBorrowUpdates() {
     frame.mutable_borrow()->Swap(&update);
     OwnerLink(owner)->Send(frame);
   }
+}
+
+// ---- Task events ---------------------------------------------------------------------
+
+std::unique_ptr<TaskEventRecorder> CoreWorker::MakeTaskEventRecorder(const std::string& worker_id) {
+  TaskEventRecorder::Identity identity;
+  identity.reporter_id = absl::StrCat(node_id_, ":", client_id_);
+  identity.node_id = node_id_;
+  identity.worker_id = worker_id;
+  identity.pid = getpid();
+  identity.address = self_address_;
+  // objects_ is set later in Connect, which ends before MarkReady notifies ready_.
+  auto counter = [this]() -> std::pair<int64_t, int64_t> {
+    if (!ready_.HasBeenNotified() || objects_ == nullptr) return {0, 0};
+    return {static_cast<int64_t>(objects_->NumOwned()),
+            static_cast<int64_t>(objects_->NumBorrowed())};
+  };
+  return std::make_unique<TaskEventRecorder>(
+      std::move(identity), TaskEventRecorder::SendToHead(head_address_, config_.token), counter);
 }
 
 [[noreturn]] void CoreWorker::ServeForever() {

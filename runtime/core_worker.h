@@ -32,6 +32,7 @@
 #include "runtime/internal/actor_submitter.h"
 #include "runtime/internal/object_table.h"
 #include "runtime/internal/pin_client.h"
+#include "runtime/internal/task_events.h"
 #include "runtime/internal/task_receiver.h"
 #include "runtime/internal/task_submitter.h"
 
@@ -136,6 +137,7 @@ class CoreWorker {
   // Remote()'s backpressure: waits, lending the CPU back, while `limiter` is at its bound.
   void AdmitCall(net::InFlightLimiter& limiter, size_t bytes);
   proto::HeadService::Stub* Head();
+  std::unique_ptr<TaskEventRecorder> MakeTaskEventRecorder(const std::string& worker_id);
   void SetBlocked(bool blocked);
   proto::NodeService::Stub* NodeStub(const std::string& address);
   void MaintenanceLoop();
@@ -151,6 +153,7 @@ class CoreWorker {
   // Shared with the buffers read from it, which may outlive this runtime.
   std::shared_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
+  std::unique_ptr<TaskEventRecorder> task_events_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::string head_address_;

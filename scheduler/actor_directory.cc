@@ -14,6 +14,8 @@ std::string NameKey(const std::string& ns, const std::string& name) {
   return ns + std::string(1, '\0') + name;
 }
 
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
 std::string Describe(const proto::ActorInfo& info) {
   return info.name().empty() ? "actor " + internal::ShortHex(info.actor_id())
                              : "actor '" + info.name() + "'";
@@ -32,10 +34,13 @@ grpc::Status KillWorker(const std::string& token, const std::string& node_addres
 
 }  // namespace
 
-ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node)
+ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors)
     : token_(std::move(token)),
       pick_node_(std::move(pick_node)),
-      state_(std::make_shared<State>()) {}
+      state_(std::make_shared<State>()) {
+  absl::MutexLock lock(&state_->mu);
+  state_->max_dead = max_dead_actors;
+}
 
 ActorDirectory::~ActorDirectory() {
   absl::MutexLock lock(&state_->mu);
@@ -70,6 +75,10 @@ grpc::Status ActorDirectory::Create(const proto::ActorSpec& spec) {
     actor.info.set_class_name(spec.factory());
     actor.info.set_max_task_retries(spec.max_task_retries());
     actor.info.set_max_concurrency(spec.max_concurrency());
+    *actor.info.mutable_resources() = spec.resources();
+    actor.info.set_create_time_ms(NowMs());
+    actor.info.set_detached(spec.detached());
+    actor.info.set_max_restarts(spec.max_restarts());
   }
   std::thread(StartActor, state_, token_, pick_node_, spec.actor_id(), false).detach();
   return grpc::Status::OK;
@@ -102,7 +111,7 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
     absl::MutexLock lock(&state->mu);
     Actor& actor = state->actors[actor_id];
     killed_while_starting = started && actor.killed;
-    RecordStart(actor, started, address, reply, status);
+    RecordStart(*state, actor, started, address, reply, status);
     state->changed.SignalAll();
   }
   // lumen::Kill arrived while the process was being started: it must not outlive the call.
@@ -115,14 +124,17 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
   }
 }
 
-void ActorDirectory::RecordStart(Actor& actor, bool started, const std::string& address,
-                                 const proto::StartActorReply& reply, const grpc::Status& status) {
+void ActorDirectory::RecordStart(State& state, Actor& actor, bool started,
+                                 const std::string& address, const proto::StartActorReply& reply,
+                                 const grpc::Status& status) {
   if (started && !actor.killed) {
     actor.node_address = address;
     actor.info.set_state(proto::ActorInfo::ALIVE);
     actor.info.set_address(reply.address());
     actor.info.set_pid(reply.pid());
     actor.info.set_node_id(reply.node_id());
+    actor.info.set_worker_id(reply.worker_id());
+    actor.info.set_start_time_ms(NowMs());
   } else {
     actor.info.set_state(proto::ActorInfo::DEAD);
     actor.info.set_address("");
@@ -133,7 +145,25 @@ void ActorDirectory::RecordStart(Actor& actor, bool started, const std::string& 
     } else {
       actor.info.set_death_cause(absl::StrCat("its factory failed: ", reply.error()));
     }
+    // Its worker's log tells why the factory failed.
+    if (!reply.worker_id().empty()) actor.info.set_worker_id(reply.worker_id());
+    if (!reply.node_id().empty()) actor.info.set_node_id(reply.node_id());
     LUMEN_LOG(WARNING) << Describe(actor.info) << " is dead: " << actor.info.death_cause();
+    RecordDeathLocked(state, actor);
+  }
+}
+
+void ActorDirectory::RecordDeathLocked(State& state, Actor& actor) {
+  actor.info.set_end_time_ms(NowMs());
+  state.dead.push_back(actor.info.actor_id());
+  while (state.dead.size() > state.max_dead) {
+    const std::string id = std::move(state.dead.front());
+    state.dead.pop_front();
+    auto it = state.actors.find(id);
+    if (it == state.actors.end() || it->second.info.state() != proto::ActorInfo::DEAD) continue;
+    auto name = state.names.find(NameKey(it->second.info.ns(), it->second.info.name()));
+    if (name != state.names.end() && name->second == id) state.names.erase(name);
+    state.actors.erase(it);
   }
 }
 
@@ -191,7 +221,8 @@ void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string&
   {
     absl::MutexLock lock(&state_->mu);
     auto it = state_->actors.find(actor_id);
-    if (it == state_->actors.end()) return;
+    // A dead actor stays dead (a late report about its last process changes nothing).
+    if (it == state_->actors.end() || it->second.info.state() == proto::ActorInfo::DEAD) return;
     Actor& actor = it->second;
     actor.info.set_address("");
     actor.info.set_death_cause(actor.killed ? "killed by lumen::Kill" : cause);
@@ -206,6 +237,7 @@ void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string&
     } else {
       actor.info.set_state(proto::ActorInfo::DEAD);
       LUMEN_LOG(INFO) << Describe(actor.info) << " died: " << actor.info.death_cause();
+      RecordDeathLocked(*state_, actor);
     }
     state_->changed.SignalAll();
   }

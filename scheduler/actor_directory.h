@@ -1,10 +1,12 @@
 // The head's table of actors: creation (placing each actor on a node manager), names, state,
-// restarts after deaths, and kills.
+// restarts after deaths, and kills. Keeps every live actor and the newest `max_dead_actors`
+// (10,000) dead ones; older dead actors are forgotten (their names become free).
 //
 // Thread-safe. Creations and restarts run on their own short-lived threads, which hold the
 // table through a shared pointer, so they never outlive its state.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,7 +25,7 @@ class ActorDirectory {
   // Picks the node manager address an actor should run on, or "" with *why set.
   using NodePicker = std::function<std::string(const proto::ActorSpec& spec, std::string* why)>;
 
-  ActorDirectory(std::string token, NodePicker pick_node);
+  ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors = 10'000);
   ~ActorDirectory();
 
   grpc::Status Create(const proto::ActorSpec& spec);
@@ -46,6 +48,8 @@ class ActorDirectory {
     absl::CondVar changed;
     std::map<std::string, Actor> actors ABSL_GUARDED_BY(mu);
     std::map<std::string, std::string> names ABSL_GUARDED_BY(mu);  // ns + '\0' + name -> id
+    std::deque<std::string> dead ABSL_GUARDED_BY(mu);              // ids, in order of death
+    size_t max_dead = 0;
     bool stopping ABSL_GUARDED_BY(mu) = false;
   };
 
@@ -53,8 +57,11 @@ class ActorDirectory {
   static void StartActor(const std::shared_ptr<State>& state, const std::string& token,
                          const NodePicker& pick_node, const std::string& actor_id, bool restarted);
   // Moves a starting actor to ALIVE, or to DEAD with the reason it did not start.
-  static void RecordStart(Actor& actor, bool started, const std::string& address,
-                          const proto::StartActorReply& reply, const grpc::Status& status);
+  static void RecordStart(State& state, Actor& actor, bool started, const std::string& address,
+                          const proto::StartActorReply& reply, const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
+  // Stamps the death time and forgets the oldest dead actors beyond the limit.
+  static void RecordDeathLocked(State& state, Actor& actor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state.mu);
 
   const std::string token_;
   const NodePicker pick_node_;

@@ -20,11 +20,17 @@
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/session.h"
+#include "dashboard/dashboard_server.h"
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
 #include "scheduler/head_service.h"
 #include "scheduler/head_store.h"
+#include "scheduler/job_manager.h"
 #include "scheduler/node_manager.h"
+#include "scheduler/node_state_service.h"
+#include "scheduler/state_api.h"
+#include "scheduler/state_service.h"
+#include "scheduler/task_event_store.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -77,6 +83,59 @@ absl::StatusOr<int> PickFreePort(const std::string& ip) {
   return ntohs(addr.sin_port);
 }
 
+// What the head runs to be observed: the task record, jobs, the state API over gRPC and the
+// dashboard. Members in construction order; each uses those before it, so they go in reverse.
+struct HeadState {
+  std::unique_ptr<TaskEventStore> tasks;
+  std::unique_ptr<JobManager> jobs;
+  std::unique_ptr<StateApi> api;
+  std::unique_ptr<StateService> service;
+  std::unique_ptr<dashboard::DashboardServer> dashboard;
+
+  void Reset() {
+    dashboard.reset();
+    service.reset();
+    api.reset();
+    jobs.reset();
+    tasks.reset();
+  }
+};
+
+absl::StatusOr<HeadState> StartHeadState(const DaemonConfig& config, const std::string& token,
+                                         const std::string& head_address, HeadService* head) {
+  HeadState state;
+  state.tasks = std::make_unique<TaskEventStore>();
+  state.jobs = std::make_unique<JobManager>(JobManager::Options{
+      .head_address = head_address, .token = token, .session_dir = config.session_dir});
+  state.api = std::make_unique<StateApi>(StateApi::Sources{
+      .head = head, .tasks = state.tasks.get(), .jobs = state.jobs.get(), .token = token});
+  state.service =
+      std::make_unique<StateService>(token, state.tasks.get(), state.api.get(), state.jobs.get());
+  if (config.dashboard_port >= 0) {
+    dashboard::Backend backend;
+    backend.get_state = [api = state.api.get()](const std::string& resource,
+                                                const StateApi::Params& params) {
+      return api->Get(resource, params);
+    };
+    backend.stop_job = [jobs = state.jobs.get()](const std::string& id) { return jobs->Stop(id); };
+    auto server = dashboard::DashboardServer::Start(
+        {.host = config.dashboard_host, .port = config.dashboard_port, .token = token},
+        std::move(backend));
+    if (!server.ok()) return server.status();
+    state.dashboard = std::move(*server);
+  }
+  return state;
+}
+
+absl::Status WriteDashboardUrl(const std::string& session_dir, const std::string& url) {
+  const std::string path = absl::StrCat(session_dir, "/", kDashboardUrlFile);
+  FILE* file = std::fopen(path.c_str(), "w");
+  if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path));
+  std::fputs((url + "\n").c_str(), file);
+  return std::fclose(file) == 0 ? absl::OkStatus()
+                                : absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path));
+}
+
 }  // namespace
 
 std::string ToJson(const DaemonConfig& config) {
@@ -93,6 +152,8 @@ std::string ToJson(const DaemonConfig& config) {
   json["heartbeat_timeout_ms"] = config.heartbeat_timeout_ms;
   json["max_workers"] = config.max_workers;
   json["embedded"] = config.embedded;
+  json["dashboard_host"] = config.dashboard_host;
+  json["dashboard_port"] = config.dashboard_port;
   return json.dump();
 }
 
@@ -112,6 +173,8 @@ absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& text) {
     config.heartbeat_timeout_ms = json.at("heartbeat_timeout_ms").get<int>();
     config.max_workers = json.at("max_workers").get<int>();
     config.embedded = json.at("embedded").get<bool>();
+    config.dashboard_host = json.value("dashboard_host", config.dashboard_host);
+    config.dashboard_port = json.value("dashboard_port", config.dashboard_port);
     return config;
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad daemon configuration: ", e.what()));
@@ -188,6 +251,14 @@ int RunDaemon(const DaemonConfig& config) {
   nm.address = absl::StrCat(config.ip, ":", port);
   nm.head_address = config.head ? nm.address : config.head_address;
   auto node_manager = std::make_unique<NodeManager>(nm, std::move(store));
+  NodeStateService node_state(*token, config.session_dir, config.head ? "head.log" : "node.log",
+                              node_manager.get());
+  HeadState observed;
+  if (head) {
+    auto started = StartHeadState(config, *token, nm.address, head.get());
+    if (!started.ok()) return fail(std::string(started.status().message()));
+    observed = std::move(*started);
+  }
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Room for the largest KV value (64 MiB) with its key.
@@ -195,7 +266,9 @@ int RunDaemon(const DaemonConfig& config) {
   int selected_port = 0;
   builder.AddListeningPort(nm.address, grpc::InsecureServerCredentials(), &selected_port);
   if (head) builder.RegisterService(head.get());
+  if (observed.service) builder.RegisterService(observed.service.get());
   builder.RegisterService(node_manager.get());
+  builder.RegisterService(&node_state);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
     return fail(absl::StrCat("cannot listen on ", nm.address, " (is the port in use?)"));
@@ -217,6 +290,13 @@ int RunDaemon(const DaemonConfig& config) {
   LUMEN_LOG(INFO) << (config.head ? "head" : "node") << " " << node_id << " listening on "
                   << nm.address << " with " << nm.resources["CPU"] << " CPUs and a " << store_bytes
                   << "-byte object store";
+  if (observed.dashboard) {
+    LUMEN_LOG(INFO) << "dashboard at " << observed.dashboard->url();
+    if (auto status = WriteDashboardUrl(config.session_dir, observed.dashboard->url());
+        !status.ok()) {
+      LUMEN_LOG(WARNING) << "cannot record the dashboard's URL: " << status;
+    }
+  }
   internal::NotifyReady(nm.address);
   if (config.embedded) {
     // An embedded cluster lives as long as the program that started it.
@@ -230,10 +310,14 @@ int RunDaemon(const DaemonConfig& config) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   LUMEN_LOG(INFO) << "received signal " << signal_number << "; shutting down";
-  // Shutdown order: workers, then the gRPC server, then shared memory and the record.
+  // Shutdown order: the dashboard, jobs, workers, then the gRPC server, the state API, shared
+  // memory and the record.
+  observed.dashboard.reset();
+  if (observed.jobs) observed.jobs->StopAll();
   node_manager->Stop();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server.reset();
+  observed.Reset();
   node_manager.reset();
   auto unlinked = objectstore::ShmRegion::Unlink(shm_name);
   (void)unlinked;

@@ -25,7 +25,13 @@ struct DaemonConfig {
   int heartbeat_timeout_ms = 5000;
   int max_workers = 64;
   bool embedded = false;
+  // The head's dashboard (HTTP): port 0 picks a free one, -1 runs none.
+  std::string dashboard_host = "127.0.0.1";
+  int dashboard_port = 8265;
 };
+
+// The file in a session folder that holds the head's dashboard URL (absent without one).
+inline constexpr char kDashboardUrlFile[] = "dashboard_url";
 
 std::string ToJson(const DaemonConfig& config);
 absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& json);

@@ -248,17 +248,22 @@ grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
                                            const proto::GetClusterStatusRequest* request,
                                            proto::ClusterStatus* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  reply->set_session_dir(session_dir_);
+  for (auto& info : Nodes()) *reply->add_nodes() = std::move(info);
+  return grpc::Status::OK;
+}
+
+std::vector<proto::NodeInfo> HeadService::Nodes() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   UpdateLivenessLocked(now);
-  reply->set_session_dir(session_dir_);
+  std::vector<proto::NodeInfo> out;
   for (const auto& [id, node] : nodes_) {
-    proto::NodeInfo* info = reply->add_nodes();
-    *info = node.info;
-    info->set_alive(!node.dead);
-    info->set_last_heartbeat_ms(absl::ToInt64Milliseconds(now - node.last_heartbeat));
+    proto::NodeInfo& info = out.emplace_back(node.info);
+    info.set_alive(!node.dead);
+    info.set_last_heartbeat_ms(absl::ToInt64Milliseconds(now - node.last_heartbeat));
   }
-  return grpc::Status::OK;
+  return out;
 }
 
 grpc::Status HeadService::FindNode(grpc::ServerContext* context,

@@ -56,6 +56,10 @@ class HeadService final : public proto::HeadService::Service {
   grpc::Status KvList(grpc::ServerContext* context, const proto::KvListRequest* request,
                       proto::KvListReply* reply) override;
 
+  // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in.
+  std::vector<proto::NodeInfo> Nodes();
+  ActorDirectory& actors() { return *actors_; }
+
  private:
   struct Node {
     proto::NodeInfo info;

@@ -38,7 +38,9 @@ bool Valid(const ResourceMap& shape, std::string* why) {
 }  // namespace
 
 NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::ObjectStore> store)
-    : config_(std::move(config)), store_(std::move(store)) {
+    : config_(std::move(config)),
+      start_time_ms_(absl::ToUnixMillis(absl::Now())),
+      store_(std::move(store)) {
   head_ = proto::HeadService::NewStub(internal::MakeChannel(config_.head_address));
   // Client and lease ids carry a random per-node prefix, so that an id from another node
   // (a spilled lease request) is never mistaken for one of this node's clients.
@@ -662,6 +664,9 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   while (!created() && !stopping_) {
     if (cv_.WaitWithDeadline(&mu_, created_deadline)) break;
   }
+  // Where its log is, whatever happened.
+  reply->set_worker_id(id);
+  reply->set_node_id(config_.node_id);
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     reply->set_error("the actor's process exited before its factory returned; see logs/worker-" +
@@ -674,7 +679,6 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   } else {
     reply->set_address(it->second.address);
     reply->set_pid(it->second.pid);
-    reply->set_node_id(config_.node_id);
   }
   return grpc::Status::OK;
 }
@@ -732,6 +736,8 @@ proto::NodeInfo NodeManager::Info() {
   *info.mutable_total() = total_;
   *info.mutable_available() = available_;
   info.set_num_workers(static_cast<int>(workers_.size()));
+  info.set_start_time_ms(start_time_ms_);
+  for (auto& process : ProcessesLocked()) *info.add_processes() = std::move(process);
   for (const auto& [key, demand] : demands_) {
     proto::ResourceDemand* out = info.add_demands();
     *out->mutable_resources() = demand.resources;
@@ -739,6 +745,46 @@ proto::NodeInfo NodeManager::Info() {
     out->set_infeasible(demand.infeasible);
   }
   return info;
+}
+
+std::vector<proto::ProcessSummary> NodeManager::Processes() {
+  absl::MutexLock lock(&mu_);
+  return ProcessesLocked();
+}
+
+std::vector<proto::ProcessSummary> NodeManager::ProcessesLocked() {
+  std::vector<proto::ProcessSummary> out;
+  for (const auto& [id, worker] : workers_) {
+    proto::ProcessSummary& process = out.emplace_back();
+    process.set_worker_id(worker.id);
+    process.set_pid(worker.pid);
+    process.set_kind(worker.actor_id.empty() ? "worker" : "actor");
+    process.set_actor_id(worker.actor_id);
+    process.set_client_id(worker.client_id);
+    switch (worker.state) {
+      case WorkerState::kStarting:
+        process.set_state("STARTING");
+        break;
+      case WorkerState::kIdle:
+        process.set_state("IDLE");
+        break;
+      case WorkerState::kLeased:
+        process.set_state("LEASED");
+        break;
+      case WorkerState::kActor:
+        process.set_state("ACTOR");
+        break;
+    }
+  }
+  for (const auto& [id, client] : clients_) {
+    if (client.kind != proto::CLIENT_DRIVER) continue;
+    proto::ProcessSummary& process = out.emplace_back();
+    process.set_pid(client.pid);
+    process.set_kind("driver");
+    process.set_state("CONNECTED");
+    process.set_client_id(id);
+  }
+  return out;
 }
 
 void NodeManager::ReportActorDeaths() {
@@ -770,7 +816,10 @@ void NodeManager::MaintenanceLoop() {
       mu_.Lock();
     }
     cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
-    for (const auto& [pid, status] : internal::ReapChildren()) OnWorkerExitLocked(pid, status);
+    // Only workers: the head's job manager reaps the jobs it runs in this process.
+    std::vector<int> pids;
+    for (const auto& [id, worker] : workers_) pids.push_back(worker.pid);
+    for (const auto& [pid, status] : internal::ReapChildren(pids)) OnWorkerExitLocked(pid, status);
     std::vector<uint64_t> gone;
     for (const auto& [id, client] : clients_) {
       if (client.kind == proto::CLIENT_DRIVER && kill(client.pid, 0) != 0 && errno == ESRCH) {

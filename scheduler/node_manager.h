@@ -86,6 +86,9 @@ class NodeManager final : public proto::NodeService::Service {
                                proto::KillActorWorkerReply* reply) override;
 
   proto::NodeInfo Info();
+  // This node's workers and drivers, for the dashboard.
+  std::vector<proto::ProcessSummary> Processes();
+  const objectstore::ObjectStore& store() const { return *store_; }
 
  private:
   enum class WorkerState { kStarting, kIdle, kLeased, kActor };
@@ -135,6 +138,7 @@ class NodeManager final : public proto::NodeService::Service {
                                 const proto::StartActorRequest* actor = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReportActorDeaths();
+  std::vector<proto::ProcessSummary> ProcessesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Worker* FindIdleWorkerLocked(const std::string& executable, uint64_t job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int CountWorkersLocked(const std::string& executable, uint64_t job, WorkerState state)
@@ -164,6 +168,7 @@ class NodeManager final : public proto::NodeService::Service {
 
   // Set at construction.
   const NodeManagerConfig config_;
+  const int64_t start_time_ms_;
   const std::unique_ptr<objectstore::ObjectStore> store_;
   std::unique_ptr<proto::HeadService::Stub> head_;
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Lumen builds and tests with, if any is missing.
+# Installs the Debian packages Lumen builds and tests with, if any is missing; packages named
+# as arguments too (scripts/setup-browser-test.sh names the browser's).
 set -euo pipefail
 
 PACKAGES=(
@@ -8,6 +9,7 @@ PACKAGES=(
   libabsl-dev libasio-dev libcereal-dev catch2 libcli11-dev
   nlohmann-json3-dev libspdlog-dev libxxhash-dev libedit-dev
   libcpp-httplib-dev libbenchmark-dev libsqlite3-dev iproute2 procps
+  "$@"
 )
 
 missing=()

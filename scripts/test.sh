@@ -25,7 +25,8 @@ if ! printf '%s\n' "${tidy_sources[@]}" |
 fi
 
 echo "== tests =="
-(cd build && ctest --output-on-failure --timeout 300 -j1)
+scripts/setup-browser-test.sh build  # chromium, chromium-driver and Selenium for the browser test
+(cd build && ctest --output-on-failure --timeout 600 -j1)
 
 if [[ "${LUMEN_SKIP_SANITIZERS:-0}" != 1 ]]; then
   echo "== unit tests under address and undefined-behaviour sanitizers =="

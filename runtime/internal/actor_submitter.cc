@@ -132,6 +132,7 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor, Effe
     frame.mutable_task()->Swap(&task->spec);
     actor.conn->Send(frame, /*flush=*/false);
     frame.mutable_task()->Swap(&task->spec);
+    RecordPushed(options_.events, task->spec);
     actor.in_flight.emplace(ticket, std::move(task));
     sent = true;
   }
@@ -378,6 +379,7 @@ void ActorSubmitter::OnClosed(const std::string& actor_id,
     for (auto& [ticket, task] : actor.in_flight) {
       if (task->spec.attempt() < actor.max_task_retries) {
         task->spec.set_attempt(task->spec.attempt() + 1);
+        RecordRetrying(options_.events, task->spec, "its actor's connection broke: " + reason);
         actor.queue[ticket] = std::move(task);  // back in its place in the order
       } else {
         actor.orphaned.push_back(std::move(task));

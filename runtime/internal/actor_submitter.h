@@ -30,6 +30,7 @@
 #include "net/flow_control.h"
 #include "net/io_pool.h"
 #include "proto/control.grpc.pb.h"
+#include "runtime/internal/task_events.h"
 #include "runtime/internal/task_submitter.h"
 
 namespace lumen::internal {
@@ -42,6 +43,7 @@ class ActorSubmitter {
     net::FlowLimits limits = net::FlowLimits::FromEnvironment();
     // How long queued calls wait for an unreachable head before failing.
     absl::Duration head_unreachable_timeout = absl::Seconds(60);
+    TaskEventRecorder* events = nullptr;  // not owned; may be null
   };
 
   ActorSubmitter(Options options, net::IoPool& io, proto::HeadService::Stub* head);

@@ -110,6 +110,7 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
     frame.mutable_task()->Swap(&task->spec);
     const uint64_t seq = task->spec.seq();
     task->pushed_at = now;
+    RecordPushed(options_.events, task->spec);
     if (was_idle) best->last_reply = now;
     best->in_flight_bytes += task->bytes;
     best->in_flight.emplace(seq, std::move(task));
@@ -314,6 +315,7 @@ void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
         task->retries_left > 0) {
       --task->retries_left;
       task->spec.set_attempt(task->spec.attempt() + 1);
+      RecordRetrying(options_.events, task->spec, reply.result().error().message());
       shape.queue.push_back(std::move(task));
       retry = true;
     }
@@ -342,6 +344,7 @@ void TaskSubmitter::OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker,
       if (task->retries_left > 0 && !shutdown_) {
         --task->retries_left;
         task->spec.set_attempt(task->spec.attempt() + 1);
+        RecordRetrying(options_.events, task->spec, "its worker died: " + reason);
         LUMEN_LOG(INFO) << "worker " << worker->worker_address << " died (" << reason
                         << "); retrying task " << task->spec.function() << ", "
                         << task->retries_left << " retries left";

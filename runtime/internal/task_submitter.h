@@ -31,6 +31,7 @@
 #include "proto/control.grpc.pb.h"
 #include "proto/wire.pb.h"
 #include "runtime/internal/object_table.h"
+#include "runtime/internal/task_events.h"
 
 namespace lumen::internal {
 
@@ -63,6 +64,7 @@ class TaskSubmitter {
     net::FlowLimits pending = PendingLimitsFromEnvironment();
     net::ConnectionOptions connection = net::ConnectionOptions::FromEnvironment();
     static net::FlowLimits PendingLimitsFromEnvironment();
+    TaskEventRecorder* events = nullptr;  // not owned; may be null
   };
   using StubFactory = std::function<proto::NodeService::Stub*(const std::string& address)>;
 

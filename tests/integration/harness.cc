@@ -152,6 +152,7 @@ TestCluster::TestCluster(int num_cpus, long long store_bytes,
                                    "--port=" + std::to_string(port),
                                    "--num-cpus=" + std::to_string(num_cpus),
                                    "--object-store-memory=" + std::to_string(store_bytes),
+                                   "--dashboard-port=0",
                                    TempDirFlag()};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   start_ = Run(argv, 60, env);
@@ -168,6 +169,18 @@ CommandResult TestCluster::RunProgram(std::vector<std::string> argv, double time
 std::unique_ptr<Child> TestCluster::StartProgram(std::vector<std::string> argv) const {
   argv.push_back(TempDirFlag());
   return std::make_unique<Child>(argv);
+}
+
+std::string TestCluster::Token() const {
+  std::string token = ReadFile(temp_dir_ + "/session_latest/token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
+std::string TestCluster::DashboardUrl() const {
+  std::string url = ReadFile(temp_dir_ + "/session_latest/dashboard_url");
+  while (!url.empty() && url.back() == '\n') url.pop_back();
+  return url;
 }
 
 std::string TestCluster::StatusText() const { return RunProgram({"lumen", "status"}, 30).output; }

@@ -45,7 +45,8 @@ class Child {
   bool exited_ = false;
 };
 
-// A head started with `lumen start` in a private temp dir; stopped with `lumen stop`.
+// A head started with `lumen start` in a private temp dir (its dashboard on any free port);
+// stopped with `lumen stop`.
 class TestCluster {
  public:
   // `env` is added to the environment of `lumen start` (and so of the daemons and workers).
@@ -65,6 +66,9 @@ class TestCluster {
   // `lumen status --json`, parsed fields of the first node.
   long long StoreUsed() const;
   std::string StatusText() const;
+  // The session's cluster token and dashboard URL (http://host:port).
+  std::string Token() const;
+  std::string DashboardUrl() const;
 
  private:
   std::string temp_dir_;

@@ -20,7 +20,7 @@ cmake -S "$SOURCE/examples/standalone" -B "$WORK/app" -G Ninja \
   -DCMAKE_PREFIX_PATH="$WORK/prefix" >/dev/null
 cmake --build "$WORK/app" >/dev/null
 
-"$WORK/prefix/bin/lumen" start --head --port=0 --num-cpus=2 \
+"$WORK/prefix/bin/lumen" start --head --port=0 --dashboard-port=0 --num-cpus=2 \
   --object-store-memory=268435456 --temp-dir="$CLUSTER" >/dev/null
 output=$(timeout 120 "$WORK/app/app" --temp-dir="$CLUSTER")
 echo "$output"
