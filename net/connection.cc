@@ -53,7 +53,7 @@ void SetSocketOptions(int fd, const ConnectionOptions& options) {
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
   setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
   // Data the peer does not acknowledge for this long fails the connection (a cut link).
-  const unsigned int user_timeout =
+  const auto user_timeout =
       static_cast<unsigned int>(absl::ToInt64Milliseconds(options.peer_timeout));
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }

@@ -14,7 +14,7 @@ thread_local bool tls_on_io_thread = false;
 
 }  // namespace
 
-IoPool::IoPool(int threads, std::string name) : work_(asio::make_work_guard(context_)) {
+IoPool::IoPool(int threads, const std::string& name) : work_(asio::make_work_guard(context_)) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this, name] {
       pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());

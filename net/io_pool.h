@@ -22,7 +22,7 @@ class IoPool {
  public:
   // Starts `threads` threads that run the context until Stop. With 0, the owner's own threads
   // drive context() (one at a time, each inside an IoThreadScope).
-  IoPool(int threads, std::string name);
+  IoPool(int threads, const std::string& name);
   ~IoPool();
   IoPool(const IoPool&) = delete;
   IoPool& operator=(const IoPool&) = delete;

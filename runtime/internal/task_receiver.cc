@@ -77,7 +77,7 @@ void TaskReceiver::Run(Item& item) {
 
 void TaskReceiver::Wake(int threads) {
   if (threads <= 0) return;
-  const uint64_t count = static_cast<uint64_t>(threads);
+  const auto count = static_cast<uint64_t>(threads);
   ssize_t ignored = write(wake_fd_, &count, sizeof(count));
   (void)ignored;
 }

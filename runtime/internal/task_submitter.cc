@@ -230,7 +230,7 @@ void TaskSubmitter::ConnectWorker(const std::string& key, const std::string& nod
 
 void TaskSubmitter::AddWorker(const std::string& key, const std::string& node_address,
                               const proto::WorkerLease& lease,
-                              std::shared_ptr<net::Connection> conn) {
+                              const std::shared_ptr<net::Connection>& conn) {
   std::shared_ptr<LeasedWorker> worker;
   if (conn != nullptr) {
     worker = std::make_shared<LeasedWorker>();

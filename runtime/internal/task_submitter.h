@@ -133,7 +133,7 @@ class TaskSubmitter {
   void ConnectWorker(const std::string& key, const std::string& node_address,
                      const proto::WorkerLease& lease);
   void AddWorker(const std::string& key, const std::string& node_address,
-                 const proto::WorkerLease& lease, std::shared_ptr<net::Connection> conn);
+                 const proto::WorkerLease& lease, const std::shared_ptr<net::Connection>& conn);
   void OnTaskReply(const std::shared_ptr<LeasedWorker>& worker, proto::TaskReply& reply);
   void OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker, const std::string& reason);
   void ReturnLease(const std::string& node_address, uint64_t lease_id, bool disconnect);

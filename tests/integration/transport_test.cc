@@ -61,8 +61,8 @@ int OpenRaw(int port) {
 
 // True once the peer closed `fd` (end of stream or reset) within `seconds`.
 bool ClosedByPeer(int fd, double seconds) {
-  timeval tv{.tv_sec = static_cast<long>(seconds),
-             .tv_usec = static_cast<long>((seconds - static_cast<long>(seconds)) * 1e6)};
+  const auto micros = static_cast<long>(seconds * 1e6);
+  timeval tv{.tv_sec = micros / 1000000, .tv_usec = micros % 1000000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   char byte;
   const ssize_t n = recv(fd, &byte, 1, 0);
@@ -104,8 +104,8 @@ TEST_CASE("streaming 2 GiB of 64 KiB calls to one actor completes with bounded m
   CHECK(Field(r.output, "bytes") == Field(r.output, "expected"));
   CHECK(Field(r.output, "expected") == std::to_string(2048ll << 20));
   // Bounded: in flight per actor is at most 64 MiB, queued at the actor at most 64 MiB more.
-  CHECK(std::stol(Field(r.output, "caller_peak_kb")) < 400 * 1024);
-  CHECK(std::stol(Field(r.output, "actor_peak_kb")) < 400 * 1024);
+  CHECK(std::stol(Field(r.output, "caller_peak_kb")) < 400L * 1024);
+  CHECK(std::stol(Field(r.output, "actor_peak_kb")) < 400L * 1024);
 }
 
 TEST_CASE("a Get without a timeout returns when the actor's process is stopped",
@@ -226,7 +226,7 @@ TEST_CASE("300 unauthenticated connections to a worker cost little and are close
   for (int fd : fds) closed += ClosedByPeer(fd, 10) ? 1 : 0;
   for (int fd : fds) close(fd);
   CHECK(closed == 300);
-  CHECK(rss_during - rss_before < 64 * 1024);
+  CHECK(rss_during - rss_before < 64L * 1024);
   CHECK(threads_during == threads_before);
   CHECK(StatusField(pid, "Threads") == threads_before);
   driver->WriteLine("go");

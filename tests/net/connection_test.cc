@@ -73,11 +73,11 @@ TEST_CASE("frames queued by many threads arrive complete and in each thread's or
   }
   for (auto& thread : threads) thread.join();
   REQUIRE(server.WaitForAccepted(1));
-  REQUIRE(server.inbox(0).WaitForFrames(kThreads * kFrames));
+  REQUIRE(server.inbox(0).WaitForFrames(static_cast<size_t>(kThreads) * kFrames));
   std::vector<int64_t> last(kThreads, -1);
   for (const auto& frame : server.inbox(0).frames()) {
     const int t = static_cast<int>(frame.task().seq() / kFrames);
-    const int64_t i = static_cast<int64_t>(frame.task().seq() % kFrames);
+    const auto i = static_cast<int64_t>(frame.task().seq() % kFrames);
     CHECK(i == last[t] + 1);
     last[t] = i;
   }

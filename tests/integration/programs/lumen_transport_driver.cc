@@ -154,7 +154,8 @@ int Stream(long total_mb) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "stream bytes=" << received << " expected=" << calls * (64 << 10)
-            << " seconds=" << seconds << " mb_per_s=" << (received / 1048576.0) / seconds
+            << " seconds=" << seconds
+            << " mb_per_s=" << (static_cast<double>(received) / 1048576.0) / seconds
             << " caller_peak_kb=" << StatusField(getpid(), "VmHWM")
             << " actor_peak_kb=" << *lumen::Get(sink.Task(&Sink::PeakRssKb).Remote())
             << " actor_pid=" << actor_pid << std::endl;
