@@ -244,8 +244,7 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Connect(IoPool& io,
 
 Connection::Connection(IoPool& io, asio::ip::tcp::socket socket, const ConnectionOptions& options,
                        bool authenticated)
-    : io_(io),
-      strand_(asio::make_strand(io.context())),
+    : strand_(asio::make_strand(io.context())),
       socket_(std::move(socket)),
       fd_(socket_.native_handle()),
       options_(options),

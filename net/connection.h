@@ -137,7 +137,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void LeaveUnauthenticated();
 
   // Set at construction.
-  IoPool& io_;
   asio::strand<asio::io_context::executor_type> strand_;
   asio::ip::tcp::socket socket_;
   const int fd_;

@@ -64,6 +64,12 @@ Listener::~Listener() { Stop(); }
 
 void Listener::Stop() {
   if (state_->stopped.exchange(true)) return;
+  if (state_->io.context().stopped()) {  // no I/O thread runs: nothing races with the close
+    std::error_code ignored;
+    state_->acceptor.close(ignored);
+    state_->retry.cancel();
+    return;
+  }
   // Closing the acceptor must happen where its operations run.
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
