@@ -109,6 +109,8 @@ int Start(const StartOptions& options) {
   config.num_cpus = options.num_cpus;
   config.object_store_memory = options.object_store_memory;
   config.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  config.head_lost_timeout_ms = options.head_lost_timeout_ms;
+  config.max_workers = options.max_workers;
   config.dashboard_host = options.dashboard_host;
   config.dashboard_port = options.dashboard_port;
   if (!options.resources_json.empty()) {
@@ -265,6 +267,8 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["store_pinned_bytes"] = node.store_pinned_bytes();
       n["store_released_pinned_objects"] = node.store_released_pinned_objects();
       n["workers"] = node.num_workers();
+      n["max_workers"] = node.max_workers();
+      n["capped_workers"] = node.capped_workers();
       n["last_heartbeat_ms"] = node.last_heartbeat_ms();
       n["demands"] = nlohmann::json::array();
       for (const auto& demand : node.demands()) {
@@ -282,10 +286,11 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   std::cout << "======== Lumen cluster at " << address << " ========\n";
   std::cout << "Session: " << status.session_dir() << "\n\nNodes\n";
   for (const auto& node : status.nodes()) {
-    std::cout << absl::StrFormat(" %-16s %-21s %-5s %s  workers %d  heartbeat %d ms ago\n",
-                                 node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
-                                 node.is_head() ? "head" : "node", node.num_workers(),
-                                 node.last_heartbeat_ms());
+    std::cout << absl::StrFormat(
+        " %-16s %-21s %-5s %s  workers %d (%d of soft cap %d)  heartbeat %d ms ago\n",
+        node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
+        node.is_head() ? "head" : "node", node.num_workers(), node.capped_workers(),
+        node.max_workers(), node.last_heartbeat_ms());
   }
   const scheduler::ClusterUsage usage = scheduler::SumUsage(status.nodes());
   std::cout << "\nResources (used / total, " << usage.alive << " live "

@@ -19,6 +19,8 @@ struct StartOptions {
   int64_t object_store_memory = 0;
   std::string temp_dir;
   int heartbeat_timeout_ms = 5000;
+  int head_lost_timeout_ms = 60000;
+  int max_workers = 64;
   // Heads: reopen this existing session folder (its token and durable state) instead of
   // making a new one.
   std::string session_dir;

@@ -52,6 +52,14 @@ int main(int argc, char** argv) {
       ->add_option("--heartbeat-timeout-ms", start.heartbeat_timeout_ms,
                    "declare a node dead after this long without heartbeats")
       ->check(CLI::Range(100, 3600000));
+  start_cmd
+      ->add_option("--head-lost-timeout-ms", start.head_lost_timeout_ms,
+                   "nodes: stop the workers and exit after this long without reaching the head")
+      ->check(CLI::Range(100, 86400000));
+  start_cmd
+      ->add_option("--max-workers", start.max_workers,
+                   "soft cap on running task workers (actors and blocked workers not counted)")
+      ->check(CLI::Range(1, 100000));
   start_cmd->add_option("--session-dir", start.session_dir,
                         "heads: restart on this existing session folder, keeping its token, KV "
                         "store and (unless --port is given) port");

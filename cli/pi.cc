@@ -6,10 +6,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <numbers>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -40,8 +43,13 @@ int64_t CountInsideQuarterCircle(int64_t samples, uint64_t seed) {
 namespace {
 
 constexpr int64_t kBatch = 1'000'000;
+// Batches each worker has queued or running at once: the next one is there when one ends.
+constexpr int kWindow = 2;
+// A batch whose worker died this many times in a row fails the job (a crash loop).
+constexpr int kMaxBatchAttempts = 8;
 
-// Collects the workers' reports: the progress everyone can ask about.
+// Collects the workers' reports: the progress everyone can ask about. A retried batch is
+// counted once.
 class PiSupervisor {
  public:
   static PiSupervisor* Create() {
@@ -49,10 +57,12 @@ class PiSupervisor {
     std::cout << "pi supervisor starting" << std::endl;
     return new PiSupervisor();
   }
-  int64_t Report(int64_t inside, int64_t samples) {
+  int64_t Report(int64_t batch, int64_t inside, int64_t samples) {
     std::lock_guard<std::mutex> lock(mu_);
-    inside_ += inside;
-    samples_ += samples;
+    if (reported_.insert(batch).second) {
+      inside_ += inside;
+      samples_ += samples;
+    }
     return samples_;
   }
   std::vector<int64_t> Progress() {
@@ -62,27 +72,26 @@ class PiSupervisor {
 
  private:
   std::mutex mu_;
+  std::set<int64_t> reported_;
   int64_t inside_ = 0;
   int64_t samples_ = 0;
 };
 
-// Samples its share of the batches (every `stride`-th, from `first`), reporting each one.
+// Samples the batches it is given, reporting each one to the supervisor. Holds no state the
+// job needs, so a restarted worker simply takes the next batch.
 class PiWorker {
  public:
   static PiWorker* Create(ActorHandle<PiSupervisor> supervisor, int index) {
-    std::cout << "pi worker " << index << " starting" << std::endl;
+    std::cout << "pi worker " << index << (WasCurrentActorRestarted() ? " restarting" : " starting")
+              << std::endl;
     return new PiWorker(std::move(supervisor));
   }
-  int64_t Run(int64_t total_samples, int64_t first, int64_t stride, uint64_t seed) {
-    const int64_t batches = (total_samples + kBatch - 1) / kBatch;
-    int64_t inside = 0;
-    for (int64_t b = first; b < batches; b += stride) {
-      const int64_t n = std::min(kBatch, total_samples - b * kBatch);
-      const int64_t hits = CountInsideQuarterCircle(n, seed * 1'000'003 + static_cast<uint64_t>(b));
-      supervisor_.Task(&PiSupervisor::Report).Remote(hits, n);
-      inside += hits;
-    }
-    return inside;
+  int64_t RunBatch(int64_t total_samples, int64_t batch, uint64_t seed) {
+    const int64_t n = std::min(kBatch, total_samples - batch * kBatch);
+    const int64_t hits =
+        CountInsideQuarterCircle(n, seed * 1'000'003 + static_cast<uint64_t>(batch));
+    supervisor_.Task(&PiSupervisor::Report).Remote(batch, hits, n);
+    return hits;
   }
 
  private:
@@ -91,7 +100,7 @@ class PiWorker {
 };
 
 LUMEN_REMOTE(PiSupervisor::Create, &PiSupervisor::Report, &PiSupervisor::Progress, PiWorker::Create,
-             &PiWorker::Run);
+             &PiWorker::RunBatch);
 
 void DrawProgress(int64_t done, int64_t total, double seconds) {
   const int width = 40;
@@ -117,29 +126,77 @@ PiResult EstimatePi(int64_t samples, int workers, uint64_t seed,
   auto elapsed = [&start] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  auto supervisor = Actor(PiSupervisor::Create).Remote();
+  // Restarted without limit: a crash loop ends the job through kMaxBatchAttempts instead.
+  auto supervisor = Actor(PiSupervisor::Create).SetMaxRestarts(-1).Remote();
   std::vector<ActorHandle<PiWorker>> pool;
-  std::vector<ObjectRef<int64_t>> runs;
+  pool.reserve(static_cast<size_t>(workers));
   for (int w = 0; w < workers; ++w) {
-    pool.push_back(Actor(PiWorker::Create).SetResource("CPU", 1).Remote(supervisor, w));
-    runs.push_back(pool.back().Task(&PiWorker::Run).Remote(samples, w, workers, seed));
+    pool.push_back(
+        Actor(PiWorker::Create).SetResource("CPU", 1).SetMaxRestarts(-1).Remote(supervisor, w));
   }
-  std::vector<ObjectRef<int64_t>> pending = runs;
+  const int64_t batches = (samples + kBatch - 1) / kBatch;
+  std::deque<int64_t> todo;
+  for (int64_t b = 0; b < batches; ++b) todo.push_back(b);
+  std::vector<int> attempts(static_cast<size_t>(batches), 0);
+  std::vector<int> load(static_cast<size_t>(workers), 0);
+  struct Running {
+    int64_t batch;
+    int worker;
+  };
+  std::map<std::string, Running> running;  // by object id
+  std::vector<ObjectRef<int64_t>> pending;
+  auto dispatch = [&] {
+    for (int w = 0; w < workers && !todo.empty(); ++w) {
+      while (load[w] < kWindow && !todo.empty()) {
+        const int64_t b = todo.front();
+        todo.pop_front();
+        pending.push_back(pool[w].Task(&PiWorker::RunBatch).Remote(samples, b, seed));
+        running[pending.back().id()] = {b, w};
+        ++load[w];
+      }
+    }
+  };
+  PiResult result;
+  int64_t inside = 0;
+  int64_t done = 0;
+  double next_progress = 0;
+  dispatch();
   while (!pending.empty()) {
-    pending = Wait(pending, static_cast<int>(pending.size()), progress ? 200 : -1).unready;
-    if (progress) {
-      progress((*Get(supervisor.Task(&PiSupervisor::Progress).Remote()))[1], elapsed());
+    auto waited = Wait(pending, 1, progress ? 200 : -1);
+    pending = std::move(waited.unready);
+    for (const auto& ref : waited.ready) {
+      const Running what = running.at(ref.id());
+      running.erase(ref.id());
+      --load[what.worker];
+      try {
+        inside += *Get(ref);
+        done += std::min(kBatch, samples - what.batch * kBatch);
+      } catch (const ActorDiedError& e) {
+        // Its worker died while it ran (the worker restarts): sample the batch again.
+        if (++attempts[what.batch] >= kMaxBatchAttempts) {
+          throw Error(absl::StrFormat("batch %d failed %d times, the last time with: %s",
+                                      what.batch, kMaxBatchAttempts, e.what()));
+        }
+        ++result.retried_batches;
+        todo.push_front(what.batch);
+      }
+    }
+    dispatch();
+    if (progress && elapsed() >= next_progress) {
+      progress(done, elapsed());
+      next_progress = elapsed() + 0.2;
     }
   }
-  int64_t inside = 0;
-  for (const auto& hits : Get(runs)) inside += *hits;
-  PiResult result;
   result.seconds = elapsed();
   result.samples = samples;
   result.workers = workers;
   result.estimate = 4.0 * static_cast<double>(inside) / static_cast<double>(samples);
   result.error = std::abs(result.estimate - std::numbers::pi);
-  for (auto& worker : pool) Kill(worker);
+  result.restarts = NumRestarts(supervisor);
+  for (auto& worker : pool) {
+    result.restarts += NumRestarts(worker);
+    Kill(worker);
+  }
   Kill(supervisor);
   return result;
 }
@@ -168,15 +225,24 @@ int RunPi(const PiOptions& options) {
     }
     const double rate = static_cast<double>(result.samples) / result.seconds;
     if (options.json) {
-      nlohmann::json out = {{"estimate", result.estimate}, {"error", result.error},
-                            {"samples", result.samples},   {"workers", result.workers},
-                            {"seed", options.seed},        {"wall_seconds", result.seconds},
-                            {"samples_per_second", rate}};
+      nlohmann::json out = {{"estimate", result.estimate},
+                            {"error", result.error},
+                            {"samples", result.samples},
+                            {"workers", result.workers},
+                            {"seed", options.seed},
+                            {"wall_seconds", result.seconds},
+                            {"samples_per_second", rate},
+                            {"restarts", result.restarts},
+                            {"retried_batches", result.retried_batches}};
       std::cout << out.dump() << "\n";
     } else {
       std::cout << absl::StrFormat("pi is about %.8f (error %.2e)\n", result.estimate, result.error)
                 << absl::StrFormat("%d samples, %d worker actors, %.3f s, %.1f M samples/s\n",
                                    result.samples, result.workers, result.seconds, rate / 1e6);
+      if (result.restarts > 0 || result.retried_batches > 0) {
+        std::cout << absl::StrFormat("%d actor restarts, %d batches sampled again\n",
+                                     result.restarts, result.retried_batches);
+      }
     }
     Shutdown();
     return 0;

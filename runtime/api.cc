@@ -287,6 +287,8 @@ void KillActor(const std::string& actor_id, bool no_restart) {
 
 std::map<std::string, double> ClusterResources() { return Runtime().ClusterResources(); }
 
+int ActorRestarts(const std::string& actor_id) { return Runtime().ActorRestarts(actor_id); }
+
 bool WasCurrentActorRestarted() { return EnvOr("LUMEN_ACTOR_RESTARTED", "0") == "1"; }
 
 void AddLocalReference(const std::string& object_id, const std::string& owner_address) {

@@ -148,6 +148,7 @@ absl::Status CoreWorker::Connect() {
         status, absl::StrCat("cannot register with the node manager at ", config_.node_address));
   }
   client_id_ = reply.client_id();
+  job_id_ = reply.job_id();
   node_id_ = reply.node_id();
   session_dir_ = reply.session_dir();
   head_address_ = reply.head_address();
@@ -494,6 +495,7 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
   spec.set_return_id(return_id);
   spec.set_owner_client_id(client_id_);
   spec.set_owner_address(self_address_);
+  spec.set_job_id(job_id_);
   for (auto& arg : args) {
     proto::TaskArg* out = spec.add_args();
     if (!arg.is_ref && arg.bytes.size() > kInlineObjectLimit) {
@@ -575,6 +577,7 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
   spec->set_executable(SelfExecutable());
   spec->set_owner_client_id(client_id_);
   spec->set_owner_node_address(config_.node_address);
+  spec->set_owner_job(job_id_);
   for (const auto& [name, amount] : options.resources) {
     if (amount < 0) throw Error("lumen::Actor: resource amounts must not be negative");
     if (amount > 0) (*spec->mutable_resources())[name] = amount;
@@ -674,6 +677,17 @@ std::map<std::string, double> CoreWorker::ClusterResources() {
   return total;
 }
 
+int CoreWorker::ActorRestarts(const std::string& actor_id) {
+  proto::GetActorInfoRequest request;
+  request.set_actor_id(actor_id);
+  proto::ActorInfo info;
+  grpc::ClientContext context;
+  PrepareContext(&context, config_.token, absl::Seconds(15));
+  auto status = Head()->GetActorInfo(&context, request, &info);
+  if (!status.ok()) throw Error("lumen::NumRestarts: " + status.error_message());
+  return info.num_restarts();
+}
+
 bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
   std::string bytes;
   proto::ActorSpec spec;
@@ -688,6 +702,7 @@ bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
     error = absl::StrCat("factory '", spec.factory(), "' takes ", factory->num_args,
                          " arguments, not ", spec.args_size());
   } else {
+    job_id_ = spec.owner_job();
     try {
       std::vector<ValuePtr> values;
       for (const proto::TaskArg& arg : spec.args()) {
@@ -832,6 +847,8 @@ void CoreWorker::OnNodeDeath(const proto::NodeDeath& death) {
 
 void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
   if (task_events_) task_events_->Running(spec);
+  // A task worker runs for its submitter's job; an actor keeps its owner's.
+  if (spec.actor_id().empty() && spec.job_id() != 0) job_id_ = spec.job_id();
   auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
                   const std::string& message) {
     result->Clear();

@@ -10,6 +10,7 @@
 // node manager registration, then the I/O threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -67,6 +68,7 @@ class CoreWorker {
   std::string FindNamedActor(const std::string& name, const std::string& ns);
   void KillActor(const std::string& actor_id, bool no_restart);
   std::map<std::string, double> ClusterResources();
+  int ActorRestarts(const std::string& actor_id);
   // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
   // manager. False if it threw (then the process should exit).
   bool CreateActorInstance(const std::string& spec_hex);
@@ -150,6 +152,8 @@ class CoreWorker {
   std::string node_id_;
   std::string session_dir_;
   uint64_t client_id_ = 0;
+  // The job this process works for (see TaskSpec.job_id); 0 until known.
+  std::atomic<uint64_t> job_id_{0};
   // Shared with the buffers read from it, which may outlive this runtime.
   std::shared_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/rpc.h"
@@ -22,24 +23,27 @@ std::string Describe(const proto::ActorInfo& info) {
 }
 
 grpc::Status KillWorker(const std::string& token, const std::string& node_address,
-                        const std::string& actor_id) {
+                        const std::string& actor_id, uint64_t incarnation) {
   auto stub = proto::NodeService::NewStub(internal::MakeChannel(node_address));
   grpc::ClientContext context;
   internal::PrepareContext(&context, token, absl::Seconds(10));
   proto::KillActorWorkerRequest request;
   request.set_actor_id(actor_id);
+  request.set_incarnation(incarnation);
   proto::KillActorWorkerReply reply;
   return stub->KillActorWorker(&context, request, &reply);
 }
 
 }  // namespace
 
-ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors)
+ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors,
+                               HeadStore* store)
     : token_(std::move(token)),
       pick_node_(std::move(pick_node)),
       state_(std::make_shared<State>()) {
   absl::MutexLock lock(&state_->mu);
   state_->max_dead = max_dead_actors;
+  state_->store = store;
 }
 
 ActorDirectory::~ActorDirectory() {
@@ -79,6 +83,7 @@ grpc::Status ActorDirectory::Create(const proto::ActorSpec& spec) {
     actor.info.set_create_time_ms(NowMs());
     actor.info.set_detached(spec.detached());
     actor.info.set_max_restarts(spec.max_restarts());
+    PersistLocked(*state_, actor);
   }
   std::thread(StartActor, state_, token_, pick_node_, spec.actor_id(), false).detach();
   return grpc::Status::OK;
@@ -90,8 +95,13 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
   proto::StartActorRequest request;
   {
     absl::MutexLock lock(&state->mu);
-    request.mutable_spec()->CopyFrom(state->actors[actor_id].spec);
+    Actor& actor = state->actors[actor_id];
+    request.mutable_spec()->CopyFrom(actor.spec);
+    request.set_incarnation(++actor.incarnation);
+    actor.died_while_starting = false;
+    PersistLocked(*state, actor);
   }
+  const uint64_t incarnation = request.incarnation();
   request.set_restarted(restarted);
   std::string why;
   const std::string address = pick_node(request.spec(), &why);
@@ -102,21 +112,47 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
   } else {
     auto stub = proto::NodeService::NewStub(internal::MakeChannel(address));
     grpc::ClientContext context;
-    internal::PrepareContext(&context, token, absl::Seconds(120));
+    internal::PrepareContext(&context, token, kActorStartDeadline);
     status = stub->StartActor(&context, request, &reply);
   }
   const bool started = status.ok() && reply.error().empty();
-  bool killed_while_starting = false;
+  // The node may have started a process the head gave up on: it must not outlive this call.
+  bool end_process = !address.empty() && !status.ok() &&
+                     status.error_code() != grpc::StatusCode::FAILED_PRECONDITION &&
+                     status.error_code() != grpc::StatusCode::INVALID_ARGUMENT;
+  bool restart = false;
   {
     absl::MutexLock lock(&state->mu);
     Actor& actor = state->actors[actor_id];
-    killed_while_starting = started && actor.killed;
-    RecordStart(*state, actor, started, address, reply, status);
+    // lumen::Kill arrived while the process was being started.
+    end_process = end_process || (started && actor.killed);
+    if (end_process && !started && !actor.killed) {
+      // The node failed or did not answer in time: a death of this incarnation, which its
+      // restart policy may replace (elsewhere, if the node is gone).
+      restart = DiedLocked(
+          *state, actor,
+          absl::StrCat("its node at ", address, " could not start it: ", status.error_message()),
+          /*restartable=*/true);
+    } else {
+      RecordStart(*state, actor, started, address, reply, status);
+      PersistLocked(*state, actor);
+      if (started && !actor.killed && actor.died_while_starting) {
+        restart = DiedLocked(*state, actor, actor.pending_cause, actor.pending_restartable);
+      }
+    }
     state->changed.SignalAll();
   }
-  // lumen::Kill arrived while the process was being started: it must not outlive the call.
-  if (killed_while_starting) {
-    const grpc::Status killed = KillWorker(token, address, actor_id);
+  if (restart) {
+    // After a pause when its node failed it: a node that keeps failing is not hammered
+    // before the head declares it dead.
+    const absl::Duration pause = started ? absl::ZeroDuration() : absl::Milliseconds(500);
+    std::thread([state, token, pick_node, actor_id, pause] {
+      absl::SleepFor(pause);
+      StartActor(state, token, pick_node, actor_id, true);
+    }).detach();
+  }
+  if (end_process) {
+    const grpc::Status killed = KillWorker(token, address, actor_id, incarnation);
     if (!killed.ok()) {
       LUMEN_LOG(WARNING) << "could not end killed actor " << internal::ShortHex(actor_id) << ": "
                          << killed.error_message();
@@ -139,7 +175,7 @@ void ActorDirectory::RecordStart(State& state, Actor& actor, bool started,
     actor.info.set_state(proto::ActorInfo::DEAD);
     actor.info.set_address("");
     if (actor.killed) {
-      actor.info.set_death_cause("killed by lumen::Kill");
+      actor.info.set_death_cause(actor.killed_cause);
     } else if (!status.ok()) {
       actor.info.set_death_cause(absl::StrCat("could not be started: ", status.error_message()));
     } else {
@@ -164,6 +200,12 @@ void ActorDirectory::RecordDeathLocked(State& state, Actor& actor) {
     auto name = state.names.find(NameKey(it->second.info.ns(), it->second.info.name()));
     if (name != state.names.end() && name->second == id) state.names.erase(name);
     state.actors.erase(it);
+    if (state.store != nullptr) {
+      if (auto erased = state.store->Delete(kActorTable, id); !erased.ok()) {
+        LUMEN_LOG(WARNING) << "cannot forget actor " << internal::ShortHex(id) << ": "
+                           << erased.status();
+      }
+    }
   }
 }
 
@@ -202,21 +244,27 @@ grpc::Status ActorDirectory::Get(const proto::GetActorInfoRequest& request,
 
 grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart) {
   std::string node_address;
+  uint64_t incarnation = 0;
   {
     absl::MutexLock lock(&state_->mu);
     auto it = state_->actors.find(actor_id);
     if (it == state_->actors.end()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such actor");
     }
-    if (no_restart) it->second.killed = true;
+    if (no_restart && !it->second.killed) {
+      it->second.killed = true;
+      it->second.killed_cause = "killed by lumen::Kill";
+      PersistLocked(*state_, it->second);
+    }
     node_address = it->second.node_address;
     if (it->second.info.state() != proto::ActorInfo::ALIVE) return grpc::Status::OK;
+    incarnation = it->second.incarnation;
   }
-  return KillWorker(token_, node_address, actor_id);
+  return KillWorker(token_, node_address, actor_id, incarnation);
 }
 
-void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string& cause,
-                                 bool restartable) {
+void ActorDirectory::ReportDeath(const std::string& actor_id, uint64_t incarnation,
+                                 const std::string& cause, bool restartable) {
   bool restart = false;
   {
     absl::MutexLock lock(&state_->mu);
@@ -224,38 +272,91 @@ void ActorDirectory::ReportDeath(const std::string& actor_id, const std::string&
     // A dead actor stays dead (a late report about its last process changes nothing).
     if (it == state_->actors.end() || it->second.info.state() == proto::ActorInfo::DEAD) return;
     Actor& actor = it->second;
-    actor.info.set_address("");
-    actor.info.set_death_cause(actor.killed ? "killed by lumen::Kill" : cause);
-    restart =
-        restartable && !actor.killed && !state_->stopping &&
-        (actor.spec.max_restarts() < 0 || actor.info.num_restarts() < actor.spec.max_restarts());
-    if (restart) {
-      actor.info.set_num_restarts(actor.info.num_restarts() + 1);
-      actor.info.set_state(proto::ActorInfo::RESTARTING);
-      LUMEN_LOG(INFO) << Describe(actor.info) << " died (" << cause << "); restart "
-                      << actor.info.num_restarts() << " of " << actor.spec.max_restarts();
-    } else {
-      actor.info.set_state(proto::ActorInfo::DEAD);
-      LUMEN_LOG(INFO) << Describe(actor.info) << " died: " << actor.info.death_cause();
-      RecordDeathLocked(*state_, actor);
+    if (incarnation != 0 && incarnation != actor.incarnation) {
+      LUMEN_LOG(INFO) << "dropping a stale death report about incarnation " << incarnation << " of "
+                      << Describe(actor.info) << " (now " << actor.incarnation << "): " << cause;
+      return;
     }
-    state_->changed.SignalAll();
+    if (actor.info.state() != proto::ActorInfo::ALIVE) {
+      // Its start is not recorded yet: the death applies once it is.
+      actor.died_while_starting = true;
+      actor.pending_cause = cause;
+      actor.pending_restartable = restartable;
+      return;
+    }
+    restart = DiedLocked(*state_, actor, cause, restartable);
   }
   if (restart) std::thread(StartActor, state_, token_, pick_node_, actor_id, true).detach();
 }
 
+bool ActorDirectory::DiedLocked(State& state, Actor& actor, const std::string& cause,
+                                bool restartable) {
+  actor.info.set_address("");
+  actor.info.set_death_cause(actor.killed ? actor.killed_cause : cause);
+  const bool restart =
+      restartable && !actor.killed && !state.stopping &&
+      (actor.spec.max_restarts() < 0 || actor.info.num_restarts() < actor.spec.max_restarts());
+  if (restart) {
+    actor.info.set_num_restarts(actor.info.num_restarts() + 1);
+    actor.info.set_state(proto::ActorInfo::RESTARTING);
+    LUMEN_LOG(INFO) << Describe(actor.info) << " died (" << cause << "); restart "
+                    << actor.info.num_restarts() << " of " << actor.spec.max_restarts();
+  } else {
+    actor.info.set_state(proto::ActorInfo::DEAD);
+    LUMEN_LOG(INFO) << Describe(actor.info) << " died: " << actor.info.death_cause();
+    RecordDeathLocked(state, actor);
+  }
+  PersistLocked(state, actor);
+  state.changed.SignalAll();
+  return restart;
+}
+
 void ActorDirectory::NodeDied(const std::string& address) {
-  std::vector<std::string> lost;
+  std::vector<std::pair<std::string, uint64_t>> lost;
   {
     absl::MutexLock lock(&state_->mu);
     for (const auto& [id, actor] : state_->actors) {
       if (actor.node_address == address && actor.info.state() == proto::ActorInfo::ALIVE) {
-        lost.push_back(id);
+        lost.emplace_back(id, actor.incarnation);
       }
     }
   }
-  for (const auto& id : lost) {
-    ReportDeath(id, absl::StrCat("its node (", address, ") died"), /*restartable=*/true);
+  for (const auto& [id, incarnation] : lost) {
+    ReportDeath(id, incarnation, absl::StrCat("its node (", address, ") died"),
+                /*restartable=*/true);
+  }
+}
+
+void ActorDirectory::JobFinished(uint64_t job_id, const std::string& cause) {
+  struct Doomed {
+    std::string id;
+    std::string address;
+    uint64_t incarnation;
+  };
+  std::vector<Doomed> doomed;
+  {
+    absl::MutexLock lock(&state_->mu);
+    for (auto& [id, actor] : state_->actors) {
+      if (actor.spec.owner_job() != job_id || actor.spec.detached() || actor.killed ||
+          actor.info.state() == proto::ActorInfo::DEAD) {
+        continue;
+      }
+      actor.killed = true;
+      actor.killed_cause = cause;
+      PersistLocked(*state_, actor);
+      // One that is still starting is ended when its start is recorded.
+      if (actor.info.state() == proto::ActorInfo::ALIVE) {
+        doomed.push_back({id, actor.node_address, actor.incarnation});
+      }
+    }
+  }
+  for (const Doomed& actor : doomed) {
+    const grpc::Status status = KillWorker(token_, actor.address, actor.id, actor.incarnation);
+    if (!status.ok()) {
+      // Its node is gone or going: its death is declared with the node's.
+      LUMEN_LOG(WARNING) << "could not end actor " << internal::ShortHex(actor.id)
+                         << " of a finished job: " << status.error_message();
+    }
   }
 }
 

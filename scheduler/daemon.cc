@@ -150,6 +150,7 @@ std::string ToJson(const DaemonConfig& config) {
   json["session_dir"] = config.session_dir;
   json["heartbeat_period_ms"] = config.heartbeat_period_ms;
   json["heartbeat_timeout_ms"] = config.heartbeat_timeout_ms;
+  json["head_lost_timeout_ms"] = config.head_lost_timeout_ms;
   json["max_workers"] = config.max_workers;
   json["embedded"] = config.embedded;
   json["dashboard_host"] = config.dashboard_host;
@@ -171,6 +172,7 @@ absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& text) {
     config.session_dir = json.at("session_dir").get<std::string>();
     config.heartbeat_period_ms = json.at("heartbeat_period_ms").get<int>();
     config.heartbeat_timeout_ms = json.at("heartbeat_timeout_ms").get<int>();
+    config.head_lost_timeout_ms = json.value("head_lost_timeout_ms", config.head_lost_timeout_ms);
     config.max_workers = json.at("max_workers").get<int>();
     config.embedded = json.at("embedded").get<bool>();
     config.dashboard_host = json.value("dashboard_host", config.dashboard_host);
@@ -228,6 +230,7 @@ int RunDaemon(const DaemonConfig& config) {
   nm.max_workers = config.max_workers;
   nm.is_head = config.head;
   nm.heartbeat_period = absl::Milliseconds(config.heartbeat_period_ms);
+  nm.head_lost_timeout = absl::Milliseconds(config.head_lost_timeout_ms);
 
   // The head's durable tables outlive its service (declared first, destroyed last).
   std::unique_ptr<HeadStore> head_store;

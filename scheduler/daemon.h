@@ -23,6 +23,7 @@ struct DaemonConfig {
   std::string session_dir;
   int heartbeat_period_ms = 500;
   int heartbeat_timeout_ms = 5000;
+  int head_lost_timeout_ms = 60000;
   int max_workers = 64;
   bool embedded = false;
   // The head's dashboard (HTTP): port 0 picks a free one, -1 runs none.

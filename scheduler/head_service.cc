@@ -16,6 +16,11 @@ namespace {
 // Keys a KvList reply carries at most; the client asks for the next page.
 constexpr uint32_t kKvListPage = 10000;
 
+// The monitor checks liveness every kMonitorPeriod; checks further apart than kStallThreshold
+// mean the head itself stalled, and that time is not held against the nodes.
+constexpr absl::Duration kMonitorPeriod = absl::Milliseconds(200);
+constexpr absl::Duration kStallThreshold = absl::Seconds(1);
+
 }  // namespace
 
 bool Fits(const google::protobuf::Map<std::string, double>& available,
@@ -29,14 +34,25 @@ bool Fits(const google::protobuf::Map<std::string, double>& available,
 }
 
 HeadService::HeadService(std::string token, std::string session_dir,
-                         absl::Duration heartbeat_timeout, HeadStore* store)
+                         absl::Duration heartbeat_timeout, HeadStore* store,
+                         NodeLiveness::Clock clock)
     : token_(std::move(token)),
       session_dir_(std::move(session_dir)),
       heartbeat_timeout_(heartbeat_timeout),
-      store_(store) {
+      store_(store),
+      jobs_(store),
+      liveness_(heartbeat_timeout, kStallThreshold, std::move(clock)) {
   actors_ = std::make_unique<ActorDirectory>(
       token_,
-      [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); });
+      [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); },
+      10'000, store_);
+  // A previous head's actors: their nodes get two heartbeat timeouts to re-register.
+  if (auto status = actors_->Recover(2 * heartbeat_timeout); !status.ok()) {
+    LUMEN_LOG(WARNING) << "cannot read the actor table of a previous head: " << status;
+  }
+  if (auto status = jobs_.Load(); !status.ok()) {
+    LUMEN_LOG(WARNING) << "cannot read the job table of a previous head: " << status;
+  }
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
@@ -53,22 +69,23 @@ void HeadService::MonitorLoop() {
     std::vector<std::string> dead;
     {
       absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200))) return;
-      UpdateLivenessLocked(absl::Now());
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), kMonitorPeriod)) return;
+      UpdateLivenessLocked();
       dead.swap(newly_dead_);
     }
     for (const auto& address : dead) actors_->NodeDied(address);
+    actors_->CheckRecovery();
   }
 }
 
 std::string HeadService::PickActorNode(const proto::ActorSpec& spec, std::string* why) {
   absl::MutexLock lock(&mu_);
-  UpdateLivenessLocked(absl::Now());
+  UpdateLivenessLocked();
   std::string available_node;
   std::string feasible_node;
   double best_cpu = -1;
   for (const auto& [id, node] : nodes_) {
-    if (node.dead || !Fits(node.info.total(), spec.resources())) continue;
+    if (!liveness_.IsAlive(id) || !Fits(node.info.total(), spec.resources())) continue;
     if (node.info.address() == spec.owner_node_address()) return node.info.address();
     if (feasible_node.empty()) feasible_node = node.info.address();
     if (!Fits(node.info.available(), spec.resources())) continue;
@@ -116,7 +133,8 @@ grpc::Status HeadService::ReportActorDeath(grpc::ServerContext* context,
                                            const proto::ReportActorDeathRequest* request,
                                            proto::ReportActorDeathReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
-  actors_->ReportDeath(request->actor_id(), request->cause(), request->restartable());
+  actors_->ReportDeath(request->actor_id(), request->incarnation(), request->cause(),
+                       request->restartable());
   return grpc::Status::OK;
 }
 
@@ -125,6 +143,21 @@ grpc::Status HeadService::ListActors(grpc::ServerContext* context,
                                      proto::ListActorsReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   for (auto& info : actors_->List()) *reply->add_actors() = std::move(info);
+  return grpc::Status::OK;
+}
+
+grpc::Status HeadService::ReportDriverJob(grpc::ServerContext* context,
+                                          const proto::DriverJobEvent* request,
+                                          proto::DriverJobEventReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  auto ended = jobs_.Apply(*request);
+  if (!ended.ok()) return internal::ToGrpc(ended.status());
+  if (*ended) {
+    LUMEN_LOG(INFO) << "job " << request->job_id() << " (driver pid " << request->driver_pid()
+                    << ") finished; ending its actors";
+    actors_->JobFinished(request->job_id(), absl::StrCat("its owner's job ended (driver pid ",
+                                                         request->driver_pid(), " exited)"));
+  }
   return grpc::Status::OK;
 }
 
@@ -189,19 +222,18 @@ grpc::Status HeadService::KvList(grpc::ServerContext* context, const proto::KvLi
   return grpc::Status::OK;
 }
 
-void HeadService::UpdateLivenessLocked(absl::Time now) {
-  for (auto& [id, node] : nodes_) {
-    if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
-      node.dead = true;
-      newly_dead_.push_back(node.info.address());
-      proto::NodeDeath& death = deaths_.emplace_back();
-      death.set_node_id(id);
-      death.set_address(node.info.address());
-      death.set_reason(absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
-      LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
-                         << " missed heartbeats for " << heartbeat_timeout_
-                         << "; declaring it dead";
-    }
+void HeadService::UpdateLivenessLocked() {
+  for (const std::string& id : liveness_.Check()) {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end()) continue;
+    const std::string& address = it->second.info.address();
+    newly_dead_.push_back(address);
+    proto::NodeDeath& death = deaths_.emplace_back();
+    death.set_node_id(id);
+    death.set_address(address);
+    death.set_reason(absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
+    LUMEN_LOG(WARNING) << "node " << id << " at " << address << " missed heartbeats for "
+                       << heartbeat_timeout_ << "; declaring it dead";
   }
 }
 
@@ -212,15 +244,19 @@ grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
   if (request->node().node_id().empty() || request->node().address().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node id and address are required");
   }
-  absl::MutexLock lock(&mu_);
-  Node& node = nodes_[request->node().node_id()];
-  const bool is_new = node.info.node_id().empty() || node.dead;
-  node.info = request->node();
-  node.last_heartbeat = absl::Now();
-  node.dead = false;
-  if (is_new) {
-    LUMEN_LOG(INFO) << "node " << node.info.node_id() << " registered from " << node.info.address();
+  {
+    absl::MutexLock lock(&mu_);
+    Node& node = nodes_[request->node().node_id()];
+    const bool is_new = !liveness_.IsAlive(request->node().node_id());
+    node.info = request->node();
+    liveness_.Heard(node.info.node_id());
+    if (is_new) {
+      LUMEN_LOG(INFO) << "node " << node.info.node_id() << " registered from "
+                      << node.info.address();
+    }
   }
+  // Actors a previous head knew there are confirmed, or restarted if their process is gone.
+  actors_->NodeRegistered(request->node());
   return grpc::Status::OK;
 }
 
@@ -229,18 +265,24 @@ grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
                                     proto::HeartbeatReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
-  UpdateLivenessLocked(now);
+  // The reporting node first: a check before its refresh could declare it dead for the very
+  // silence this heartbeat ends.
+  const std::string& id = request->node().node_id();
+  auto it = nodes_.find(id);
+  const bool alive = it != nodes_.end() && liveness_.IsAlive(id);
+  if (alive) {
+    it->second.info = request->node();
+    liveness_.Heard(id);
+  }
+  UpdateLivenessLocked();
   for (size_t i = request->deaths_seen(); i < deaths_.size(); ++i)
     *reply->add_deaths() = deaths_[i];
   reply->set_deaths_total(deaths_.size());
-  auto it = nodes_.find(request->node().node_id());
-  if (it == nodes_.end() || it->second.dead) {
+  if (!alive) {
     reply->set_reregister(true);
-    return grpc::Status::OK;
+    // Declared dead: what it still runs was replaced elsewhere, so it must end it.
+    reply->set_fenced(it != nodes_.end());
   }
-  it->second.info = request->node();
-  it->second.last_heartbeat = now;
   return grpc::Status::OK;
 }
 
@@ -255,13 +297,12 @@ grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
 
 std::vector<proto::NodeInfo> HeadService::Nodes() {
   absl::MutexLock lock(&mu_);
-  const absl::Time now = absl::Now();
-  UpdateLivenessLocked(now);
+  UpdateLivenessLocked();
   std::vector<proto::NodeInfo> out;
   for (const auto& [id, node] : nodes_) {
     proto::NodeInfo& info = out.emplace_back(node.info);
-    info.set_alive(!node.dead);
-    info.set_last_heartbeat_ms(absl::ToInt64Milliseconds(now - node.last_heartbeat));
+    info.set_alive(liveness_.IsAlive(id));
+    info.set_last_heartbeat_ms(absl::ToInt64Milliseconds(liveness_.Silence(id)));
   }
   return out;
 }
@@ -271,11 +312,11 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
                                    proto::FindNodeReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
-  UpdateLivenessLocked(absl::Now());
+  UpdateLivenessLocked();
   bool feasible = false;
   double best_cpu = -1;
   for (const auto& [id, node] : nodes_) {
-    if (node.dead) continue;
+    if (!liveness_.IsAlive(id)) continue;
     if (Fits(node.info.total(), request->resources())) feasible = true;
     if (id == request->exclude_node_id()) continue;
     if (!Fits(node.info.available(), request->resources())) continue;

@@ -17,14 +17,17 @@
 #include "proto/control.grpc.pb.h"
 #include "scheduler/actor_directory.h"
 #include "scheduler/head_store.h"
+#include "scheduler/job_table.h"
+#include "scheduler/node_liveness.h"
 
 namespace lumen::scheduler {
 
 class HeadService final : public proto::HeadService::Service {
  public:
   // `store` holds the head's durable tables and must outlive the service.
+  // Nodes are judged on `clock` (monotonic; tests pass a fake one).
   HeadService(std::string token, std::string session_dir, absl::Duration heartbeat_timeout,
-              HeadStore* store);
+              HeadStore* store, NodeLiveness::Clock clock = NodeLiveness::SteadyClock());
   ~HeadService() override;
 
   grpc::Status RegisterNode(grpc::ServerContext* context, const proto::RegisterNodeRequest* request,
@@ -47,6 +50,8 @@ class HeadService final : public proto::HeadService::Service {
                                 proto::ReportActorDeathReply* reply) override;
   grpc::Status ListActors(grpc::ServerContext* context, const proto::ListActorsRequest* request,
                           proto::ListActorsReply* reply) override;
+  grpc::Status ReportDriverJob(grpc::ServerContext* context, const proto::DriverJobEvent* request,
+                               proto::DriverJobEventReply* reply) override;
   grpc::Status KvPut(grpc::ServerContext* context, const proto::KvPutRequest* request,
                      proto::KvPutReply* reply) override;
   grpc::Status KvGet(grpc::ServerContext* context, const proto::KvGetRequest* request,
@@ -59,19 +64,18 @@ class HeadService final : public proto::HeadService::Service {
   // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in.
   std::vector<proto::NodeInfo> Nodes();
   ActorDirectory& actors() { return *actors_; }
+  JobTable& jobs() { return jobs_; }
 
  private:
   struct Node {
     proto::NodeInfo info;
-    absl::Time last_heartbeat;
-    bool dead = false;
   };
   // The node an actor should run on: its owner's node if that can ever hold it, else the
   // node with the most free CPUs that has its resources available, else any that has them.
   std::string PickActorNode(const proto::ActorSpec& spec, std::string* why);
   // Marks nodes silent for longer than the timeout as dead (once, with a log line) and queues
   // their addresses for the monitor, which tells the actor directory.
-  void UpdateLivenessLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateLivenessLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Declares nodes dead on time even when nobody calls, and their actors with them.
   void MonitorLoop();
 
@@ -79,9 +83,11 @@ class HeadService final : public proto::HeadService::Service {
   const std::string session_dir_;
   const absl::Duration heartbeat_timeout_;
   HeadStore* const store_;
+  JobTable jobs_;
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  NodeLiveness liveness_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> newly_dead_ ABSL_GUARDED_BY(mu_);
   // Every node death declared since the head started, oldest first: heartbeat replies carry

@@ -12,6 +12,7 @@
 #include "common/logging.h"
 #include "common/process.h"
 #include "common/rpc.h"
+#include "scheduler/actor_directory.h"
 #include "scheduler/head_service.h"
 
 namespace lumen::scheduler {
@@ -24,6 +25,15 @@ namespace {
 // How long a lease request waits for resources before answering "pending".
 constexpr absl::Duration kLeaseHold = absl::Seconds(1);
 constexpr int kMaxStartupFailures = 5;
+
+// Until when an actor start may take: the caller's deadline (the head's kActorStartDeadline)
+// less a margin for the reply, or kActorStartDeadline from now without one.
+absl::Time StartDeadline(const grpc::ServerContext& context) {
+  constexpr absl::Duration kReplyMargin = absl::Seconds(2);
+  const absl::Time own = absl::Now() + kActorStartDeadline;
+  const absl::Time callers = absl::FromChrono(context.deadline()) - kReplyMargin;
+  return std::min(own, callers);
+}
 
 bool Valid(const ResourceMap& shape, std::string* why) {
   for (const auto& [name, amount] : shape) {
@@ -42,12 +52,14 @@ NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::
       start_time_ms_(absl::ToUnixMillis(absl::Now())),
       store_(std::move(store)) {
   head_ = proto::HeadService::NewStub(internal::MakeChannel(config_.head_address));
+  reporter_ = std::make_unique<HeadReporter>();
   // Client and lease ids carry a random per-node prefix, so that an id from another node
   // (a spilled lease request) is never mistaken for one of this node's clients.
   uint32_t prefix = 0;
   const std::string random = internal::RandomBytes(sizeof(prefix));
   std::memcpy(&prefix, random.data(), sizeof(prefix));
   absl::MutexLock lock(&mu_);
+  node_id_ = config_.node_id;
   next_id_ = (static_cast<uint64_t>(prefix | 1u) << 32) | 1;
   for (const auto& [name, amount] : config_.resources) {
     total_[name] = amount;
@@ -128,6 +140,7 @@ std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64
                  {"LUMEN_SESSION_DIR", config_.session_dir}};
   if (actor != nullptr) {
     worker.actor_id = actor->spec().actor_id();
+    worker.actor_incarnation = actor->incarnation();
     worker.detached = actor->spec().detached();
     worker.actor_resources = actor->spec().resources();
     options.env.emplace_back("LUMEN_ACTOR_SPEC", internal::Hex(actor->spec().SerializeAsString()));
@@ -199,12 +212,15 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
       for (const auto& [name, amount] : worker.actor_resources) available_[name] += amount;
       if (worker.actor_created) {
         // The head decides about restarts; only an actor whose owner left never comes back.
-        actor_deaths_.emplace_back(worker.actor_id,
-                                   !worker.kill_reason.empty()
-                                       ? worker.kill_reason
-                                       : absl::StrCat("its process (pid ", pid, ") ",
-                                                      internal::DescribeWaitStatus(status)),
-                                   !worker.owner_gone);
+        proto::ReportActorDeathRequest death;
+        death.set_actor_id(worker.actor_id);
+        death.set_incarnation(worker.actor_incarnation);
+        death.set_cause(!worker.kill_reason.empty()
+                            ? worker.kill_reason
+                            : absl::StrCat("its process (pid ", pid, ") ",
+                                           internal::DescribeWaitStatus(status)));
+        death.set_restartable(!worker.owner_gone);
+        ReportToHead(std::move(death));
       }
     }
     if (worker.client_id != 0) {
@@ -245,7 +261,10 @@ std::string NodeManager::DescribeLocked(const ResourceMap& shape) const {
 proto::FindNodeReply NodeManager::FindOtherNode(const ResourceMap& shape) {
   proto::FindNodeRequest request;
   *request.mutable_resources() = shape;
-  request.set_exclude_node_id(config_.node_id);
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_exclude_node_id(node_id_);
+  }
   proto::FindNodeReply reply;
   grpc::ClientContext context;
   internal::PrepareContext(&context, config_.token, absl::Seconds(5));
@@ -317,7 +336,7 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
       }
       const int starting = CountWorkersLocked(executable, job, WorkerState::kStarting);
       if (starting < waiting_for_worker_[executable] &&
-          static_cast<int>(workers_.size()) < config_.max_workers) {
+          CountCappedWorkersLocked() < config_.max_workers) {
         StartWorkerLocked(executable, executable == config_.executable ? 0 : job);
       }
     }
@@ -353,7 +372,7 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   out->set_lease_id(lease.id);
   out->set_worker_id(granted->id);
   out->set_worker_address(granted->address);
-  out->set_node_id(config_.node_id);
+  out->set_node_id(node_id_);
   return grpc::Status::OK;
 }
 
@@ -498,17 +517,19 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
       for (int i = 0; i < std::max(1, cpus); ++i) StartWorkerLocked(client.executable, client_id);
     }
     LUMEN_LOG(INFO) << "driver pid " << client.pid << " connected (" << client.executable << ")";
+    ReportDriverLocked(client_id, client, /*finished=*/false);
   }
   clients_[client_id] = client;
   cv_.SignalAll();
   reply->set_client_id(client_id);
-  reply->set_node_id(config_.node_id);
+  reply->set_node_id(node_id_);
   reply->set_shm_name(config_.shm_name);
   reply->set_shm_size(store_->Stats().capacity);
   reply->set_node_ip(config_.ip);
   reply->set_head_address(config_.head_address);
   reply->set_wire_port(listener_->port());
   reply->set_session_dir(config_.session_dir);
+  reply->set_job_id(client.job);
   return grpc::Status::OK;
 }
 
@@ -531,6 +552,7 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
     KillWorkerLocked(worker);
   }
   store_->ReleaseClient(job);
+  ReportDriverLocked(job, driver->second, /*finished=*/true);
   clients_.erase(driver);
 }
 
@@ -632,14 +654,17 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
         grpc::StatusCode::FAILED_PRECONDITION,
         absl::StrCat("this node can never hold ", DescribeLocked(spec.resources())));
   }
+  // The head's deadline for the start is this node's too (kActorStartDeadline), less a margin
+  // for the reply: a process the head gave up on must not be left running.
+  const absl::Time deadline = StartDeadline(*context);
   // The actor holds its resources for its whole life: wait for them.
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (!Fits(available_, spec.resources()) && !stopping_ && !context->IsCancelled()) {
     if (cv_.WaitWithDeadline(&mu_, deadline)) break;
   }
   if (!Fits(available_, spec.resources())) {
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        absl::StrCat("waited 60 s for ", DescribeLocked(spec.resources())));
+                        absl::StrCat("no room for ", DescribeLocked(spec.resources()),
+                                     " before the start's deadline"));
   }
   for (const auto& [name, amount] : spec.resources()) available_[name] -= amount;
   const std::string executable = spec.executable().empty() ? config_.executable : spec.executable();
@@ -660,13 +685,12 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
     auto it = workers_.find(id);
     return it == workers_.end() || it->second.actor_created || !it->second.actor_error.empty();
   };
-  const absl::Time created_deadline = absl::Now() + absl::Seconds(110);
-  while (!created() && !stopping_) {
-    if (cv_.WaitWithDeadline(&mu_, created_deadline)) break;
+  while (!created() && !stopping_ && !context->IsCancelled()) {
+    if (cv_.WaitWithDeadline(&mu_, deadline)) break;
   }
   // Where its log is, whatever happened.
   reply->set_worker_id(id);
-  reply->set_node_id(config_.node_id);
+  reply->set_node_id(node_id_);
   auto it = workers_.find(id);
   if (it == workers_.end()) {
     reply->set_error("the actor's process exited before its factory returned; see logs/worker-" +
@@ -675,7 +699,9 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
     reply->set_error(it->second.actor_error);
   } else if (!it->second.actor_created) {
     KillWorkerLocked(it->second);
-    reply->set_error("the actor's factory did not return within 110 s");
+    reply->set_error(context->IsCancelled()
+                         ? "the head gave up on the actor's start"
+                         : "the actor's factory did not return before the start's deadline");
   } else {
     reply->set_address(it->second.address);
     reply->set_pid(it->second.pid);
@@ -707,7 +733,8 @@ grpc::Status NodeManager::KillActorWorker(grpc::ServerContext* context,
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
   for (auto& [id, worker] : workers_) {
-    if (worker.actor_id == request->actor_id()) {
+    if (worker.actor_id == request->actor_id() &&
+        (request->incarnation() == 0 || request->incarnation() == worker.actor_incarnation)) {
       worker.kill_reason = "killed by lumen::Kill";
       KillWorkerLocked(worker);
     }
@@ -719,7 +746,6 @@ grpc::Status NodeManager::KillActorWorker(grpc::ServerContext* context,
 
 proto::NodeInfo NodeManager::Info() {
   proto::NodeInfo info;
-  info.set_node_id(config_.node_id);
   info.set_address(config_.address);
   info.set_ip(config_.ip);
   info.set_pid(getpid());
@@ -733,9 +759,12 @@ proto::NodeInfo NodeManager::Info() {
   info.set_store_released_pinned_objects(stats.released_pinned_objects);
   info.set_alive(true);
   absl::MutexLock lock(&mu_);
+  info.set_node_id(node_id_);
   *info.mutable_total() = total_;
   *info.mutable_available() = available_;
   info.set_num_workers(static_cast<int>(workers_.size()));
+  info.set_max_workers(config_.max_workers);
+  info.set_capped_workers(CountCappedWorkersLocked());
   info.set_start_time_ms(start_time_ms_);
   for (auto& process : ProcessesLocked()) *info.add_processes() = std::move(process);
   for (const auto& [key, demand] : demands_) {
@@ -787,34 +816,9 @@ std::vector<proto::ProcessSummary> NodeManager::ProcessesLocked() {
   return out;
 }
 
-void NodeManager::ReportActorDeaths() {
-  std::vector<std::tuple<std::string, std::string, bool>> deaths;
-  {
-    absl::MutexLock lock(&mu_);
-    deaths.swap(actor_deaths_);
-  }
-  for (const auto& [actor_id, cause, restartable] : deaths) {
-    proto::ReportActorDeathRequest request;
-    request.set_actor_id(actor_id);
-    request.set_cause(cause);
-    request.set_restartable(restartable);
-    proto::ReportActorDeathReply reply;
-    grpc::ClientContext context;
-    internal::PrepareContext(&context, config_.token, absl::Seconds(10));
-    auto status = head_->ReportActorDeath(&context, request, &reply);
-    if (!status.ok())
-      LUMEN_LOG(WARNING) << "reporting an actor's death failed: " << status.error_message();
-  }
-}
-
 void NodeManager::MaintenanceLoop() {
   absl::MutexLock lock(&mu_);
   while (!stopping_) {
-    if (!actor_deaths_.empty()) {
-      mu_.Unlock();
-      ReportActorDeaths();
-      mu_.Lock();
-    }
     cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
     // Only workers: the head's job manager reaps the jobs it runs in this process.
     std::vector<int> pids;
@@ -838,6 +842,7 @@ void NodeManager::MaintenanceLoop() {
 
 void NodeManager::HeartbeatLoop() {
   int failures = 0;
+  HeadWatch head_watch(config_.head_lost_timeout);
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -856,14 +861,17 @@ void NodeManager::HeartbeatLoop() {
         LUMEN_LOG(WARNING) << "heartbeat to the head at " << config_.head_address
                            << " failed: " << status.error_message();
       }
+      if (HeadLost(head_watch)) return;
       continue;
     }
     failures = 0;
+    head_watch.Reached();
     RelayDeaths(reply.deaths());
     deaths_seen_ = reply.deaths_total();
+    if (reply.fenced()) Fence();
     if (reply.reregister()) {
       proto::RegisterNodeRequest again;
-      *again.mutable_node() = request.node();
+      *again.mutable_node() = Info();
       proto::RegisterNodeReply ok;
       grpc::ClientContext register_context;
       internal::PrepareContext(&register_context, config_.token, absl::Seconds(5));

@@ -20,7 +20,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -30,6 +29,8 @@
 #include "net/listener.h"
 #include "objectstore/object_store.h"
 #include "proto/control.grpc.pb.h"
+#include "scheduler/head_reporter.h"
+#include "scheduler/head_watch.h"
 
 namespace lumen::scheduler {
 
@@ -43,9 +44,14 @@ struct NodeManagerConfig {
   std::string executable;  // this process's executable: the pre-started workers run it
   std::string shm_name;
   std::map<std::string, double> resources;  // total, including CPU
+  // A soft cap on task workers that run (actor workers and workers blocked in Get or Wait do
+  // not count): beyond it, lease requests wait for a worker instead of starting one.
   int max_workers = 64;
   bool is_head = false;
   absl::Duration heartbeat_period = absl::Milliseconds(500);
+  // A node (not the head) that cannot reach the head for this long stops its workers and
+  // exits: nobody can tell it whether what it runs is still wanted.
+  absl::Duration head_lost_timeout = absl::Seconds(60);
 };
 
 class NodeManager final : public proto::NodeService::Service {
@@ -103,6 +109,7 @@ class NodeManager final : public proto::NodeService::Service {
     uint64_t lease_id = 0;
     // Actor workers: the actor, what it holds, and whether its instance exists yet.
     std::string actor_id;
+    uint64_t actor_incarnation = 0;
     bool detached = false;
     google::protobuf::Map<std::string, double> actor_resources;
     bool actor_created = false;
@@ -137,7 +144,6 @@ class NodeManager final : public proto::NodeService::Service {
   std::string StartWorkerLocked(const std::string& executable, uint64_t job,
                                 const proto::StartActorRequest* actor = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReportActorDeaths();
   std::vector<proto::ProcessSummary> ProcessesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Worker* FindIdleWorkerLocked(const std::string& executable, uint64_t job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -163,6 +169,19 @@ class NodeManager final : public proto::NodeService::Service {
   void OnClientClosed(uint64_t client_id, const std::shared_ptr<net::Connection>& conn);
   // A worker blocked in Get lends its lease's CPU back, and takes it again when it resumes.
   void SetBlockedLocked(uint64_t client_id, bool blocked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The head declared this node dead (fenced): what it ran was replaced elsewhere, so its
+  // workers and actors end, and it registers again as a new node (under a new id).
+  void Fence();
+  // True (after asking the process to stop) when the head was out of reach for longer than
+  // config_.head_lost_timeout. Never on the head's own node manager.
+  bool HeadLost(const HeadWatch& watch);
+  // Sends a report to the head until it is acknowledged (see HeadReporter).
+  void ReportToHead(proto::ReportActorDeathRequest death);
+  // Tells the head that a driver (its job) connected or left.
+  void ReportDriverLocked(uint64_t job, const Client& driver, bool finished)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The workers that count against config_.max_workers.
+  int CountCappedWorkersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells every local client that the head declared these nodes dead.
   void RelayDeaths(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths);
 
@@ -171,9 +190,12 @@ class NodeManager final : public proto::NodeService::Service {
   const int64_t start_time_ms_;
   const std::unique_ptr<objectstore::ObjectStore> store_;
   std::unique_ptr<proto::HeadService::Stub> head_;
+  // Actor deaths, sent until the head acknowledges them (uses head_).
+  std::unique_ptr<HeadReporter> reporter_;
 
   absl::Mutex mu_;
-  absl::CondVar cv_;  // signalled when resources, workers or clients change
+  absl::CondVar cv_;                          // signalled when resources, workers or clients change
+  std::string node_id_ ABSL_GUARDED_BY(mu_);  // a new one after each fence
   google::protobuf::Map<std::string, double> total_ ABSL_GUARDED_BY(mu_);
   google::protobuf::Map<std::string, double> available_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by worker id
@@ -183,8 +205,6 @@ class NodeManager final : public proto::NodeService::Service {
   std::map<std::string, int> waiting_for_worker_ ABSL_GUARDED_BY(mu_);  // by executable
   std::map<std::string, int> startup_failures_ ABSL_GUARDED_BY(mu_);    // by executable
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // Actor deaths not yet reported to the head: (actor id, cause, restartable).
-  std::vector<std::tuple<std::string, std::string, bool>> actor_deaths_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   std::thread maintenance_;

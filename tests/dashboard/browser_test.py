@@ -194,11 +194,11 @@ def main():
                    driver.find_element(By.ID, "log-text").text, 30)
         shot("05-worker-log")
 
-        # The pi workers' Report calls are the newest thousands; the Run calls are found by
+        # The pi workers' Report calls are the newest thousands; the RunBatch calls are found by
         # function.
-        driver.get(cluster.url + "/#/tasks?function=PiWorker::Run")
+        driver.get(cluster.url + "/#/tasks?function=PiWorker::RunBatch")
         # Read in one script call: the table is redrawn every 2 s under Selenium's feet.
-        wait_until("the tasks table with the pi calls", lambda: "PiWorker::Run" in
+        wait_until("the tasks table with the pi calls", lambda: "PiWorker::RunBatch" in
                    driver.execute_script("return document.getElementById('tasks-table').innerText"),
                    30)
         shot("06-tasks")

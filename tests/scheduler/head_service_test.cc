@@ -205,6 +205,8 @@ TEST_CASE("a node that stops sending heartbeats is declared dead and told to re-
   internal::PrepareContext(&context, kToken, absl::Seconds(5));
   REQUIRE(head.stub->Heartbeat(&context, beat, &reply).ok());
   CHECK(reply.reregister());
+  // It was declared dead, so it must end what it ran before registering again.
+  CHECK(reply.fenced());
 }
 
 TEST_CASE("FindNode picks another node with the shape available, or says it is infeasible",

@@ -145,6 +145,12 @@ void Kill(const ActorHandle<T>& actor, bool no_restart = true) {
   internal::KillActor(actor.id(), no_restart);
 }
 
+// How many times the actor's process was re-created after it died (restarts so far).
+template <typename T>
+int NumRestarts(const ActorHandle<T>& actor) {
+  return internal::ActorRestarts(actor.id());
+}
+
 // In an actor: true if this instance was created by a restart.
 inline bool WasCurrentActorRestarted() { return internal::WasCurrentActorRestarted(); }
 

@@ -110,6 +110,8 @@ RefParts SubmitActorTask(const std::string& actor_id, const std::string& method,
 std::string FindNamedActor(const std::string& name, const std::string& ns);
 void KillActor(const std::string& actor_id, bool no_restart);
 bool WasCurrentActorRestarted();
+// How many times the actor was restarted so far.
+int ActorRestarts(const std::string& actor_id);
 // Total resources of the cluster's live nodes.
 std::map<std::string, double> ClusterResources();
 

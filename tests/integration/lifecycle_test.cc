@@ -1,0 +1,341 @@
+// Lifecycles against real clusters: worker and actor deaths during a job, incarnations, jobs,
+// liveness and restarts of the head.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "tests/integration/harness.h"
+
+using Catch::Matchers::Contains;
+using lumen::testing::CommandResult;
+using lumen::testing::MakeTempDir;
+using lumen::testing::Run;
+using lumen::testing::TestCluster;
+
+namespace {
+
+nlohmann::json ParseOrNull(const std::string& text) {
+  return nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+// The first row of `lumen list actors --json` that `match` accepts, polled for up to
+// `timeout_seconds`; null if none appeared.
+nlohmann::json WaitForActor(const TestCluster& cluster,
+                            const std::function<bool(const nlohmann::json&)>& match,
+                            double timeout_seconds = 30) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const CommandResult listed = cluster.RunProgram({"lumen", "list", "actors", "--json"}, 30);
+    const nlohmann::json rows = ParseOrNull(listed.output);
+    if (rows.is_array()) {
+      for (const auto& row : rows) {
+        if (match(row)) return row;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return nullptr;
+}
+
+bool IsAlive(const nlohmann::json& row, const std::string& class_name) {
+  return row.value("class_name", "").find(class_name) != std::string::npos &&
+         row.value("state", "") == "ALIVE" && row.value("pid", 0) > 0;
+}
+
+// Polls `done` until it holds or `timeout_seconds` pass.
+bool WaitUntil(const std::function<bool()>& done, double timeout_seconds) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+bool ProcessGone(int pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+
+// The pid of the daemon `lumen start` recorded in the session under `temp_dir`.
+int DaemonPid(const std::string& temp_dir) {
+  const std::filesystem::path processes =
+      std::filesystem::path(temp_dir) / "session_latest" / "processes";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(processes, error)) {
+    return std::atoi(entry.path().stem().string().c_str());
+  }
+  return -1;
+}
+
+std::string HeadLog(const TestCluster& cluster) {
+  std::ifstream in(std::filesystem::path(cluster.temp_dir()) / "session_latest" / "logs" /
+                   "head.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A node joined to `cluster` on its own loopback address and temp dir; stopped at the end.
+class TestNode {
+ public:
+  TestNode(const TestCluster& cluster, const std::string& ip,
+           const std::vector<std::string>& extra_flags = {})
+      : temp_dir_(MakeTempDir()) {
+    std::vector<std::string> argv = {"lumen",
+                                     "start",
+                                     "--address=" + cluster.address(),
+                                     "--token=" + cluster.Token(),
+                                     "--ip=" + ip,
+                                     "--num-cpus=1",
+                                     "--object-store-memory=67108864",
+                                     "--temp-dir=" + temp_dir_};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    start_ = Run(argv, 60);
+    pid_ = DaemonPid(temp_dir_);
+  }
+  ~TestNode() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+    Run({"lumen", "stop", "--temp-dir=" + temp_dir_}, 60);
+  }
+  const CommandResult& start_result() const { return start_; }
+  int pid() const { return pid_; }
+
+ private:
+  std::string temp_dir_;
+  CommandResult start_;
+  int pid_ = -1;
+};
+
+// `lumen list nodes --json` rows.
+nlohmann::json Nodes(const TestCluster& cluster) {
+  return ParseOrNull(cluster.RunProgram({"lumen", "list", "nodes", "--json"}, 30).output);
+}
+
+int CountNodes(const TestCluster& cluster, const std::string& state) {
+  const nlohmann::json rows = Nodes(cluster);
+  int n = 0;
+  if (rows.is_array()) {
+    for (const auto& row : rows) n += row.value("state", "") == state ? 1 : 0;
+  }
+  return n;
+}
+
+std::string Field(const std::string& text, const std::string& word) {
+  const size_t at = text.find(word + " ");
+  if (at == std::string::npos) return "";
+  const size_t start = at + word.size() + 1;
+  return text.substr(start, text.find_first_of(" \n", start) - start);
+}
+
+}  // namespace
+
+TEST_CASE("lumen pi survives a worker actor killed with SIGKILL and gives the same estimate",
+          "[integration][lifecycle]") {
+  TestCluster cluster(2);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const std::vector<std::string> pi = {"lumen",     "pi",          "--samples=1000000000",
+                                       "--seed=11", "--workers=2", "--json"};
+  const CommandResult undisturbed = cluster.RunProgram(pi, 120);
+  INFO(undisturbed.output);
+  REQUIRE(undisturbed.exit_code == 0);
+  const nlohmann::json expected = ParseOrNull(undisturbed.output);
+  REQUIRE(expected.is_object());
+  CHECK(expected["restarts"] == 0);
+
+  auto job = cluster.StartProgram(pi);
+  const nlohmann::json worker =
+      WaitForActor(cluster, [](const nlohmann::json& row) { return IsAlive(row, "PiWorker"); });
+  REQUIRE(worker.is_object());
+  REQUIRE(kill(worker["pid"].get<int>(), SIGKILL) == 0);
+  REQUIRE(job->Wait(120) == 0);
+  INFO(job->Output());
+  const nlohmann::json result = ParseOrNull(job->Output());
+  REQUIRE(result.is_object());
+  CHECK(result["restarts"].get<int>() >= 1);
+  CHECK(result["estimate"] == expected["estimate"]);
+  CHECK(result["samples"] == expected["samples"]);
+}
+
+TEST_CASE("a late death report about an old incarnation does not kill the actor's new one",
+          "[integration][lifecycle]") {
+  // The actor runs on node 2, whose node manager is stopped until the head declares it dead:
+  // the actor restarts on node 3, and node 2, back again, is fenced and ends its old copy.
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--resources={\"special\": 1}"});
+  INFO(node.start_result().output);
+  REQUIRE(node.start_result().exit_code == 0);
+  const CommandResult created =
+      cluster.RunProgram({"lumen_lifecycle_driver", "create-named", "fenced", "special"});
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  const int old_pid = std::atoi(Field(created.output, "pid").c_str());
+  REQUIRE(old_pid > 0);
+  TestNode spare(cluster, "127.0.0.3", {"--resources={\"special\": 1}"});
+  REQUIRE(spare.start_result().exit_code == 0);
+
+  REQUIRE(kill(node.pid(), SIGSTOP) == 0);
+  REQUIRE(WaitUntil([&] { return CountNodes(cluster, "DEAD") == 1; }, 30));
+  // Restarted on node 3 while the old process still runs on the stopped node.
+  REQUIRE(WaitForActor(cluster, [](const nlohmann::json& row) {
+            return row.value("name", "") == "fenced" && row.value("restarts", 0) == 1 &&
+                   row.value("state", "") == "ALIVE";
+          }).is_object());
+  const CommandResult moved =
+      cluster.RunProgram({"lumen_lifecycle_driver", "call-named", "fenced"});
+  INFO(moved.output);
+  REQUIRE(moved.exit_code == 0);
+  const int new_pid = std::atoi(Field(moved.output, "pid").c_str());
+  CHECK(new_pid != old_pid);
+  CHECK(!ProcessGone(old_pid));
+
+  REQUIRE(kill(node.pid(), SIGCONT) == 0);
+  // Fenced: the old copy ends, and node 2 registers again under a new id.
+  CHECK(WaitUntil([&] { return ProcessGone(old_pid); }, 30));
+  CHECK(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 3; }, 30));
+  CHECK(WaitUntil(
+      [&] { return HeadLog(cluster).find("dropping a stale death report") != std::string::npos; },
+      30));
+  const CommandResult after =
+      cluster.RunProgram({"lumen_lifecycle_driver", "call-named", "fenced"});
+  INFO(after.output);
+  REQUIRE(after.exit_code == 0);
+  CHECK(std::atoi(Field(after.output, "pid").c_str()) == new_pid);
+  const nlohmann::json actor = WaitForActor(
+      cluster, [](const nlohmann::json& row) { return row.value("name", "") == "fenced"; });
+  REQUIRE(actor.is_object());
+  CHECK(actor["state"] == "ALIVE");
+  CHECK(actor["restarts"] == 1);
+}
+
+TEST_CASE("a head stopped for a few seconds does not declare its nodes dead",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode second(cluster, "127.0.0.2");
+  TestNode third(cluster, "127.0.0.3");
+  REQUIRE(second.start_result().exit_code == 0);
+  REQUIRE(third.start_result().exit_code == 0);
+  REQUIRE(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 3; }, 30));
+  const int head = DaemonPid(cluster.temp_dir());
+  REQUIRE(head > 0);
+  REQUIRE(kill(head, SIGSTOP) == 0);
+  // The fault itself: a stall longer than the heartbeat timeout.
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  REQUIRE(kill(head, SIGCONT) == 0);
+  // Every node stays alive, under its first id, through a few heartbeat timeouts.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+  while (std::chrono::steady_clock::now() < until) {
+    const nlohmann::json nodes = Nodes(cluster);
+    REQUIRE(nodes.is_array());
+    CHECK(nodes.size() == 3);
+    for (const auto& row : nodes) CHECK(row["state"] == "ALIVE");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  CHECK(HeadLog(cluster).find("declaring it dead") == std::string::npos);
+}
+
+TEST_CASE("when a driver exits its actors on other nodes end too", "[integration][lifecycle]") {
+  TestCluster cluster(1);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--resources={\"special\": 1}"});
+  REQUIRE(node.start_result().exit_code == 0);
+  const CommandResult job = cluster.RunProgram({"lumen_lifecycle_driver", "job-actor", "special"});
+  INFO(job.output);
+  REQUIRE(job.exit_code == 0);
+  const int pid = std::atoi(Field(job.output, "actor-pid").c_str());
+  REQUIRE(pid > 0);
+  CHECK(WaitUntil([&] { return ProcessGone(pid); }, 30));
+  const nlohmann::json actor = WaitForActor(cluster, [](const nlohmann::json& row) {
+    return row.value("class_name", "").find("Counter") != std::string::npos &&
+           row.value("state", "") == "DEAD";
+  });
+  REQUIRE(actor.is_object());
+  CHECK_THAT(actor.dump(), Contains("job ended"));
+}
+
+TEST_CASE("actors and blocked workers do not count against the soft worker cap",
+          "[integration][lifecycle]") {
+  TestCluster cluster(2, 256ll << 20, {"--max-workers=6"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const CommandResult crowd = cluster.RunProgram({"lumen_lifecycle_driver", "crowd", "20", "12"});
+  INFO(crowd.output);
+  REQUIRE(crowd.exit_code == 0);
+  CHECK_THAT(crowd.output, Contains("actors 20"));
+  CHECK_THAT(crowd.output, Contains("squares 2470"));
+  CHECK_THAT(crowd.output, Contains("chain 78"));
+  CHECK_THAT(cluster.StatusText(), Contains("of soft cap 6"));
+}
+
+TEST_CASE("a node that cannot reach the head for its timeout stops its workers and exits",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--head-lost-timeout-ms=2000"});
+  REQUIRE(node.start_result().exit_code == 0);
+  REQUIRE(node.pid() > 0);
+  const int head = DaemonPid(cluster.temp_dir());
+  REQUIRE(head > 0);
+  REQUIRE(kill(head, SIGSTOP) == 0);
+  const bool exited = WaitUntil([&] { return ProcessGone(node.pid()); }, 20);
+  kill(head, SIGCONT);
+  CHECK(exited);
+}
+
+TEST_CASE("a head killed with SIGKILL restarts on its session and finds its actors again",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--resources={\"special\": 1}"});
+  REQUIRE(node.start_result().exit_code == 0);
+  const CommandResult created =
+      cluster.RunProgram({"lumen_lifecycle_driver", "create-named", "keeper", "special"});
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  CHECK_THAT(created.output, Contains("created 101"));
+  const int actor_pid = std::atoi(Field(created.output, "pid").c_str());
+  // A driver keeps calling the actor through the head's outage.
+  lumen::testing::Child caller(
+      {"lumen_lifecycle_driver", "call-loop", "keeper", "8", cluster.TempDirFlag()});
+  REQUIRE(caller.WaitForOutput("calling", 60));
+
+  const std::string session =
+      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
+  const int head = DaemonPid(cluster.temp_dir());
+  REQUIRE(head > 0);
+  REQUIRE(kill(head, SIGKILL) == 0);
+  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
+  const CommandResult restarted =
+      Run({"lumen", "start", "--head", "--session-dir=" + session, "--heartbeat-timeout-ms=1500",
+           "--num-cpus=1", "--object-store-memory=268435456", "--dashboard-port=0",
+           cluster.TempDirFlag()},
+          60);
+  INFO(restarted.output);
+  REQUIRE(restarted.exit_code == 0);
+
+  REQUIRE(caller.Wait(60) == 0);
+  INFO(caller.Output());
+  CHECK_THAT(caller.Output(), Contains("failures 0"));
+  // Node 2 comes back on its own, and the detached actor is found with its state.
+  CHECK(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 2; }, 30));
+  const CommandResult found =
+      cluster.RunProgram({"lumen_lifecycle_driver", "call-named", "keeper"});
+  INFO(found.output);
+  REQUIRE(found.exit_code == 0);
+  CHECK(std::atoi(Field(found.output, "pid").c_str()) == actor_pid);
+  CHECK(std::atoi(Field(found.output, "value").c_str()) > 102);
+  const nlohmann::json actor = WaitForActor(
+      cluster, [](const nlohmann::json& row) { return row.value("name", "") == "keeper"; });
+  REQUIRE(actor.is_object());
+  CHECK(actor["state"] == "ALIVE");
+  CHECK(actor["restarts"] == 0);
+}

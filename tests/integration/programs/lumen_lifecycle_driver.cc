@@ -1,0 +1,207 @@
+// Lifecycle behaviours for the integration tests: actors on other nodes, jobs that end, many
+// actors on one node, deep task trees. The mode is argv[1], its arguments follow, then the
+// cluster flags.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lumen/lumen.h"
+
+namespace {
+
+class Counter {
+ public:
+  static Counter* Create(int start) { return new Counter(start); }
+  int Add(int x) { return value_ += x; }
+  int Pid() const { return static_cast<int>(getpid()); }
+
+ private:
+  explicit Counter(int start) : value_(start) {}
+  int value_;
+};
+
+int Square(int x) { return x * x; }
+
+// Sums 1..depth through a chain of nested tasks, each blocked in Get on the next.
+int Chain(int depth) {
+  if (depth == 0) return 0;
+  return depth + *lumen::Get(lumen::Task(Chain).Remote(depth - 1));
+}
+
+// Sums 1..n through a binary tree of tasks `levels` deep.
+int64_t TreeSum(int64_t lo, int64_t hi, int levels) {
+  if (levels == 0 || hi - lo < 2) {
+    int64_t sum = 0;
+    for (int64_t i = lo; i < hi; ++i) sum += i;
+    return sum;
+  }
+  const int64_t mid = (lo + hi) / 2;
+  auto left = lumen::Task(TreeSum).Remote(lo, mid, levels - 1);
+  auto right = lumen::Task(TreeSum).Remote(mid, hi, levels - 1);
+  return *lumen::Get(left) + *lumen::Get(right);
+}
+
+double SumAll(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return sum;
+}
+
+LUMEN_REMOTE(Counter::Create, &Counter::Add, &Counter::Pid, Square, Chain, TreeSum, SumAll);
+
+std::map<std::string, double> Resources(const std::string& resource) {
+  if (resource.empty() || resource == "-") return {};
+  return {{resource, 0.01}};
+}
+
+// A non-detached actor (on the node with `resource`), whose pid is printed; then the driver
+// exits, and its job with it.
+int JobActor(const std::string& resource) {
+  auto counter = lumen::Actor(Counter::Create).SetResources(Resources(resource)).Remote(1);
+  std::cout << "actor-pid " << *lumen::Get(counter.Task(&Counter::Pid).Remote()) << std::endl;
+  return 0;
+}
+
+// A detached named actor that restarts once, on the node with `resource`.
+int CreateNamed(const std::string& name, const std::string& resource) {
+  auto counter = lumen::Actor(Counter::Create)
+                     .SetName(name)
+                     .SetDetached()
+                     .SetMaxRestarts(-1)
+                     .SetResources(Resources(resource))
+                     .Remote(100);
+  std::cout << "created " << *lumen::Get(counter.Task(&Counter::Add).Remote(1)) << " pid "
+            << *lumen::Get(counter.Task(&Counter::Pid).Remote()) << std::endl;
+  return 0;
+}
+
+int CallNamed(const std::string& name) {
+  auto counter = lumen::GetActor<Counter>(name);
+  if (!counter) {
+    std::cout << "missing " << name << std::endl;
+    return 1;
+  }
+  const int value = *lumen::Get(counter->Task(&Counter::Add).Remote(1));
+  std::cout << "value " << value << " pid " << *lumen::Get(counter->Task(&Counter::Pid).Remote())
+            << std::endl;
+  return 0;
+}
+
+// Calls the named actor for `seconds`, one call at a time; prints how many calls failed.
+int CallLoop(const std::string& name, int seconds) {
+  auto counter = lumen::GetActor<Counter>(name);
+  if (!counter) {
+    std::cout << "missing " << name << std::endl;
+    return 1;
+  }
+  std::cout << "calling" << std::endl;
+  int calls = 0;
+  int failures = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    try {
+      lumen::Get(counter->Task(&Counter::Add).Remote(1));
+      ++calls;
+    } catch (const lumen::Error& e) {
+      if (failures++ == 0) std::cout << "first failure " << e.what() << std::endl;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::cout << "calls " << calls << " failures " << failures << std::endl;
+  return 0;
+}
+
+// A mixed workload for `seconds` while something kills workers and nodes: task trees, a
+// stateful actor that restarts and retries calls, and large objects. Every result must be
+// right or one of the documented system errors; anything else is counted as unexpected.
+int Chaos(int seconds) {
+  int ok = 0;
+  int errors = 0;
+  int unexpected = 0;
+  auto check = [&](const std::function<bool()>& step, const char* what) {
+    try {
+      if (step()) {
+        ++ok;
+      } else {
+        ++unexpected;
+        std::cout << "wrong result from " << what << std::endl;
+      }
+    } catch (const lumen::WorkerCrashedError&) {
+      ++errors;
+    } catch (const lumen::ActorDiedError&) {
+      ++errors;
+    } catch (const lumen::ObjectLostError&) {
+      ++errors;
+    } catch (const lumen::OwnerDiedError&) {
+      ++errors;
+    } catch (const std::exception& e) {
+      ++unexpected;
+      std::cout << "unexpected from " << what << ": " << e.what() << std::endl;
+    }
+  };
+  auto counter = lumen::Actor(Counter::Create).SetMaxRestarts(-1).SetMaxTaskRetries(3).Remote(0);
+  std::cout << "chaos started" << std::endl;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  for (int round = 0; std::chrono::steady_clock::now() < until; ++round) {
+    check([] { return *lumen::Get(lumen::Task(TreeSum).Remote(0, 1000, 3)) == 499500; },
+          "a task tree");
+    check([&] { return *lumen::Get(counter.Task(&Counter::Add).Remote(1)) >= 1; }, "an actor");
+    check(
+        [&] {
+          auto big = lumen::Put(std::vector<double>(size_t{256} * 1024, 0.5));
+          return *lumen::Get(lumen::Task(SumAll).Remote(big)) == 128 * 1024;
+        },
+        "a large object");
+  }
+  std::cout << "ok " << ok << " errors " << errors << " unexpected " << unexpected << std::endl;
+  return 0;
+}
+
+// `actors` actors alive at once, then tasks and a chain of nested tasks `depth` deep.
+int Crowd(int actors, int depth) {
+  std::vector<lumen::ActorHandle<Counter>> crowd;
+  std::vector<lumen::ObjectRef<int>> pids;
+  for (int i = 0; i < actors; ++i) {
+    crowd.push_back(lumen::Actor(Counter::Create).Remote(i));
+    pids.push_back(crowd.back().Task(&Counter::Pid).Remote());
+  }
+  lumen::Get(pids);
+  std::cout << "actors " << crowd.size() << std::endl;
+  std::vector<lumen::ObjectRef<int>> squares;
+  for (int i = 0; i < 20; ++i) squares.push_back(lumen::Task(Square).Remote(i));
+  int sum = 0;
+  for (const auto& v : lumen::Get(squares)) sum += *v;
+  std::cout << "squares " << sum << std::endl;
+  std::cout << "chain " << *lumen::Get(lumen::Task(Chain).Remote(depth)) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lumen::Init(argc, argv);
+  const std::string mode = argc > 1 ? argv[1] : "";
+  auto arg = [&](int i) { return argc > i ? std::string(argv[i]) : std::string(); };
+  int rc = 2;
+  try {
+    if (mode == "job-actor") rc = JobActor(arg(2));
+    if (mode == "create-named") rc = CreateNamed(arg(2), arg(3));
+    if (mode == "call-named") rc = CallNamed(arg(2));
+    if (mode == "call-loop") rc = CallLoop(arg(2), std::atoi(arg(3).c_str()));
+    if (mode == "chaos") rc = Chaos(std::atoi(arg(2).c_str()));
+    if (mode == "crowd") rc = Crowd(std::atoi(arg(2).c_str()), std::atoi(arg(3).c_str()));
+  } catch (const std::exception& e) {
+    std::cout << "uncaught " << e.what() << std::endl;
+    rc = 1;
+  }
+  lumen::Shutdown();
+  return rc;
+}
