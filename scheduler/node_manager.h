@@ -103,6 +103,7 @@ class NodeManager final : public proto::NodeService::Service {
     uint64_t lease_id = 0;
     // Actor workers: the actor, what it holds, and whether its instance exists yet.
     std::string actor_id;
+    proto::ActorSpec actor_spec;  // handed to the worker when it registers
     bool detached = false;
     google::protobuf::Map<std::string, double> actor_resources;
     bool actor_created = false;
