@@ -288,7 +288,7 @@ std::vector<std::string> ObjectTable::OwnedStoredOn(const std::string& node_id) 
   return ids;
 }
 
-void ObjectTable::ResetValue(const std::string& id, ValuePtr value) {
+void ObjectTable::ResetValue(const std::string& id, const ValuePtr& value) {
   std::vector<proto::RefInfo> released;
   std::vector<Callback> callbacks;
   {

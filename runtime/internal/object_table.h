@@ -95,7 +95,7 @@ class ObjectTable {
   std::vector<std::string> OwnedStoredOn(const std::string& node_id) const;
   // Replaces the value of an owned object (lost with its node): with `value`, or with none, to
   // wait for a new one (its task runs again). The refs the old value held are let go.
-  void ResetValue(const std::string& id, ValuePtr value);
+  void ResetValue(const std::string& id, const ValuePtr& value);
   // Borrowed objects of `owner` that are not ready, or whose value is in a store (which frees
   // it with its owner), fail with OWNER_DIED. Inline values already here stay readable.
   void FailBorrowedFrom(const std::string& owner, const std::string& message);
