@@ -20,6 +20,14 @@ std::string DescribeId(const std::string& id) {
   return absl::StrCat(absl::BytesToHexString(id.substr(0, kMaxBytes)), "...");
 }
 
+// A create request that arrived (or waited for room) after its creator's cleanup: nothing would
+// ever free the block.
+absl::Status Departed(const std::string& id, uint64_t creator) {
+  return absl::FailedPreconditionError(absl::StrCat("cannot create object ", DescribeId(id),
+                                                    ": its creator (client ", creator,
+                                                    ") has already left this node"));
+}
+
 absl::Status AlreadyExists(const std::string& id) {
   return absl::AlreadyExistsError(absl::StrCat("object ", DescribeId(id), " already exists"));
 }
@@ -50,24 +58,31 @@ absl::StatusOr<ObjectLocation> ObjectStore::Create(const std::string& id, uint64
   if (objects_.count(id) > 0) {
     return AlreadyExists(id);
   }
+  if (departed_.contains(creator)) return Departed(id, creator);
   std::optional<size_t> offset = AllocateLocked(size);
   if (!offset.has_value()) {
     // Wait for space, for a copy to become evictable, or for a concurrent Create of the same id
     // to make ours pointless.
     const size_t block = Allocator::BlockSize(size);
-    auto fits_or_exists = [this, &id, block]() {
+    auto fits_or_exists = [this, &id, block, creator]() {
       mu_.AssertReaderHeld();
-      return allocator_.largest_free() >= block || !evictable_.empty() || objects_.count(id) > 0;
+      return allocator_.largest_free() >= block || !evictable_.empty() || objects_.count(id) > 0 ||
+             departed_.contains(creator);
     };
     const absl::Time deadline = absl::Now() + timeout;
     ++waiting_creates_;
-    while (!offset.has_value() && objects_.count(id) == 0 &&
+    while (!offset.has_value() && objects_.count(id) == 0 && !departed_.contains(creator) &&
            mu_.AwaitWithDeadline(absl::Condition(&fits_or_exists), deadline)) {
       if (objects_.count(id) == 0) offset = AllocateLocked(size);
     }
     --waiting_creates_;
     if (objects_.count(id) > 0) {
       return AlreadyExists(id);
+    }
+    // The creator went away while this request waited for room: its cleanup is over.
+    if (departed_.contains(creator)) {
+      if (offset.has_value()) (void)allocator_.Free(*offset);
+      return Departed(id, creator);
     }
   }
   if (!offset.has_value()) {
@@ -190,6 +205,7 @@ absl::Status ObjectStore::Release(const std::string& id) {
 
 int ObjectStore::ReleaseClient(uint64_t client) {
   absl::MutexLock lock(&mu_);
+  departed_.insert(client);
   int freed = 0;
   for (auto it = objects_.begin(); it != objects_.end();) {
     bool dropped_last = false;

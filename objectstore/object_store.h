@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -112,8 +113,8 @@ class ObjectStore {
   [[nodiscard]] absl::Status Release(const std::string& id);
 
   // Client `client` went away: drops its pins, and frees (or, while others pin them, marks
-  // released) every object it owns and every unsealed object it was creating. Returns how many
-  // objects were freed.
+  // released) every object it owns and every unsealed object it was creating. Its later (or
+  // still waiting) Creates fail with FAILED_PRECONDITION. Returns how many objects were freed.
   int ReleaseClient(uint64_t client);
 
   StoreStats Stats() const;
@@ -169,6 +170,8 @@ class ObjectStore {
   uint64_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t released_pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evicted_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  // Clients whose ReleaseClient ran: their later creates are refused.
+  absl::flat_hash_set<uint64_t> departed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumen::objectstore

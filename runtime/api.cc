@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -108,8 +109,7 @@ void ExitWithParent(void (*on_orphaned)()) {
   internal::CoreWorker* raw = worker->get();
   internal::SetCurrentCoreWorker(std::move(*worker));
   raw->MarkReady();
-  const std::string actor_spec = EnvOr("LUMEN_ACTOR_SPEC", "");
-  if (!actor_spec.empty() && !raw->CreateActorInstance(actor_spec)) std::_Exit(1);
+  if (raw->hosts_actor() && !raw->CreateActorInstance()) std::_Exit(1);
   raw->ServeForever();
 }
 
@@ -300,7 +300,29 @@ void RemoveLocalReference(const std::string& object_id) {
   if (CoreWorker* worker = CurrentCoreWorker()) worker->objects().RemoveLocalRef(object_id);
 }
 
+namespace {
+thread_local RefCapture* current_capture = nullptr;
+}  // namespace
+
+RefCapture::RefCapture() : outer_(current_capture) { current_capture = this; }
+RefCapture::~RefCapture() { current_capture = outer_; }
+RefCapture* RefCapture::Current() { return current_capture; }
+void RefCapture::Add(const std::string& object_id, const std::string& owner_address) {
+  refs_.push_back(RefParts{object_id, owner_address});
+}
+std::vector<RefParts> RefCapture::Take() {
+  if (refs_.empty()) return {};
+  std::vector<RefParts> distinct;
+  absl::flat_hash_set<std::string> seen;
+  for (RefParts& ref : refs_) {
+    if (seen.insert(ref.object_id).second) distinct.push_back(std::move(ref));
+  }
+  refs_.clear();
+  return distinct;
+}
+
 void OnReferenceSerialized(const std::string& object_id, const std::string& owner_address) {
+  if (RefCapture* capture = RefCapture::Current()) capture->Add(object_id, owner_address);
   CoreWorker* worker = CurrentCoreWorker();
   if (worker != nullptr && owner_address == worker->address()) {
     worker->objects().MarkEscaped(object_id);

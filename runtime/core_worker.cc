@@ -75,6 +75,9 @@ std::vector<ArgView> ArgViews(const std::vector<std::shared_ptr<Buffer>>& buffer
   }
 }
 
+// The handoffs of the refs inside a task's arguments, named apart from those of its result.
+std::string ArgsToken(const std::string& token) { return token + "a"; }
+
 std::unique_ptr<CoreWorker>& CurrentSlot() {
   static auto* slot = new std::unique_ptr<CoreWorker>();
   return *slot;
@@ -126,10 +129,15 @@ absl::Status CoreWorker::Connect() {
   objects_ = std::make_unique<ObjectTable>(
       self_address_,
       [this](const std::string& id, const ValuePtr& value) {
+        lineage_.Forget(id);
         if (value != nullptr && value->has_stored()) QueueRelease(id);
       },
       [this](const std::string& owner, const std::string& id, bool add) {
         QueueBorrowUpdate(owner, id, add);
+      },
+      [this](const std::string& owner, const std::string& id, const std::string& token, bool give,
+             const std::string& taker) {
+        QueueBorrowUpdate(owner, id, false, give ? 1 : -1, token, taker);
       });
   proto::RegisterClientRequest request;
   request.set_kind(config_.is_worker ? proto::CLIENT_WORKER : proto::CLIENT_DRIVER);
@@ -152,6 +160,7 @@ absl::Status CoreWorker::Connect() {
   node_id_ = reply.node_id();
   session_dir_ = reply.session_dir();
   head_address_ = reply.head_address();
+  actor_spec_ = reply.actor_spec();
   node_link_ = net::Link::Open(
       *io_, absl::StrCat(host, ":", reply.wire_port()),
       net::MakeHello(config_.token, self_address_, client_id_), connection_options_,
@@ -172,6 +181,7 @@ absl::Status CoreWorker::Connect() {
   actor_options.token = config_.token;
   actor_options.connection = connection_options_;
   actor_options.events = task_events_.get();
+  actor_options.on_dead = [this](const std::string& actor_id) { ReleaseActorArgs(actor_id); };
   actor_submitter_ = std::make_unique<ActorSubmitter>(actor_options, *io_, head_.get());
   auto region = objectstore::ShmRegion::Open(reply.shm_name());
   if (!region.ok()) return region.status();
@@ -294,6 +304,7 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
 RefParts CoreWorker::Put(const ValueWriter& writer) {
   const std::string id = NewObjectId();
   auto value = std::make_shared<proto::Value>();
+  RefCapture capture;  // the refs inside the value, held while it lives
   if (writer.size <= kInlineObjectLimit) {
     std::string* data = value->mutable_data();
     data->resize(writer.size);
@@ -308,6 +319,11 @@ RefParts CoreWorker::Put(const ValueWriter& writer) {
       throw Error(absl::StrCat("lumen::Put: ", location.status().message()));
     }
     *value->mutable_stored() = std::move(*location);
+  }
+  for (RefParts& ref : capture.Take()) {
+    proto::RefInfo* info = value->add_contained();
+    info->set_object_id(std::move(ref.object_id));
+    info->set_owner_address(std::move(ref.owner_address));
   }
   objects_->AddOwnedReady(id, std::move(value));
   return RefParts{id, self_address_};
@@ -444,6 +460,19 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>&
   };
   auto waiter = std::make_shared<Waiter>();
   waiter->values.resize(refs.size());
+  // Callbacks still registered when this call returns are dropped, so that a loop of waits
+  // that time out leaves nothing behind.
+  std::vector<uint64_t> subscriptions(refs.size(), 0);
+  struct Unsubscriber {
+    ObjectTable& objects;
+    const std::vector<const RefParts*>& refs;
+    const std::vector<uint64_t>& subscriptions;
+    ~Unsubscriber() {
+      for (size_t i = 0; i < refs.size(); ++i) {
+        if (subscriptions[i] != 0) objects.Unsubscribe(refs[i]->object_id, subscriptions[i]);
+      }
+    }
+  } unsubscriber{*objects_, refs, subscriptions};
   for (size_t i = 0; i < refs.size(); ++i) {
     if (refs[i]->object_id.empty()) throw Error("lumen::Get/Wait: an ObjectRef is empty");
     bool fetch = false;
@@ -454,7 +483,7 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>&
           waiter->values[i] = v;
           ++waiter->ready;
         },
-        &fetch);
+        &fetch, &subscriptions[i]);
     if (fetch) FetchFromOwner(refs[i]->owner_address, refs[i]->object_id);
     if (value != nullptr) {
       absl::MutexLock lock(&waiter->mu);
@@ -517,10 +546,29 @@ std::unique_ptr<PendingTask> CoreWorker::MakeTask(const std::string& function,
       out->mutable_value()->set_data(std::move(arg.bytes));
     }
   }
+  // Refs inside the arguments' bytes are held like the arguments, until the worker, which
+  // registers as their borrower before it replies, has answered.
+  std::vector<RefParts> held = *deps;
+  for (const auto& arg : args) {
+    for (const RefParts& ref : arg.contained) {
+      objects_->AddLocalRef(ref.object_id, ref.owner_address);
+      held.push_back(ref);
+      proto::RefInfo* info = spec.add_arg_refs();
+      info->set_object_id(ref.object_id);
+      info->set_owner_address(ref.owner_address);
+    }
+  }
   objects_->AddOwnedPending(return_id);
-  // The refs held for the arguments (including a Put made above) go once the result is in.
-  task->on_done = [this, held = *deps](PendingTask& done, const ValuePtr& value) {
+  // The refs held for the arguments (including a Put made above) go once the result is in;
+  // first the worker's borrows of the refs inside them are taken over (see HandOverRefs).
+  task->on_done = [this, held = std::move(held)](PendingTask& done, const ValuePtr& value) {
     if (task_events_ && value) task_events_->Finished(done.spec, *value);
+    if (value != nullptr && !value->handoff_token().empty()) {
+      for (const proto::RefInfo& ref : done.spec.arg_refs()) {
+        objects_->Handoff(ref.object_id(), ref.owner_address(), ArgsToken(value->handoff_token()),
+                          /*give=*/true, value->executor_address());
+      }
+    }
     objects_->SetValue(done.spec.return_id(), value);
     for (const auto& dep : held) objects_->RemoveLocalRef(dep.object_id);
   };
@@ -543,6 +591,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   task->bytes = bytes;
   task->on_done = [inner = std::move(task->on_done), this, bytes](PendingTask& done,
                                                                   const ValuePtr& value) {
+    RecordLineage(done, value);
     inner(done, value);
     submitter_->limiter().Release(bytes);
   };
@@ -582,32 +631,68 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
     if (amount < 0) throw Error("lumen::Actor: resource amounts must not be negative");
     if (amount > 0) (*spec->mutable_resources())[name] = amount;
   }
-  // The factory's arguments are resolved now: the actor may start on any node, at any time.
+  // Large values go to the store first, so that the spec stays small whatever the arguments.
   std::vector<RefParts> ref_args;
-  for (const auto& arg : args) {
-    if (arg.is_ref) ref_args.push_back(RefParts{arg.object_id, arg.owner_address});
-  }
-  std::vector<const RefParts*> refs;
-  refs.reserve(ref_args.size());
-  for (const auto& ref : ref_args) refs.push_back(&ref);
-  std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), -1);
-  size_t next_ref = 0;
+  std::vector<RefParts> holds;
   for (auto& arg : args) {
-    proto::TaskArg* out = spec->add_args();
-    if (arg.is_ref) {
-      const ValuePtr& value = values[next_ref++];
-      if (value->has_error()) ThrowError(value->error());
-      *out->mutable_value() = *value;
-    } else {
-      out->mutable_value()->set_data(std::move(arg.bytes));
+    if (!arg.is_ref && arg.bytes.size() > kInlineObjectLimit) {
+      std::string bytes = std::move(arg.bytes);
+      RefParts parts = Put(ValueWriter{
+          bytes.size(), [&bytes](char* dst) { CopyBytes(dst, bytes.data(), bytes.size()); }});
+      arg.is_ref = true;
+      arg.object_id = parts.object_id;
+      arg.owner_address = parts.owner_address;
     }
+    if (arg.is_ref) ref_args.push_back(RefParts{arg.object_id, arg.owner_address});
+    holds.insert(holds.end(), arg.contained.begin(), arg.contained.end());
   }
-  proto::CreateActorReply reply;
-  grpc::ClientContext context;
-  PrepareContext(&context, config_.token, absl::Seconds(30));
-  auto status = Head()->CreateActor(&context, request, &reply);
-  if (!status.ok()) throw Error("lumen::Actor: " + status.error_message());
+  holds.insert(holds.end(), ref_args.begin(), ref_args.end());
+  // The arguments (and the refs inside them) stay pinned for the actor's whole life, restarts
+  // included: every incarnation reads them again.
+  for (const RefParts& ref : holds) objects_->AddLocalRef(ref.object_id, ref.owner_address);
+  {
+    absl::MutexLock lock(&state_mu_);
+    actor_arg_holds_[actor_id] = std::move(holds);
+  }
+  try {
+    // The factory's arguments are resolved now: the actor may start on any node, at any time.
+    std::vector<const RefParts*> refs;
+    refs.reserve(ref_args.size());
+    for (const auto& ref : ref_args) refs.push_back(&ref);
+    std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), -1);
+    size_t next_ref = 0;
+    for (auto& arg : args) {
+      proto::TaskArg* out = spec->add_args();
+      if (arg.is_ref) {
+        const ValuePtr& value = values[next_ref++];
+        if (value->has_error()) ThrowError(value->error());
+        *out->mutable_value() = *value;
+      } else {
+        out->mutable_value()->set_data(std::move(arg.bytes));
+      }
+    }
+    proto::CreateActorReply reply;
+    grpc::ClientContext context;
+    PrepareContext(&context, config_.token, absl::Seconds(30));
+    auto status = Head()->CreateActor(&context, request, &reply);
+    if (!status.ok()) throw Error("lumen::Actor: " + status.error_message());
+  } catch (...) {
+    ReleaseActorArgs(actor_id);
+    throw;
+  }
   return actor_id;
+}
+
+void CoreWorker::ReleaseActorArgs(const std::string& actor_id) {
+  std::vector<RefParts> holds;
+  {
+    absl::MutexLock lock(&state_mu_);
+    auto it = actor_arg_holds_.find(actor_id);
+    if (it == actor_arg_holds_.end()) return;
+    holds = std::move(it->second);
+    actor_arg_holds_.erase(it);
+  }
+  for (const RefParts& ref : holds) objects_->RemoveLocalRef(ref.object_id);
 }
 
 RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::string& method,
@@ -661,6 +746,7 @@ void CoreWorker::KillActor(const std::string& actor_id, bool no_restart) {
   PrepareContext(&context, config_.token, absl::Seconds(15));
   auto status = Head()->KillActor(&context, request, &reply);
   if (!status.ok()) throw Error("lumen::Kill: " + status.error_message());
+  if (no_restart) ReleaseActorArgs(actor_id);
 }
 
 std::map<std::string, double> CoreWorker::ClusterResources() {
@@ -688,14 +774,11 @@ int CoreWorker::ActorRestarts(const std::string& actor_id) {
   return info.num_restarts();
 }
 
-bool CoreWorker::CreateActorInstance(const std::string& spec_hex) {
-  std::string bytes;
-  proto::ActorSpec spec;
+bool CoreWorker::CreateActorInstance() {
+  const proto::ActorSpec& spec = actor_spec_;
   std::string error;
   const RegisteredFactory* factory = nullptr;
-  if (!Unhex(spec_hex, &bytes) || !spec.ParseFromString(bytes)) {
-    error = "the actor's specification is malformed";
-  } else if ((factory = FindFactory(spec.factory())) == nullptr) {
+  if ((factory = FindFactory(spec.factory())) == nullptr) {
     error = absl::StrCat("factory '", spec.factory(),
                          "' is not registered in this executable (LUMEN_REMOTE missing?)");
   } else if (static_cast<size_t>(spec.args_size()) != factory->num_args) {
@@ -785,6 +868,7 @@ net::Connection::Handlers CoreWorker::OnAccept(const std::shared_ptr<net::Connec
   {
     absl::MutexLock lock(&conns_mu_);
     accepted_.insert(conn);
+    if (peer_connections_[hello.address()]++ == 0) objects_->PeerConnected(hello.address());
   }
   std::weak_ptr<net::Connection> weak = conn;
   return {
@@ -793,9 +877,20 @@ net::Connection::Handlers CoreWorker::OnAccept(const std::shared_ptr<net::Connec
                       proto::Frame& frame) { OnServerFrame(c, frame, borrower); },
       .on_batch_end = nullptr,
       .on_close =
-          [this, weak](net::Connection&, const std::string&) {
-            absl::MutexLock lock(&conns_mu_);
-            if (auto c = weak.lock()) accepted_.erase(c);
+          [this, weak, peer = hello.address()](net::Connection&, const std::string&) {
+            bool peer_gone = false;
+            {
+              absl::MutexLock lock(&conns_mu_);
+              if (auto c = weak.lock()) accepted_.erase(c);
+              auto it = peer_connections_.find(peer);
+              if (it != peer_connections_.end() && --it->second == 0) {
+                peer_connections_.erase(it);
+                peer_gone = true;
+              }
+            }
+            // A borrower keeps its link to us while it lives: once its last connection is
+            // gone, it died, and so did its borrows.
+            if (peer_gone) objects_->RemoveBorrowerEverywhere(peer);
           },
   };
 }
@@ -816,7 +911,12 @@ void CoreWorker::OnServerFrame(net::Connection& conn, proto::Frame& frame,
   } else if (frame.has_borrow()) {
     const proto::BorrowUpdate& update = frame.borrow();
     for (int i = 0; i < update.ids_size() && i < update.adds_size(); ++i) {
-      if (update.adds(i)) {
+      if (i < update.handoffs_size() && i < update.handoff_tokens_size() &&
+          update.handoffs(i) != 0) {
+        objects_->ApplyHandoff(
+            update.ids(i), update.handoff_tokens(i), update.handoffs(i) > 0,
+            i < update.handoff_takers_size() ? update.handoff_takers(i) : std::string());
+      } else if (update.adds(i)) {
         objects_->AddBorrower(update.ids(i), borrower);
       } else {
         objects_->RemoveBorrower(update.ids(i), borrower);
@@ -843,12 +943,59 @@ void CoreWorker::OnNodeDeath(const proto::NodeDeath& death) {
   LUMEN_LOG(INFO) << reason;
   submitter_->OnNodeDeath(death.node_id(), reason);
   actor_submitter_->OnNodeDeath(death.node_id(), reason);
+  RebuildLostObjects(death.node_id(), reason);
+}
+
+void CoreWorker::RecordLineage(const PendingTask& task, const ValuePtr& value) {
+  if (value == nullptr || !value->has_stored() || task.retries_left <= 0) return;
+  lineage_.Record(task.spec.return_id(), Lineage::Recipe{task.spec, task.resources,
+                                                         task.retries_left, task.retry_exceptions});
+}
+
+void CoreWorker::RebuildLostObjects(const std::string& node_id, const std::string& reason) {
+  for (const std::string& id : objects_->OwnedStoredOn(node_id)) {
+    std::optional<Lineage::Recipe> recipe = lineage_.Take(id);
+    if (recipe.has_value()) {
+      LUMEN_LOG(INFO) << "object " << ShortHex(id) << " was lost with node " << node_id
+                      << "; running " << recipe->spec.function() << " again to rebuild it";
+      objects_->ResetValue(id, nullptr);
+      Resubmit(*std::move(recipe));
+      continue;
+    }
+    objects_->ResetValue(
+        id, MakeErrorValue(
+                proto::ErrorInfo::OBJECT_LOST,
+                absl::StrCat("object ", ShortHex(id), " was lost with node ", node_id, " (", reason,
+                             ") and cannot be rebuilt: it was put with lumen::Put, or "
+                             "the task that made it has no retries left")));
+  }
+}
+
+void CoreWorker::Resubmit(Lineage::Recipe recipe) {
+  auto task = std::make_unique<PendingTask>();
+  task->spec = std::move(recipe.spec);
+  task->spec.set_attempt(task->spec.attempt() + 1);
+  task->resources = std::move(recipe.resources);
+  task->retries_left = recipe.retries_left - 1;
+  task->retry_exceptions = recipe.retry_exceptions;
+  task->on_done = [this](PendingTask& done, const ValuePtr& value) {
+    RecordLineage(done, value);
+    objects_->SetValue(done.spec.return_id(), value);
+  };
+  submitter_->Submit(std::move(task));
 }
 
 void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
   if (task_events_) task_events_->Running(spec);
   // A task worker runs for its submitter's job; an actor keeps its owner's.
   if (spec.actor_id().empty() && spec.job_id() != 0) job_id_ = spec.job_id();
+  // Names this execution's handoffs (refs the result hands to the caller, refs inside the
+  // arguments the caller hands here); made only when there are some.
+  std::string token;
+  auto handoff_token = [&token]() -> const std::string& {
+    if (token.empty()) token = NewObjectId();
+    return token;
+  };
   auto fail = [&](proto::ErrorInfo::Kind kind, const std::string& type,
                   const std::string& message) {
     result->Clear();
@@ -895,6 +1042,7 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
       values.push_back(std::make_shared<proto::Value>(arg.value()));
     }
     ValueWriter writer = call(ArgViews(MakeBuffers(values)));
+    RefCapture capture;  // the refs the result holds, handed over to the caller below
     if (writer.size <= kInlineObjectLimit) {
       std::string* data = result->mutable_data();
       data->resize(writer.size);
@@ -914,12 +1062,39 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
              std::string(location.status().message()));
       }
     }
+    std::vector<RefParts> returned = capture.Take();
+    if (!result->has_error() && !returned.empty()) {
+      HandOverRefs(std::move(returned), handoff_token(), spec.owner_address(), result);
+    }
   } catch (const std::exception& e) {
     fail(proto::ErrorInfo::TASK_ERROR, Demangle(typeid(e).name()), e.what());
   } catch (...) {
     std::type_info* type = abi::__cxa_current_exception_type();
     fail(proto::ErrorInfo::TASK_ERROR, type != nullptr ? Demangle(type->name()) : "unknown",
          "a non-standard exception was thrown");
+  }
+  // The caller holds the refs inside the arguments until this reply; it then gives a handoff
+  // of each, taken here after this worker's own borrow updates (its stream keeps their order).
+  for (const proto::RefInfo& ref : spec.arg_refs()) {
+    objects_->Handoff(ref.object_id(), ref.owner_address(), ArgsToken(handoff_token()),
+                      /*give=*/false);
+  }
+  if (!token.empty()) {
+    result->set_handoff_token(token);
+    result->set_executor_address(self_address_);
+    // A handoff given here must not wait for the next maintenance round: its taker may
+    // die meanwhile.
+    FlushBorrowUpdates();
+  }
+}
+
+void CoreWorker::HandOverRefs(std::vector<RefParts> refs, const std::string& token,
+                              const std::string& caller, proto::Value* result) {
+  for (RefParts& ref : refs) {
+    objects_->Handoff(ref.object_id, ref.owner_address, token, /*give=*/true, caller);
+    proto::RefInfo* info = result->add_contained();
+    info->set_object_id(std::move(ref.object_id));
+    info->set_owner_address(std::move(ref.owner_address));
   }
 }
 
@@ -953,14 +1128,22 @@ void CoreWorker::FetchFromOwner(const std::string& owner, const std::string& obj
   OwnerLink(owner)->Send(frame);
 }
 
-void CoreWorker::QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add) {
+void CoreWorker::QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add,
+                                   int handoff, const std::string& token,
+                                   const std::string& taker) {
   absl::MutexLock lock(&conns_mu_);
   proto::BorrowUpdate& update = borrow_updates_[owner];
   update.add_ids(id);
   update.add_adds(add);
+  update.add_handoffs(handoff);
+  update.add_handoff_tokens(token);
+  update.add_handoff_takers(taker);
 }
 
 void CoreWorker::FlushBorrowUpdates() {
+  // One flush at a time: updates taken by a later flush must not overtake earlier ones (an
+  // owner seeing a borrower's remove before its add would free the object too early).
+  absl::MutexLock flush_lock(&flush_mu_);
   std::map<std::string, proto::BorrowUpdate> updates;
   {
     absl::MutexLock lock(&conns_mu_);

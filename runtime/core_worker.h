@@ -31,6 +31,7 @@
 #include "objectstore/shm_region.h"
 #include "proto/control.grpc.pb.h"
 #include "runtime/internal/actor_submitter.h"
+#include "runtime/internal/lineage.h"
 #include "runtime/internal/object_table.h"
 #include "runtime/internal/pin_client.h"
 #include "runtime/internal/task_events.h"
@@ -69,9 +70,11 @@ class CoreWorker {
   void KillActor(const std::string& actor_id, bool no_restart);
   std::map<std::string, double> ClusterResources();
   int ActorRestarts(const std::string& actor_id);
-  // Actor workers: runs the factory of the spec in LUMEN_ACTOR_SPEC and reports to the node
-  // manager. False if it threw (then the process should exit).
-  bool CreateActorInstance(const std::string& spec_hex);
+  // Actor workers: the node manager gave this worker an actor to host when it registered.
+  bool hosts_actor() const { return !actor_spec_.actor_id().empty(); }
+  // Actor workers: runs the factory of that actor's spec and reports to the node manager.
+  // False if it threw (then the process should exit).
+  bool CreateActorInstance();
   std::vector<std::shared_ptr<Buffer>> Get(const std::vector<const RefParts*>& refs,
                                            int64_t timeout_ms);
   std::vector<bool> Wait(const std::vector<const RefParts*>& refs, int num_returns,
@@ -106,11 +109,21 @@ class CoreWorker {
   void AnswerGetObject(net::Connection& conn, const std::string& object_id);
   // The head declared a node dead (pushed by the node manager).
   void OnNodeDeath(const proto::NodeDeath& death);
+  // Owned objects stored on the dead node: re-runs their tasks where retries allow, else
+  // their values become OBJECT_LOST errors naming the node and the reason.
+  void RebuildLostObjects(const std::string& node_id, const std::string& reason);
+  // Submits a task again to rebuild its lost result.
+  void Resubmit(Lineage::Recipe recipe);
+  // Remembers how a finished task's stored result can be made again.
+  void RecordLineage(const PendingTask& task, const ValuePtr& value);
 
   // ---- borrower side: links to other owners
   std::shared_ptr<net::Link> OwnerLink(const std::string& owner);
   void FetchFromOwner(const std::string& owner, const std::string& object_id);
-  void QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add);
+  // `handoff` +1 / -1: gives / takes the handoff `token` (see ObjectTable::Handoff) instead of
+  // an add or remove.
+  void QueueBorrowUpdate(const std::string& owner, const std::string& id, bool add, int handoff = 0,
+                         const std::string& token = "", const std::string& taker = "");
   void FlushBorrowUpdates();
 
   // ---- store
@@ -136,9 +149,15 @@ class CoreWorker {
                         SubmitFn submit, AbandonFn abandon = nullptr);
   // Computes a pushed task's result (runs the function or the actor method). On an executor.
   void RunTask(const proto::TaskSpec& spec, proto::Value* result);
+  // Lists `refs` (serialized into a task's result) in the result and gives their handoffs to
+  // the caller.
+  void HandOverRefs(std::vector<RefParts> refs, const std::string& token, const std::string& caller,
+                    proto::Value* result);
   // Remote()'s backpressure: waits, lending the CPU back, while `limiter` is at its bound.
   void AdmitCall(net::InFlightLimiter& limiter, size_t bytes);
   proto::HeadService::Stub* Head();
+  // Drops the refs held for an actor's creation arguments (the actor is dead for good).
+  void ReleaseActorArgs(const std::string& actor_id);
   std::unique_ptr<TaskEventRecorder> MakeTaskEventRecorder(const std::string& worker_id);
   void SetBlocked(bool blocked);
   proto::NodeService::Stub* NodeStub(const std::string& address);
@@ -157,12 +176,14 @@ class CoreWorker {
   // Shared with the buffers read from it, which may outlive this runtime.
   std::shared_ptr<objectstore::ShmRegion> region_;
   std::unique_ptr<ObjectTable> objects_;
+  Lineage lineage_;
   std::unique_ptr<TaskEventRecorder> task_events_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::unique_ptr<ActorSubmitter> actor_submitter_;
   std::string head_address_;
   std::unique_ptr<proto::HeadService::Stub> head_;
-  // Actor workers: the instance.
+  // Actor workers: the spec received at registration, and the instance.
+  proto::ActorSpec actor_spec_;
   std::shared_ptr<void> actor_instance_;
   std::unique_ptr<net::Listener> listener_;
   // Workers: runs pushed tasks on executor threads.
@@ -178,15 +199,21 @@ class CoreWorker {
   // Set in Connect; uses a stub of stubs_, so it is declared (and destroyed) after them.
   std::unique_ptr<PinClient> pins_;
 
+  // Taken before conns_mu_: orders borrow update flushes.
+  absl::Mutex flush_mu_ ABSL_ACQUIRED_BEFORE(conns_mu_);
   absl::Mutex conns_mu_;
   absl::flat_hash_set<std::shared_ptr<net::Connection>> accepted_ ABSL_GUARDED_BY(conns_mu_);
   std::map<std::string, std::shared_ptr<net::Link>> owners_ ABSL_GUARDED_BY(conns_mu_);
+  // Open accepted connections by the peer's address (a borrower's, for borrowers).
+  std::map<std::string, int> peer_connections_ ABSL_GUARDED_BY(conns_mu_);
   std::map<std::string, proto::BorrowUpdate> borrow_updates_ ABSL_GUARDED_BY(conns_mu_);
   std::vector<std::string> releases_ ABSL_GUARDED_BY(conns_mu_);
 
   absl::Mutex state_mu_;
   bool shutdown_ ABSL_GUARDED_BY(state_mu_) = false;
   int blocked_depth_ ABSL_GUARDED_BY(state_mu_) = 0;
+  // Refs held for the creation arguments of the actors this process created, by actor id.
+  std::map<std::string, std::vector<RefParts>> actor_arg_holds_ ABSL_GUARDED_BY(state_mu_);
 };
 
 // The process's runtime handle; null before Init and after Shutdown.

@@ -143,7 +143,7 @@ std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64
     worker.actor_incarnation = actor->incarnation();
     worker.detached = actor->spec().detached();
     worker.actor_resources = actor->spec().resources();
-    options.env.emplace_back("LUMEN_ACTOR_SPEC", internal::Hex(actor->spec().SerializeAsString()));
+    worker.actor_spec = actor->spec();
     options.env.emplace_back("LUMEN_ACTOR_RESTARTED", actor->restarted() ? "1" : "0");
   }
   options.log_path = absl::StrCat(config_.session_dir, "/logs/worker-", hex, ".log");
@@ -501,6 +501,7 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
     worker.client_id = client_id;
     worker.address = absl::StrCat(config_.ip, ":", request->wire_port());
     worker.state = worker.actor_id.empty() ? WorkerState::kIdle : WorkerState::kActor;
+    if (!worker.actor_id.empty()) *reply->mutable_actor_spec() = worker.actor_spec;
     client.worker_id = worker.id;
     client.executable = worker.executable;
     client.job = worker.job;

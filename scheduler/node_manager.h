@@ -110,6 +110,7 @@ class NodeManager final : public proto::NodeService::Service {
     // Actor workers: the actor, what it holds, and whether its instance exists yet.
     std::string actor_id;
     uint64_t actor_incarnation = 0;
+    proto::ActorSpec actor_spec;  // handed to the worker when it registers
     bool detached = false;
     google::protobuf::Map<std::string, double> actor_resources;
     bool actor_created = false;

@@ -142,6 +142,9 @@ void ActorSubmitter::DrainLocked(const std::string& actor_id, Actor& actor, Effe
 void ActorSubmitter::Apply(Effects& effects) {
   for (auto& conn : effects.flush) conn->Flush();
   for (auto& actor_id : effects.resolve) Lookup(actor_id);
+  if (options_.on_dead) {
+    for (auto& actor_id : effects.dead) options_.on_dead(actor_id);
+  }
   for (auto& [task, kind, message] : effects.failures) {
     auto on_done = std::move(task->on_done);
     if (on_done) on_done(*task, MakeErrorValue(kind, message));
@@ -229,6 +232,7 @@ void ActorSubmitter::OnLookup(const std::string& actor_id, const grpc::Status& s
       if (!info.name().empty()) actor.name = info.name();
       actor.state = Actor::State::kDead;
       actor.death_cause = absl::StrCat("the ", actor.Who(actor_id), " is dead: ", cause);
+      if (status.ok()) effects.dead.push_back(actor_id);
       DrainLocked(actor_id, actor, &effects);
     } else if (info.state() != proto::ActorInfo::ALIVE) {
       // Pending or restarting: the head holds each lookup while that lasts.

@@ -17,6 +17,7 @@
 // lookups complete on gRPC's threads.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,6 +45,8 @@ class ActorSubmitter {
     // How long queued calls wait for an unreachable head before failing.
     absl::Duration head_unreachable_timeout = absl::Seconds(60);
     TaskEventRecorder* events = nullptr;  // not owned; may be null
+    // Called (without locks held) when the head reports an actor dead for good.
+    std::function<void(const std::string& actor_id)> on_dead;
   };
 
   ActorSubmitter(Options options, net::IoPool& io, proto::HeadService::Stub* head);
@@ -69,6 +72,7 @@ class ActorSubmitter {
   struct Effects {
     std::vector<std::shared_ptr<net::Connection>> flush;
     std::vector<std::string> resolve;  // actor ids to look up
+    std::vector<std::string> dead;     // actor ids the head reported dead
     Failures failures;
   };
 

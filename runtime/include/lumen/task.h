@@ -45,10 +45,14 @@ TaskArgument MakeArgument(A&& arg) {
     out.object_id = arg.id();
     out.owner_address = arg.owner_address();
   } else if constexpr (std::is_same_v<D, P>) {
+    RefCapture capture;
     out.bytes = SerializeToString(arg);
+    out.contained = capture.Take();
   } else {
     const P converted(std::forward<A>(arg));
+    RefCapture capture;
     out.bytes = SerializeToString(converted);
+    out.contained = capture.Take();
   }
   return out;
 }

@@ -36,11 +36,36 @@ struct ValueWriter {
   std::function<void(char*)> write;
 };
 
+struct RefParts {
+  std::string object_id;
+  std::string owner_address;
+};
+
 struct TaskArgument {
   bool is_ref = false;
-  std::string bytes;          // the serialized value, when !is_ref
-  std::string object_id;      // when is_ref
-  std::string owner_address;  // when is_ref
+  std::string bytes;                // the serialized value, when !is_ref
+  std::vector<RefParts> contained;  // refs serialized inside `bytes`
+  std::string object_id;            // when is_ref
+  std::string owner_address;        // when is_ref
+};
+
+// Collects the refs serialized on this thread while it lives (the refs inside a value), so that
+// whoever holds the value can hold them too. Captures nest: the innermost one collects.
+class RefCapture {
+ public:
+  RefCapture();
+  ~RefCapture();
+  RefCapture(const RefCapture&) = delete;
+  RefCapture& operator=(const RefCapture&) = delete;
+  void Add(const std::string& object_id, const std::string& owner_address);
+  // The distinct refs collected so far; later ones are collected anew.
+  std::vector<RefParts> Take();
+  // The capture active on this thread, or null.
+  static RefCapture* Current();
+
+ private:
+  RefCapture* outer_;
+  std::vector<RefParts> refs_;
 };
 
 struct TaskOptions {
@@ -57,11 +82,6 @@ struct ActorOptions {
   int max_restarts = 0;
   int max_task_retries = 0;
   int max_concurrency = 1;
-};
-
-struct RefParts {
-  std::string object_id;
-  std::string owner_address;
 };
 
 // ---- Functions ---------------------------------------------------------------
