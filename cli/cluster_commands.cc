@@ -266,6 +266,13 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["store_pinned_objects"] = node.store_pinned_objects();
       n["store_pinned_bytes"] = node.store_pinned_bytes();
       n["store_released_pinned_objects"] = node.store_released_pinned_objects();
+      n["data_address"] = node.data_address();
+      n["pulls_started"] = node.pulls_started();
+      n["pulls_merged"] = node.pulls_merged();
+      n["bytes_pulled"] = node.bytes_pulled();
+      n["chunks_served"] = node.chunks_served();
+      n["store_spilled_objects"] = node.store_spilled_objects();
+      n["store_spilled_bytes"] = node.store_spilled_bytes();
       n["workers"] = node.num_workers();
       n["max_workers"] = node.max_workers();
       n["capped_workers"] = node.capped_workers();

@@ -304,11 +304,14 @@ int Memory(const ClusterFlags& cluster, bool json) {
   for (const auto& node : (*result)["nodes"]) {
     rows.push_back({Text(node["node_id"]), Text(node["address"]), Text(node["state"]),
                     FormatBytes(node["store_used"].get<double>()),
-                    FormatBytes(node["store_capacity"].get<double>()),
-                    Text(node["store_objects"])});
+                    FormatBytes(node["store_capacity"].get<double>()), Text(node["store_objects"]),
+                    FormatBytes(node.value("store_spilled_bytes", 0.0)),
+                    Text(node.value("store_spilled_objects", nlohmann::json(0)))});
   }
   std::cout << "Nodes:\n";
-  PrintTable({"NODE_ID", "ADDRESS", "STATE", "USED", "CAPACITY", "OBJECTS"}, rows);
+  PrintTable(
+      {"NODE_ID", "ADDRESS", "STATE", "USED", "CAPACITY", "OBJECTS", "SPILLED", "SPILLED_OBJECTS"},
+      rows);
   rows.clear();
   for (const auto& owner : (*result)["store_objects_by_owner"]) {
     rows.push_back(

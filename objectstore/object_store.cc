@@ -249,7 +249,47 @@ StoreStats ObjectStore::Stats() const {
   stats.released_pinned_objects = released_pinned_objects_;
   stats.evictable_objects = evictable_.size();
   stats.evicted_objects = evicted_objects_;
+  stats.largest_free = allocator_.largest_free();
   return stats;
+}
+
+std::vector<SpillCandidate> ObjectStore::SpillCandidates(size_t limit) const {
+  std::vector<SpillCandidate> out;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, entry] : objects_) {
+      if (entry.kind == CopyKind::kPrimary && entry.sealed && !entry.released &&
+          entry.pins.empty()) {
+        out.push_back({id, entry.location, entry.owner});
+      }
+    }
+  }
+  const size_t keep = std::min(limit, out.size());
+  std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
+                    [](const SpillCandidate& a, const SpillCandidate& b) {
+                      return a.location.size > b.location.size;
+                    });
+  out.resize(keep);
+  return out;
+}
+
+absl::Status ObjectStore::FreeSpilled(const std::string& id, uint64_t client) {
+  absl::MutexLock lock(&mu_);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) {
+    return absl::NotFoundError(absl::StrCat("cannot spill unknown object ", DescribeId(id)));
+  }
+  bool freed = false;
+  DropPinsLocked(it, client, /*count=*/0, &freed);
+  if (freed) return absl::OkStatus();  // released meanwhile: gone with its last pin
+  it = objects_.find(id);
+  if (it == objects_.end()) return absl::OkStatus();
+  if (!it->second.pins.empty() || it->second.released) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("object ", DescribeId(id), " was pinned while it was spilled"));
+  }
+  FreeLocked(it);
+  return absl::OkStatus();
 }
 
 std::optional<size_t> ObjectStore::AllocateLocked(size_t size) {

@@ -63,6 +63,14 @@ struct StoreStats {
   uint64_t released_pinned_objects = 0;  // released by their owner, kept for their readers
   uint64_t evictable_objects = 0;        // sealed, unpinned secondary copies
   uint64_t evicted_objects = 0;          // secondary copies evicted since the store started
+  uint64_t largest_free = 0;             // the largest object that fits without evicting
+};
+
+// A primary copy that could be written to disk to make room (see SpillCandidates).
+struct SpillCandidate {
+  std::string id;
+  ObjectLocation location;
+  uint64_t owner = 0;
 };
 
 // One object as the dashboard lists it.
@@ -116,6 +124,14 @@ class ObjectStore {
   // released) every object it owns and every unsealed object it was creating. Its later (or
   // still waiting) Creates fail with FAILED_PRECONDITION. Returns how many objects were freed.
   int ReleaseClient(uint64_t client);
+
+  // Spilling (see objectstore/spill_manager.h): sealed, unpinned, unreleased primary copies,
+  // largest first, at most `limit`.
+  std::vector<SpillCandidate> SpillCandidates(size_t limit) const;
+  // Frees `id` once its bytes are safe elsewhere, if `client`'s pin is the only one; drops that
+  // pin either way. FAILED_PRECONDITION if another client pinned it meanwhile (it stays here),
+  // NOT_FOUND if unknown.
+  [[nodiscard]] absl::Status FreeSpilled(const std::string& id, uint64_t client);
 
   StoreStats Stats() const;
   // Up to `limit` objects, the largest first.

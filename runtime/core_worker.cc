@@ -18,12 +18,14 @@
 #include "lumen/errors.h"
 #include "lumen/internal/serialization.h"
 #include "runtime/internal/function_registry.h"
+#include "runtime/internal/remote_objects.h"
 
 namespace lumen::internal {
 namespace {
 
 constexpr absl::Duration kNodeRpcTimeout = absl::Seconds(30);
 constexpr absl::Duration kStoreCreateTimeout = absl::Seconds(10);
+constexpr absl::Duration kRemotePullTimeout = absl::Minutes(5);
 
 std::string Demangle(const char* name) {
   int status = 0;
@@ -130,7 +132,7 @@ absl::Status CoreWorker::Connect() {
       self_address_,
       [this](const std::string& id, const ValuePtr& value) {
         lineage_.Forget(id);
-        if (value != nullptr && value->has_stored()) QueueRelease(id);
+        if (value != nullptr && value->has_stored()) QueueRelease(id, value->stored());
       },
       [this](const std::string& owner, const std::string& id, bool add) {
         QueueBorrowUpdate(owner, id, add);
@@ -288,6 +290,7 @@ absl::StatusOr<proto::StoreLocation> CoreWorker::WriteToStore(const std::string&
   location.set_offset(reply.offset());
   location.set_size(writer.size);
   location.set_object_id(id);
+  location.set_data_address(reply.data_address());
   if (reply.already_sealed()) return location;  // an earlier attempt of this task made it
   region_->Prefault(reply.offset(), writer.size);
   writer.write(reinterpret_cast<char*>(region_->data() + reply.offset()));
@@ -329,9 +332,10 @@ RefParts CoreWorker::Put(const ValueWriter& writer) {
   return RefParts{id, self_address_};
 }
 
-void CoreWorker::QueueRelease(const std::string& id) {
+void CoreWorker::QueueRelease(const std::string& id, const proto::StoreLocation& location) {
   absl::MutexLock lock(&conns_mu_);
-  releases_.push_back(id);
+  // A copy on another node is released there (through this node's manager), not here.
+  releases_.emplace_back(id, location.node_id() == node_id_ ? "" : location.data_address());
 }
 
 void CoreWorker::FlushReleases() {
@@ -340,7 +344,10 @@ void CoreWorker::FlushReleases() {
   {
     absl::MutexLock lock(&conns_mu_);
     if (releases_.empty()) return;
-    for (auto& id : releases_) frame.mutable_release()->add_object_ids(std::move(id));
+    for (auto& [id, holder] : releases_) {
+      frame.mutable_release()->add_object_ids(std::move(id));
+      frame.mutable_release()->add_holders(std::move(holder));
+    }
     releases_.clear();
   }
   if (node_link_ == nullptr || !node_link_->Send(frame)) {
@@ -349,22 +356,36 @@ void CoreWorker::FlushReleases() {
   }
 }
 
+void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& remote) {
+  auto pulled =
+      PullToLocalNode(NodeStub(config_.node_address), config_.token, remote, kRemotePullTimeout);
+  if (pulled.ok()) return;
+  const std::string message(pulled.message());
+  if (absl::IsNotFound(pulled)) throw ObjectLostError(message);
+  if (absl::IsResourceExhausted(pulled)) throw ObjectStoreFullError(message);
+  throw Error(message);
+}
+
 std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<ValuePtr>& values) {
   std::vector<const proto::StoreLocation*> stored;
+  std::vector<const proto::StoreLocation*> remote;
   for (const ValuePtr& value : values) {
     if (value->has_error()) ThrowError(value->error());
     if (!value->has_stored()) continue;
     const proto::StoreLocation& location = value->stored();
-    if (location.node_id() != node_id_) {
-      throw ObjectLostError(
-          absl::StrCat("the object lives in the store of node ", location.node_id(),
-                       ", and fetching objects from other nodes is not supported yet"));
-    }
+    if (location.node_id() != node_id_) remote.push_back(&location);
     stored.push_back(&location);
   }
   std::vector<std::shared_ptr<Buffer>> pinned;
   if (!stored.empty()) {
+    // Objects of other nodes are copied here first, then pinned here like local ones.
+    PullOrThrow(remote);
     auto result = pins_->Pin(stored);
+    if (!remote.empty() && absl::IsNotFound(result.status())) {
+      // A pulled copy was evicted before it was pinned: once more.
+      PullOrThrow(remote);
+      result = pins_->Pin(stored);
+    }
     if (!result.ok()) {
       if (absl::IsNotFound(result.status())) {
         throw ObjectLostError(

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -129,12 +130,16 @@ class CoreWorker {
   // ---- store
   absl::StatusOr<proto::StoreLocation> WriteToStore(const std::string& id, const ValueWriter& w,
                                                     uint64_t owner_client_id);
-  void QueueRelease(const std::string& id);
+  // The owner let go of `id`: its store copy at `location` goes (on whichever node holds it).
+  void QueueRelease(const std::string& id, const proto::StoreLocation& location);
   // Sends the queued releases and unpins.
   void FlushReleases();
   // Buffers over the values, in order: inline bytes, or store objects pinned for as long as their
   // buffer lives (one round trip for all of them). Throws the value's error, or ObjectLostError.
   std::vector<std::shared_ptr<Buffer>> MakeBuffers(const std::vector<ValuePtr>& values);
+  // Copies objects held by other nodes into this node's store. Throws ObjectLostError,
+  // ObjectStoreFullError or Error when that fails.
+  void PullOrThrow(const std::vector<const proto::StoreLocation*>& remote);
 
   // ---- tasks
   using SubmitFn = std::function<void(std::unique_ptr<PendingTask>)>;
@@ -207,7 +212,8 @@ class CoreWorker {
   // Open accepted connections by the peer's address (a borrower's, for borrowers).
   std::map<std::string, int> peer_connections_ ABSL_GUARDED_BY(conns_mu_);
   std::map<std::string, proto::BorrowUpdate> borrow_updates_ ABSL_GUARDED_BY(conns_mu_);
-  std::vector<std::string> releases_ ABSL_GUARDED_BY(conns_mu_);
+  // (object id, data address of the node holding it; empty: this node).
+  std::vector<std::pair<std::string, std::string>> releases_ ABSL_GUARDED_BY(conns_mu_);
 
   absl::Mutex state_mu_;
   bool shutdown_ ABSL_GUARDED_BY(state_mu_) = false;

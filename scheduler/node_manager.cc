@@ -14,6 +14,7 @@
 #include "common/rpc.h"
 #include "scheduler/actor_directory.h"
 #include "scheduler/head_service.h"
+#include "scheduler/node_objects.h"
 
 namespace lumen::scheduler {
 
@@ -70,6 +71,12 @@ NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::
 NodeManager::~NodeManager() { Stop(); }
 
 absl::Status NodeManager::Start() {
+  spill_ = std::make_unique<objectstore::SpillManager>(
+      *store_, absl::StrCat(config_.session_dir, "/spill/node-", config_.node_id));
+  auto data_plane = objectstore::ObjectDataPlane::Start(
+      *store_, spill_.get(), config_.ip, config_.token, objectstore::PullManager::Options{});
+  if (!data_plane.ok()) return data_plane.status();
+  data_plane_ = std::move(*data_plane);
   io_ = std::make_unique<net::IoPool>(net::IoPool::ConfiguredThreads(1), "lumen-nm-io");
   auto listener = net::Listener::Start(
       *io_, config_.ip, 0, config_.token, net::ConnectionOptions::FromEnvironment(),
@@ -109,6 +116,7 @@ void NodeManager::Stop() {
   if (maintenance_.joinable()) maintenance_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
   if (listener_) listener_->Stop();
+  if (data_plane_) data_plane_->Stop();
   std::vector<std::shared_ptr<net::Connection>> conns;
   {
     absl::MutexLock lock(&mu_);
@@ -299,11 +307,15 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
 
   absl::MutexLock lock(&mu_);
   auto client_it = clients_.find(request->client_id());
-  if (client_it == clients_.end()) {
+  // A request spilled here from another node's client runs workers of the executable it names.
+  Client remote;
+  remote.kind = proto::CLIENT_DRIVER;
+  remote.executable = request->executable();
+  if (client_it == clients_.end() && !(request->spilled() && !remote.executable.empty())) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "unknown client: it must register with this node manager first");
   }
-  const Client& client = client_it->second;
+  const Client& client = client_it != clients_.end() ? client_it->second : remote;
   std::string executable = client.executable;
   uint64_t job = client.job;
   if (client.kind == proto::CLIENT_WORKER) {
@@ -444,11 +456,11 @@ void NodeManager::OnClientFrame(uint64_t client_id, proto::Frame& frame) {
     absl::MutexLock lock(&mu_);
     SetBlockedLocked(client_id, frame.blocked().blocked());
   } else if (frame.has_release()) {
-    for (const auto& id : frame.release().object_ids()) {
-      auto status = store_->Release(id);
-      if (!status.ok() && !absl::IsNotFound(status)) {
-        LUMEN_LOG(WARNING) << "release: " << status;
-      }
+    // Each release goes to the node holding the object's primary copy, which frees every copy.
+    const proto::ReleaseObjects& release = frame.release();
+    for (int i = 0; i < release.object_ids_size(); ++i) {
+      data_plane_->Release(release.object_ids(i),
+                           i < release.holders_size() ? release.holders(i) : "");
     }
   }
 }
@@ -553,6 +565,7 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
     KillWorkerLocked(worker);
   }
   store_->ReleaseClient(job);
+  if (spill_) spill_->DeleteOwnedBy(job);
   ReportDriverLocked(job, driver->second, /*finished=*/true);
   clients_.erase(driver);
 }
@@ -575,9 +588,7 @@ grpc::Status NodeManager::CreateObject(grpc::ServerContext* context,
                                        const proto::CreateObjectRequest* request,
                                        proto::CreateObjectReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
-  auto location =
-      store_->Create(request->object_id(), request->size(), request->creator_client_id(),
-                     request->owner_client_id(), absl::Seconds(10));
+  auto location = CreateInStore(*request);
   if (absl::IsAlreadyExists(location.status())) {
     // A retried task whose first attempt stored its result: that result stands once sealed.
     // An unsealed one whose writer died is freed when that death is handled; then create anew.
@@ -585,15 +596,14 @@ grpc::Status NodeManager::CreateObject(grpc::ServerContext* context,
     if (sealed.ok() && sealed->size == request->size()) {
       reply->set_offset(sealed->offset);
       reply->set_already_sealed(true);
+      reply->set_data_address(data_plane_->address());
       return grpc::Status::OK;
     }
-    if (absl::IsNotFound(sealed.status())) {
-      location = store_->Create(request->object_id(), request->size(), request->creator_client_id(),
-                                request->owner_client_id(), absl::Seconds(10));
-    }
+    if (absl::IsNotFound(sealed.status())) location = CreateInStore(*request);
   }
   if (!location.ok()) return internal::ToGrpc(location.status());
   reply->set_offset(location->offset);
+  reply->set_data_address(data_plane_->address());
   return grpc::Status::OK;
 }
 
@@ -608,6 +618,7 @@ grpc::Status NodeManager::PinObjects(grpc::ServerContext* context,
                                      const proto::PinObjectsRequest* request,
                                      proto::PinObjectsReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  RestoreSpilled(request->object_ids());
   // Under mu_, so that a client's pins and its departure (ReleaseClient) never interleave.
   absl::MutexLock lock(&mu_);
   if (clients_.count(request->client_id()) == 0) {
@@ -758,6 +769,7 @@ proto::NodeInfo NodeManager::Info() {
   info.set_store_pinned_objects(stats.pinned_objects);
   info.set_store_pinned_bytes(stats.pinned_bytes);
   info.set_store_released_pinned_objects(stats.released_pinned_objects);
+  if (data_plane_) AddDataPlaneInfo(*data_plane_, spill_.get(), &info);
   info.set_alive(true);
   absl::MutexLock lock(&mu_);
   info.set_node_id(node_id_);

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "net/io_pool.h"
 #include "net/listener.h"
+#include "objectstore/object_data_plane.h"
 #include "objectstore/object_store.h"
 #include "proto/control.grpc.pb.h"
 #include "scheduler/head_reporter.h"
@@ -90,11 +91,16 @@ class NodeManager final : public proto::NodeService::Service {
   grpc::Status KillActorWorker(grpc::ServerContext* context,
                                const proto::KillActorWorkerRequest* request,
                                proto::KillActorWorkerReply* reply) override;
+  // Copies objects other nodes hold into this node's store (node_manager_objects.cc).
+  grpc::Status PullObjects(grpc::ServerContext* context, const proto::PullObjectsRequest* request,
+                           proto::PullObjectsReply* reply) override;
 
   proto::NodeInfo Info();
   // This node's workers and drivers, for the dashboard.
   std::vector<proto::ProcessSummary> Processes();
   const objectstore::ObjectStore& store() const { return *store_; }
+  // Objects spilled to disk, the largest first (node_manager_objects.cc).
+  std::vector<objectstore::ObjectSummary> SpilledObjects(size_t limit) const;
 
  private:
   enum class WorkerState { kStarting, kIdle, kLeased, kActor };
@@ -159,6 +165,11 @@ class NodeManager final : public proto::NodeService::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(const google::protobuf::Map<std::string, double>& shape) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ---- objects (node_manager_objects.cc)
+  // Reserves room for an object, spilling others to disk if the store is full.
+  absl::StatusOr<objectstore::ObjectLocation> CreateInStore(const proto::CreateObjectRequest& r);
+  // Brings spilled objects among `ids` back into the store before they are pinned.
+  void RestoreSpilled(const google::protobuf::RepeatedPtrField<std::string>& ids);
   // Asks the head for another node with `shape` available; empty if none.
   proto::FindNodeReply FindOtherNode(const google::protobuf::Map<std::string, double>& shape);
   void MaintenanceLoop();
@@ -215,6 +226,10 @@ class NodeManager final : public proto::NodeService::Service {
   // Last: connections may call into everything above until Stop closes them.
   std::unique_ptr<net::IoPool> io_;
   std::unique_ptr<net::Listener> listener_;
+  // Spills objects of a full store to disk (set in Start; its files go when it does), and moves
+  // objects between nodes (set in Start, stopped in Stop); both before the store goes.
+  std::unique_ptr<objectstore::SpillManager> spill_;
+  std::unique_ptr<objectstore::ObjectDataPlane> data_plane_;
 };
 
 }  // namespace lumen::scheduler

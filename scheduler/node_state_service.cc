@@ -86,8 +86,13 @@ grpc::Status NodeStateService::ListStoreObjects(grpc::ServerContext* context,
   std::map<uint64_t, proto::ProcessSummary> clients;
   for (auto& process : node_manager_->Processes()) clients[process.client_id()] = process;
   reply->set_total(static_cast<int64_t>(node_manager_->store().Stats().num_objects));
-  for (const auto& object : node_manager_->store().List(limit)) {
+  std::vector<objectstore::ObjectSummary> objects = node_manager_->store().List(limit);
+  const size_t in_memory = objects.size();
+  for (auto& spilled : node_manager_->SpilledObjects(limit)) objects.push_back(std::move(spilled));
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const objectstore::ObjectSummary& object = objects[i];
     proto::StoreObject* out = reply->add_objects();
+    out->set_spilled(i >= in_memory);
     out->set_object_id(object.id);
     out->set_size(object.size);
     out->set_sealed(object.sealed);

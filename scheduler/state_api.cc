@@ -413,7 +413,9 @@ nlohmann::json StateApi::StoreObjectRows(int limit_per_node) {
                       {"size", object.size()},
                       {"node_id", node.node_id()},
                       {"locations", nlohmann::json::array({node.node_id()})},
-                      {"state", object.sealed() ? "SEALED" : "CREATING"},
+                      {"state", object.spilled()  ? "SPILLED"
+                                : object.sealed() ? "SEALED"
+                                                  : "CREATING"},
                       {"owner", owner},
                       {"owner_pid", object.owner_pid()},
                       {"owner_kind", object.owner_kind()},
@@ -447,7 +449,9 @@ absl::StatusOr<nlohmann::json> StateApi::Memory() {
                      {"state", node.alive() ? "ALIVE" : "DEAD"},
                      {"store_used", node.store_used()},
                      {"store_capacity", node.store_capacity()},
-                     {"store_objects", node.store_objects()}});
+                     {"store_objects", node.store_objects()},
+                     {"store_spilled_objects", node.store_spilled_objects()},
+                     {"store_spilled_bytes", node.store_spilled_bytes()}});
   }
   const nlohmann::json objects = StoreObjectRows(static_cast<int>(kMaxLimit));
   std::map<std::string, std::pair<int64_t, uint64_t>> by_owner;  // owner -> (objects, bytes)

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/logging.h"
+#include "common/process.h"
 #include "common/rpc.h"
 
 namespace lumen::internal {
@@ -149,6 +150,8 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
   }
   call->request.set_client_id(options_.client_id);
   call->request.set_spilled(node_address != options_.local_node_address);
+  // The other node does not know this client: it starts workers running this executable.
+  if (call->request.spilled()) call->request.set_executable(SelfExecutable());
   for (const auto& [name, amount] : resources) (*call->request.mutable_resources())[name] = amount;
   proto::NodeService::Stub* stub = stubs_(node_address);
   stub->async()->RequestWorkerLease(&call->context, &call->request, &call->reply,
