@@ -93,18 +93,42 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
     request.mutable_spec()->CopyFrom(state->actors[actor_id].spec);
   }
   request.set_restarted(restarted);
-  std::string why;
-  const std::string address = pick_node(request.spec(), &why);
+  NodePick pick;
   proto::StartActorReply reply;
   grpc::Status status;
-  if (address.empty()) {
-    status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
-  } else {
-    auto stub = proto::NodeService::NewStub(internal::MakeChannel(address));
-    grpc::ClientContext context;
-    internal::PrepareContext(&context, token, absl::Seconds(120));
-    status = stub->StartActor(&context, request, &reply);
+  while (true) {
+    pick = pick_node(request.spec());
+    if (pick.address.empty() && pick.never) {
+      status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, pick.why);
+      break;
+    }
+    if (!pick.address.empty()) {
+      reply.Clear();
+      auto stub = proto::NodeService::NewStub(internal::MakeChannel(pick.address));
+      grpc::ClientContext context;
+      internal::PrepareContext(&context, token, absl::Seconds(120));
+      status = stub->StartActor(&context, request, &reply);
+      // A node that could not take it after all (busy past its wait, gone, or too small) is
+      // no reason for the actor to die: it is placed again.
+      const bool retry = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                         status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                         status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+      if (!retry) break;
+      LUMEN_LOG(WARNING) << "actor " << internal::ShortHex(actor_id) << " did not start on "
+                         << pick.address << " (" << status.error_message() << "); placing it again";
+    }
+    // Wait in the head's queue until nodes or actors change (or a poll), unless killed.
+    absl::MutexLock lock(&state->mu);
+    if (!state->actors[actor_id].killed && !state->stopping) {
+      state->changed.WaitWithTimeout(&state->mu, absl::Milliseconds(500));
+    }
+    if (state->stopping) return;
+    if (state->actors[actor_id].killed) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "killed while waiting for a node");
+      break;
+    }
   }
+  const std::string& address = pick.address;
   const bool started = status.ok() && reply.error().empty();
   bool killed_while_starting = false;
   {
@@ -257,6 +281,11 @@ void ActorDirectory::NodeDied(const std::string& address) {
   for (const auto& id : lost) {
     ReportDeath(id, absl::StrCat("its node (", address, ") died"), /*restartable=*/true);
   }
+}
+
+void ActorDirectory::RetryPlacements() {
+  absl::MutexLock lock(&state_->mu);
+  state_->changed.SignalAll();
 }
 
 std::vector<proto::ActorInfo> ActorDirectory::List() {

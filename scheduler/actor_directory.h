@@ -22,8 +22,14 @@ namespace lumen::scheduler {
 
 class ActorDirectory {
  public:
-  // Picks the node manager address an actor should run on, or "" with *why set.
-  using NodePicker = std::function<std::string(const proto::ActorSpec& spec, std::string* why)>;
+  // Where an actor should run: a node manager's address, or none now (the actor waits in the
+  // head's queue and is placed again when nodes or actors change), or never.
+  struct NodePick {
+    std::string address;
+    std::string why;     // when address is empty
+    bool never = false;  // it can never be placed: the actor dies with `why`
+  };
+  using NodePicker = std::function<NodePick(const proto::ActorSpec& spec)>;
 
   ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors = 10'000);
   ~ActorDirectory();
@@ -35,6 +41,8 @@ class ActorDirectory {
   // The node manager at `address` was declared dead: so are the actors it ran.
   void NodeDied(const std::string& address);
   std::vector<proto::ActorInfo> List();
+  // Nodes or resources changed: actors waiting for a node try again at once.
+  void RetryPlacements();
 
  private:
   struct Actor {
@@ -53,7 +61,8 @@ class ActorDirectory {
     bool stopping ABSL_GUARDED_BY(mu) = false;
   };
 
-  // Places the actor and waits for its process to construct it (on a thread of its own).
+  // Places the actor and waits for its process to construct it (on a thread of its own). An
+  // actor no node can take now waits for one, however long that takes.
   static void StartActor(const std::shared_ptr<State>& state, const std::string& token,
                          const NodePicker& pick_node, const std::string& actor_id, bool restarted);
   // Moves a starting actor to ALIVE, or to DEAD with the reason it did not start.

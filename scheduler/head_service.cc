@@ -35,8 +35,7 @@ HeadService::HeadService(std::string token, std::string session_dir,
       heartbeat_timeout_(heartbeat_timeout),
       store_(store) {
   actors_ = std::make_unique<ActorDirectory>(
-      token_,
-      [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); });
+      token_, [this](const proto::ActorSpec& spec) { return PickActorNode(spec); });
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
@@ -61,32 +60,42 @@ void HeadService::MonitorLoop() {
   }
 }
 
-std::string HeadService::PickActorNode(const proto::ActorSpec& spec, std::string* why) {
-  absl::MutexLock lock(&mu_);
-  UpdateLivenessLocked(absl::Now());
-  std::string available_node;
-  std::string feasible_node;
-  double best_cpu = -1;
+std::vector<NodeView> HeadService::NodeViewsLocked() {
+  std::vector<NodeView> views;
   for (const auto& [id, node] : nodes_) {
-    if (node.dead || !Fits(node.info.total(), spec.resources())) continue;
-    if (node.info.address() == spec.owner_node_address()) return node.info.address();
-    if (feasible_node.empty()) feasible_node = node.info.address();
-    if (!Fits(node.info.available(), spec.resources())) continue;
-    auto cpu = node.info.available().find("CPU");
-    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
-    if (free_cpu > best_cpu) {
-      best_cpu = free_cpu;
-      available_node = node.info.address();
+    views.push_back(NodeView{.node_id = id,
+                             .total = ToShape(node.info.total()),
+                             .available = ToShape(node.info.available()),
+                             .alive = !node.dead});
+  }
+  return views;
+}
+
+ActorDirectory::NodePick HeadService::PickActorNode(const proto::ActorSpec& spec) {
+  const std::vector<proto::ActorInfo> actors = actors_->List();
+  std::vector<NodeView> views;
+  std::string owner_node_id;
+  std::map<std::string, std::string> addresses;
+  {
+    absl::MutexLock lock(&mu_);
+    UpdateLivenessLocked(absl::Now());
+    views = NodeViewsLocked();
+    for (const auto& [id, node] : nodes_) {
+      addresses[id] = node.info.address();
+      if (!node.dead && node.info.address() == spec.owner_node_address()) owner_node_id = id;
     }
   }
-  if (!available_node.empty()) return available_node;
-  if (feasible_node.empty()) {
-    std::string shape;
-    for (const auto& [name, amount] : spec.resources())
-      absl::StrAppend(&shape, name, ": ", amount, " ");
-    *why = absl::StrCat("infeasible: no live node has the resources {", shape, "}");
+  const Placement placement = placer_.Place(spec, owner_node_id, views, actors);
+  ActorDirectory::NodePick pick;
+  if (!placement.node_id.empty()) {
+    pick.address = addresses[placement.node_id];
+  } else if (!placement.unschedulable.empty()) {
+    pick.why = placement.unschedulable;
+    pick.never = true;
+  } else {
+    pick.why = placement.reason;
   }
-  return feasible_node;
+  return pick;
 }
 
 grpc::Status HeadService::CreateActor(grpc::ServerContext* context,
@@ -192,17 +201,32 @@ grpc::Status HeadService::KvList(grpc::ServerContext* context, const proto::KvLi
 void HeadService::UpdateLivenessLocked(absl::Time now) {
   for (auto& [id, node] : nodes_) {
     if (!node.dead && now - node.last_heartbeat > heartbeat_timeout_) {
-      node.dead = true;
-      newly_dead_.push_back(node.info.address());
-      proto::NodeDeath& death = deaths_.emplace_back();
-      death.set_node_id(id);
-      death.set_address(node.info.address());
-      death.set_reason(absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
-      LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address()
-                         << " missed heartbeats for " << heartbeat_timeout_
-                         << "; declaring it dead";
+      DeclareDeadLocked(
+          id, node, absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
     }
   }
+}
+
+void HeadService::DeclareDeadLocked(const std::string& id, Node& node, const std::string& reason) {
+  node.dead = true;
+  newly_dead_.push_back(node.info.address());
+  proto::NodeDeath& death = deaths_.emplace_back();
+  death.set_node_id(id);
+  death.set_address(node.info.address());
+  death.set_reason(reason);
+  LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address() << " is dead: " << reason;
+}
+
+grpc::Status HeadService::LeaveCluster(grpc::ServerContext* context,
+                                       const proto::LeaveClusterRequest* request,
+                                       proto::LeaveClusterReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(request->node_id());
+  if (it != nodes_.end() && !it->second.dead) {
+    DeclareDeadLocked(it->first, it->second, "it left the cluster (lumen stop)");
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
@@ -212,15 +236,19 @@ grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
   if (request->node().node_id().empty() || request->node().address().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node id and address are required");
   }
-  absl::MutexLock lock(&mu_);
-  Node& node = nodes_[request->node().node_id()];
-  const bool is_new = node.info.node_id().empty() || node.dead;
-  node.info = request->node();
-  node.last_heartbeat = absl::Now();
-  node.dead = false;
-  if (is_new) {
-    LUMEN_LOG(INFO) << "node " << node.info.node_id() << " registered from " << node.info.address();
+  {
+    absl::MutexLock lock(&mu_);
+    Node& node = nodes_[request->node().node_id()];
+    const bool is_new = node.info.node_id().empty() || node.dead;
+    node.info = request->node();
+    node.last_heartbeat = absl::Now();
+    node.dead = false;
+    if (is_new) {
+      LUMEN_LOG(INFO) << "node " << node.info.node_id() << " registered from "
+                      << node.info.address();
+    }
   }
+  actors_->RetryPlacements();  // actors waiting for a node may fit on this one
   return grpc::Status::OK;
 }
 
@@ -250,6 +278,9 @@ grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   reply->set_session_dir(session_dir_);
   for (auto& info : Nodes()) *reply->add_nodes() = std::move(info);
+  for (auto& pending : placer_.Queue(actors_->List())) {
+    *reply->add_pending_actors() = std::move(pending);
+  }
   return grpc::Status::OK;
 }
 
@@ -272,22 +303,27 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
   UpdateLivenessLocked(absl::Now());
-  bool feasible = false;
-  double best_cpu = -1;
-  for (const auto& [id, node] : nodes_) {
-    if (node.dead) continue;
-    if (Fits(node.info.total(), request->resources())) feasible = true;
-    if (id == request->exclude_node_id()) continue;
-    if (!Fits(node.info.available(), request->resources())) continue;
-    auto cpu = node.info.available().find("CPU");
-    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
-    if (free_cpu > best_cpu) {
-      best_cpu = free_cpu;
-      reply->set_address(node.info.address());
-      reply->set_node_id(id);
+  std::vector<NodeView> views = NodeViewsLocked();
+  for (NodeView& view : views) {
+    if (view.node_id == request->exclude_node_id()) view.available.clear();
+  }
+  PlacementRequest placement_request{.shape = ToShape(request->resources()),
+                                     .strategy = request->strategy(),
+                                     .preferred_node_id = request->requester_node_id()};
+  const Placement placement = PickNode(views, placement_request, &lease_spread_cursor_);
+  reply->set_infeasible(placement.infeasible);
+  reply->set_unschedulable(placement.unschedulable);
+  auto node = nodes_.find(placement.node_id);
+  if (node == nodes_.end()) return grpc::Status::OK;
+  reply->set_address(node->second.info.address());
+  reply->set_node_id(placement.node_id);
+  // Until its next heartbeat, count the lease as taken there: requests that follow at once
+  // spread over the other free nodes instead of piling onto this one.
+  if (placement.node_id != request->requester_node_id()) {
+    for (const auto& [name, amount] : request->resources()) {
+      (*node->second.info.mutable_available())[name] -= amount;
     }
   }
-  reply->set_infeasible(!feasible);
   return grpc::Status::OK;
 }
 

@@ -152,8 +152,8 @@ class NodeManager final : public proto::NodeService::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(const google::protobuf::Map<std::string, double>& shape) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Asks the head for another node with `shape` available; empty if none.
-  proto::FindNodeReply FindOtherNode(const google::protobuf::Map<std::string, double>& shape);
+  // Asks the head's placement policy where `lease` should go (never here if exclude_self).
+  proto::FindNodeReply FindOtherNode(const proto::LeaseRequest& lease, bool exclude_self);
   void MaintenanceLoop();
   void HeartbeatLoop();
   // ---- local clients' fast-path connections (on I/O threads)
