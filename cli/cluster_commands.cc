@@ -251,6 +251,10 @@ bool ResolveCluster(const std::string& address_flag, const std::string& temp_dir
   std::optional<internal::ProcessRecord> head;
   if (session.ok()) head = session->LiveHead();
   const bool address_given = !address->empty();
+  if (address->empty() && !head.has_value() && session.ok()) {
+    // A host that only runs a node: the head its node joined.
+    *address = internal::JoinedHead(*session);
+  }
   if (address->empty()) {
     if (!head.has_value()) {
       std::cerr << "No Lumen cluster is running (no live head in " << temp_dir

@@ -13,6 +13,24 @@
 namespace lumen::internal {
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string ReadJoinedHead(const std::string& dir) {
+  std::ifstream file(dir + "/" + kHeadAddressFile);
+  std::string joined;
+  std::getline(file, joined);
+  return std::string(absl::StripAsciiWhitespace(joined));
+}
+
+}  // namespace
+
+std::string JoinedHead(const Session& session) {
+  for (const ProcessRecord& record : session.Processes()) {
+    if (IsAlive(record)) return ReadJoinedHead(session.dir());
+  }
+  return "";
+}
+
 absl::StatusOr<Session> FindLiveSessionFor(const std::string& temp_dir,
                                            const std::string& head_address) {
   std::vector<std::string> dirs;
@@ -28,10 +46,7 @@ absl::StatusOr<Session> FindLiveSessionFor(const std::string& temp_dir,
   for (const std::string& dir : dirs) {
     auto session = Session::Open(dir);
     if (!session.ok()) continue;
-    std::ifstream file(dir + "/" + kHeadAddressFile);
-    std::string joined;
-    std::getline(file, joined);
-    joined = std::string(absl::StripAsciiWhitespace(joined));
+    const std::string joined = ReadJoinedHead(dir);
     for (const ProcessRecord& record : session->Processes()) {
       if (!IsAlive(record)) continue;
       if ((record.role == "head" && record.address == head_address) || joined == head_address) {

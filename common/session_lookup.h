@@ -23,6 +23,9 @@ inline constexpr char kHeadAddressFile[] = "head_address";
 [[nodiscard]] absl::StatusOr<Session> FindLiveSessionFor(const std::string& temp_dir,
                                                          const std::string& head_address);
 
+// The head a node of `session` joined, if one of its processes still runs; else "".
+std::string JoinedHead(const Session& session);
+
 // Records in `session` that it joined the head at `head_address`.
 [[nodiscard]] absl::Status RecordJoinedHead(const Session& session,
                                             const std::string& head_address);
