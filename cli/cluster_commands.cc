@@ -14,6 +14,7 @@
 #include "common/process.h"
 #include "common/rpc.h"
 #include "common/session.h"
+#include "common/session_lookup.h"
 #include "proto/control.grpc.pb.h"
 #include "scheduler/cluster_usage.h"
 #include "scheduler/daemon.h"
@@ -70,6 +71,15 @@ absl::StatusOr<internal::Session> ReopenHeadSession(const std::string& dir, int*
   return session;
 }
 
+// A node contacts the head before it makes anything: a wrong address, an unreachable head or
+// a wrong token fails within seconds and leaves nothing behind.
+absl::Status CheckHead(const std::string& address, const std::string& token) {
+  auto status = internal::FetchClusterStatus(address, token, absl::Seconds(5));
+  if (status.ok()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("cannot join the cluster: ", status.status().message()));
+}
+
 // The URL the head recorded in the session folder, or "" if it runs no dashboard.
 std::string DashboardUrl(const internal::Session& session) {
   std::ifstream file(session.dir() + "/" + scheduler::kDashboardUrlFile);
@@ -104,6 +114,7 @@ int Start(const StartOptions& options) {
   scheduler::DaemonConfig config;
   config.head = options.head;
   config.ip = options.ip;
+  config.node_ip = options.node_ip;
   config.port = options.port >= 0 ? options.port : (options.head ? 6379 : 0);
   config.head_address = options.address;
   config.num_cpus = options.num_cpus;
@@ -146,6 +157,18 @@ int Start(const StartOptions& options) {
                   absl::StrCat("a head is already running in ", temp_dir, " (pid ", head->pid,
                                ", address ", head->address, "); stop it first with `lumen stop`"));
     }
+    if (!options.head) {
+      // Before anything is made here (session folder, daemon, shared memory).
+      std::string token = options.token;
+      if (token.empty() && std::getenv("LUMEN_TOKEN") != nullptr)
+        token = std::getenv("LUMEN_TOKEN");
+      if (token.empty() && head.has_value()) token = latest->Token().value_or("");
+      if (!token.empty()) {
+        if (auto reached = CheckHead(options.address, token); !reached.ok()) {
+          return Fail("start", std::string(reached.message()));
+        }
+      }
+    }
     // A node on the head's machine joins the head's session; elsewhere it starts its own.
     session = (!options.head && head.has_value()) ? std::move(latest)
                                                   : internal::Session::Create(temp_dir);
@@ -170,6 +193,11 @@ int Start(const StartOptions& options) {
     }
   }
   config.session_dir = session->dir();
+  if (!options.head) {
+    if (auto recorded = internal::RecordJoinedHead(*session, options.address); !recorded.ok()) {
+      return Fail("start", std::string(recorded.message()));
+    }
+  }
   internal::SpawnOptions spawn;
   spawn.argv = {internal::SelfExecutable()};
   spawn.env = {{"LUMEN_ROLE", "daemon"}, {"LUMEN_DAEMON_CONFIG", scheduler::ToJson(config)}};
@@ -224,6 +252,11 @@ bool ResolveCluster(const std::string& address_flag, const std::string& temp_dir
   auto session = internal::Session::OpenLatest(temp_dir);
   std::optional<internal::ProcessRecord> head;
   if (session.ok()) head = session->LiveHead();
+  const bool address_given = !address->empty();
+  if (address->empty() && !head.has_value() && session.ok()) {
+    // A host that only runs a node: the head its node joined.
+    *address = internal::JoinedHead(*session);
+  }
   if (address->empty()) {
     if (!head.has_value()) {
       std::cerr << "No Lumen cluster is running (no live head in " << temp_dir
@@ -231,6 +264,12 @@ bool ResolveCluster(const std::string& address_flag, const std::string& temp_dir
       return false;
     }
     *address = head->address;
+  }
+  if (token->empty() && address_given) {
+    // The session of this machine that belongs to that cluster, if any.
+    if (auto joined = internal::FindLiveSessionFor(temp_dir, *address); joined.ok()) {
+      session = std::move(joined);
+    }
   }
   if (token->empty() && session.ok()) {
     auto session_token = session->Token();
@@ -255,6 +294,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       nlohmann::json n;
       n["node_id"] = node.node_id();
       n["address"] = node.address();
+      n["ip"] = node.ip();
       n["alive"] = node.alive();
       n["is_head"] = node.is_head();
       n["total"] = std::map<std::string, double>(node.total().begin(), node.total().end());
@@ -287,6 +327,15 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       }
       out["nodes"].push_back(n);
     }
+    out["pending_actors"] = nlohmann::json::array();
+    for (const auto& actor : status.pending_actors()) {
+      out["pending_actors"].push_back(
+          {{"class_name", actor.class_name()},
+           {"name", actor.name()},
+           {"resources",
+            std::map<std::string, double>(actor.resources().begin(), actor.resources().end())},
+           {"reason", actor.reason()}});
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -298,6 +347,14 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
         node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
         node.is_head() ? "head" : "node", node.num_workers(), node.capped_workers(),
         node.max_workers(), node.last_heartbeat_ms());
+    std::string resources;
+    for (const auto& [name, total] :
+         std::map<std::string, double>(node.total().begin(), node.total().end())) {
+      auto free = node.available().find(name);
+      absl::StrAppend(&resources, resources.empty() ? "" : ", ", name, " ",
+                      total - (free == node.available().end() ? 0 : free->second), "/", total);
+    }
+    std::cout << "   resources: " << resources << "\n";
   }
   const scheduler::ClusterUsage usage = scheduler::SumUsage(status.nodes());
   std::cout << "\nResources (used / total, " << usage.alive << " live "
@@ -322,6 +379,13 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
     }
   }
   if (!any) std::cout << " (none)\n";
+  std::cout << "\nPending actors (waiting in the head's queue for a node)\n";
+  for (const auto& actor : status.pending_actors()) {
+    std::cout << " " << actor.class_name()
+              << (actor.name().empty() ? "" : " '" + actor.name() + "'") << " "
+              << Shape(actor.resources()) << "  (" << actor.reason() << ")\n";
+  }
+  if (status.pending_actors().empty()) std::cout << " (none)\n";
   return 0;
 }
 

@@ -12,8 +12,9 @@ struct StartOptions {
   bool head = false;
   std::string address;  // nodes: the head's host:port
   std::string token;
-  std::string ip = "127.0.0.1";
-  int port = -1;  // -1: 6379 for a head, any free port for a node
+  std::string ip = "127.0.0.1";  // bind address
+  std::string node_ip;           // advertised address ("" : derived, see DaemonConfig)
+  int port = -1;                 // -1: 6379 for a head, any free port for a node
   int num_cpus = -1;
   std::string resources_json;
   int64_t object_store_memory = 0;

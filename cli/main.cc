@@ -38,8 +38,11 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--token", start.token, "cluster token when joining (or $LUMEN_TOKEN)");
   start_cmd->add_option("--port", start.port, "gRPC port (head default 6379; 0 = any free)")
       ->check(CLI::Range(0, 65535));
-  start_cmd->add_option("--ip", start.ip, "address to listen on and advertise")
+  start_cmd->add_option("--ip", start.ip, "address to listen on (0.0.0.0: every interface)")
       ->default_val("127.0.0.1");
+  start_cmd->add_option("--node-ip-address", start.node_ip,
+                        "address other hosts reach this node at (default: --ip; with "
+                        "--ip=0.0.0.0, the address this host reaches the head from)");
   start_cmd->add_option("--num-cpus", start.num_cpus, "CPUs to offer (default: this machine's)")
       ->check(CLI::Range(0, 4096));
   start_cmd->add_option("--resources", start.resources_json,

@@ -22,6 +22,7 @@
 #include "common/process.h"
 #include "common/rpc.h"
 #include "common/session.h"
+#include "common/session_lookup.h"
 #include "lumen/errors.h"
 #include "proto/control.grpc.pb.h"
 #include "runtime/core_worker.h"
@@ -202,8 +203,10 @@ void Init(const InitOptions& options) {
       address = StartEmbeddedCluster(options, temp_dir, &token);
     }
   } else if (token.empty()) {
-    // A cluster started on this machine: its session folder has the token.
-    auto session = internal::Session::OpenLatest(temp_dir);
+    // A cluster this machine runs or joined: that session folder has the token (else the
+    // newest session's).
+    auto session = internal::FindLiveSessionFor(temp_dir, address);
+    if (!session.ok()) session = internal::Session::OpenLatest(temp_dir);
     if (session.ok()) {
       auto session_token = session->Token();
       if (session_token.ok()) token = *session_token;

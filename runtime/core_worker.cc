@@ -619,6 +619,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   task->resources = std::move(resources);
   task->retries_left = std::max(0, options.max_retries);
   task->retry_exceptions = options.retry_exceptions;
+  task->strategy = ToProtoStrategy(options.strategy);
   if (task_events_) task_events_->Submitted(&task->spec);
   RefParts result{task->spec.return_id(), self_address_};
   ResolveAndSubmit(std::move(task), deps, [this](std::unique_ptr<PendingTask> ready) {
@@ -648,6 +649,7 @@ std::string CoreWorker::CreateActor(const std::string& factory, std::vector<Task
   spec->set_owner_client_id(client_id_);
   spec->set_owner_node_address(config_.node_address);
   spec->set_owner_job(job_id_);
+  *spec->mutable_strategy() = ToProtoStrategy(options.strategy);
   for (const auto& [name, amount] : options.resources) {
     if (amount < 0) throw Error("lumen::Actor: resource amounts must not be negative");
     if (amount > 0) (*spec->mutable_resources())[name] = amount;

@@ -103,18 +103,46 @@ void ActorDirectory::StartActor(const std::shared_ptr<State>& state, const std::
   }
   const uint64_t incarnation = request.incarnation();
   request.set_restarted(restarted);
-  std::string why;
-  const std::string address = pick_node(request.spec(), &why);
+  NodePick pick;
   proto::StartActorReply reply;
   grpc::Status status;
-  if (address.empty()) {
-    status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
-  } else {
-    auto stub = proto::NodeService::NewStub(internal::MakeChannel(address));
-    grpc::ClientContext context;
-    internal::PrepareContext(&context, token, kActorStartDeadline);
-    status = stub->StartActor(&context, request, &reply);
+  while (true) {
+    pick = pick_node(request.spec());
+    if (pick.address.empty() && pick.never) {
+      status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, pick.why);
+      break;
+    }
+    if (!pick.address.empty()) {
+      reply.Clear();
+      auto stub = proto::NodeService::NewStub(internal::MakeChannel(pick.address));
+      grpc::ClientContext context;
+      internal::PrepareContext(&context, token, kActorStartDeadline);
+      status = stub->StartActor(&context, request, &reply);
+      // A node that could not take it after all (busy past its wait, gone, or too small) is
+      // no reason for the actor to die: it is placed again.
+      const bool retry = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                         status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                         status.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
+      if (!retry) break;
+      if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        // The node gives up a start before this deadline; make sure nothing of it lives on.
+        (void)KillWorker(token, pick.address, actor_id, incarnation);
+      }
+      LUMEN_LOG(WARNING) << "actor " << internal::ShortHex(actor_id) << " did not start on "
+                         << pick.address << " (" << status.error_message() << "); placing it again";
+    }
+    // Wait in the head's queue until nodes or actors change (or a poll), unless killed.
+    absl::MutexLock lock(&state->mu);
+    if (!state->actors[actor_id].killed && !state->stopping) {
+      state->changed.WaitWithTimeout(&state->mu, absl::Milliseconds(500));
+    }
+    if (state->stopping) return;
+    if (state->actors[actor_id].killed) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "killed while waiting for a node");
+      break;
+    }
   }
+  const std::string& address = pick.address;
   const bool started = status.ok() && reply.error().empty();
   // The node may have started a process the head gave up on: it must not outlive this call.
   bool end_process = !address.empty() && !status.ok() &&
@@ -358,6 +386,11 @@ void ActorDirectory::JobFinished(uint64_t job_id, const std::string& cause) {
                          << " of a finished job: " << status.error_message();
     }
   }
+}
+
+void ActorDirectory::RetryPlacements() {
+  absl::MutexLock lock(&state_->mu);
+  state_->changed.SignalAll();
 }
 
 std::vector<proto::ActorInfo> ActorDirectory::List() {

@@ -39,8 +39,14 @@ inline constexpr char kActorTable[] = "actors";
 
 class ActorDirectory {
  public:
-  // Picks the node manager address an actor should run on, or "" with *why set.
-  using NodePicker = std::function<std::string(const proto::ActorSpec& spec, std::string* why)>;
+  // Where an actor should run: a node manager's address, or none now (the actor waits in the
+  // head's queue and is placed again when nodes or actors change), or never.
+  struct NodePick {
+    std::string address;
+    std::string why;     // when address is empty
+    bool never = false;  // it can never be placed: the actor dies with `why`
+  };
+  using NodePicker = std::function<NodePick(const proto::ActorSpec& spec)>;
 
   // With a `store` (may be null; must outlive the directory) every change of an actor is
   // written to it before it is acknowledged, and Recover reads the table back.
@@ -59,6 +65,8 @@ class ActorDirectory {
   // The job ended: its actors that are not detached end too, wherever they run.
   void JobFinished(uint64_t job_id, const std::string& cause);
   std::vector<proto::ActorInfo> List();
+  // Nodes or resources changed: actors waiting for a node try again at once.
+  void RetryPlacements();
 
   // ---- A restarted head (actor_recovery.cc)
   // Reads the actors a previous head kept. Those it knew alive must be confirmed within
@@ -101,7 +109,8 @@ class ActorDirectory {
     std::vector<std::string> restart_after_recovery ABSL_GUARDED_BY(mu);
   };
 
-  // Places the actor and waits for its process to construct it (on a thread of its own).
+  // Places the actor and waits for its process to construct it (on a thread of its own). An
+  // actor no node can take now waits for one, however long that takes.
   static void StartActor(const std::shared_ptr<State>& state, const std::string& token,
                          const NodePicker& pick_node, const std::string& actor_id, bool restarted);
   // Moves a starting actor to ALIVE, or to DEAD with the reason it did not start.

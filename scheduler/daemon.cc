@@ -19,10 +19,12 @@
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/process.h"
+#include "common/rpc.h"
 #include "common/session.h"
 #include "dashboard/dashboard_server.h"
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
+#include "scheduler/advertised_ip.h"
 #include "scheduler/head_service.h"
 #include "scheduler/head_store.h"
 #include "scheduler/job_manager.h"
@@ -142,6 +144,7 @@ std::string ToJson(const DaemonConfig& config) {
   nlohmann::json json;
   json["head"] = config.head;
   json["ip"] = config.ip;
+  json["node_ip"] = config.node_ip;
   json["port"] = config.port;
   json["head_address"] = config.head_address;
   json["num_cpus"] = config.num_cpus;
@@ -164,6 +167,7 @@ absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& text) {
     DaemonConfig config;
     config.head = json.at("head").get<bool>();
     config.ip = json.at("ip").get<std::string>();
+    config.node_ip = json.value("node_ip", config.node_ip);
     config.port = json.at("port").get<int>();
     config.head_address = json.at("head_address").get<std::string>();
     config.num_cpus = json.at("num_cpus").get<int>();
@@ -192,7 +196,9 @@ int RunDaemon(const DaemonConfig& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  auto fail = [](const std::string& message) {
+  std::string created_shm;  // unlinked when the start fails after making it
+  auto fail = [&created_shm](const std::string& message) {
+    if (!created_shm.empty()) (void)objectstore::ShmRegion::Unlink(created_shm);
     LUMEN_LOG(ERROR) << message;
     internal::NotifyFailed(message);
     return 1;
@@ -204,6 +210,16 @@ int RunDaemon(const DaemonConfig& config) {
   if (auto status = CheckPortFree(config.ip, config.port); !status.ok()) {
     return fail(std::string(status.message()));
   }
+  auto advertised = AdvertisedIp(config.ip, config.node_ip, config.head ? "" : config.head_address);
+  if (!advertised.ok()) return fail(std::string(advertised.status().message()));
+  if (!config.head) {
+    // A wrong address, an unreachable head or a wrong token ends here, before the store (up to
+    // 2 GiB of pre-faulted shared memory) exists.
+    auto reached = internal::FetchClusterStatus(config.head_address, *token, absl::Seconds(5));
+    if (!reached.ok()) {
+      return fail(absl::StrCat("cannot join the cluster: ", reached.status().message()));
+    }
+  }
 
   const std::string node_id = internal::Hex(internal::RandomBytes(8));
   const std::string shm_name = absl::StrCat("lumen-", getpid(), "-", node_id.substr(0, 8));
@@ -214,11 +230,12 @@ int RunDaemon(const DaemonConfig& config) {
     return fail(absl::StrCat("cannot create the object store (", store_bytes,
                              " bytes of shared memory): ", region.status().message()));
   }
+  created_shm = shm_name;
   auto store = std::make_unique<objectstore::ObjectStore>(std::move(*region));
 
   NodeManagerConfig nm;
   nm.node_id = node_id;
-  nm.ip = config.ip;
+  nm.ip = *advertised;
   nm.token = *token;
   nm.session_dir = config.session_dir;
   nm.executable = internal::SelfExecutable();
@@ -251,7 +268,7 @@ int RunDaemon(const DaemonConfig& config) {
     if (!free_port.ok()) return fail(std::string(free_port.status().message()));
     port = *free_port;
   }
-  nm.address = absl::StrCat(config.ip, ":", port);
+  nm.address = absl::StrCat(*advertised, ":", port);
   nm.head_address = config.head ? nm.address : config.head_address;
   auto node_manager = std::make_unique<NodeManager>(nm, std::move(store));
   NodeStateService node_state(*token, config.session_dir, config.head ? "head.log" : "node.log",
@@ -267,7 +284,8 @@ int RunDaemon(const DaemonConfig& config) {
   // Room for the largest KV value (64 MiB) with its key.
   builder.SetMaxReceiveMessageSize(65 << 20);
   int selected_port = 0;
-  builder.AddListeningPort(nm.address, grpc::InsecureServerCredentials(), &selected_port);
+  builder.AddListeningPort(absl::StrCat(config.ip, ":", port), grpc::InsecureServerCredentials(),
+                           &selected_port);
   if (head) builder.RegisterService(head.get());
   if (observed.service) builder.RegisterService(observed.service.get());
   builder.RegisterService(node_manager.get());

@@ -14,7 +14,8 @@ namespace lumen::scheduler {
 
 struct DaemonConfig {
   bool head = false;
-  std::string ip = "127.0.0.1";  // address this node listens on and advertises
+  std::string ip = "127.0.0.1";  // address this node listens on (0.0.0.0: every interface)
+  std::string node_ip;           // address it advertises; "": see advertised_ip.h
   int port = 0;                  // gRPC port; 0: any free port
   std::string head_address;      // nodes: the head's host:port
   int num_cpus = -1;             // -1: this machine's

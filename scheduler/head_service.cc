@@ -43,9 +43,7 @@ HeadService::HeadService(std::string token, std::string session_dir,
       jobs_(store),
       liveness_(heartbeat_timeout, kStallThreshold, std::move(clock)) {
   actors_ = std::make_unique<ActorDirectory>(
-      token_,
-      [this](const proto::ActorSpec& spec, std::string* why) { return PickActorNode(spec, why); },
-      10'000, store_);
+      token_, [this](const proto::ActorSpec& spec) { return PickActorNode(spec); }, 10'000, store_);
   // A previous head's actors: their nodes get two heartbeat timeouts to re-register.
   if (auto status = actors_->Recover(2 * heartbeat_timeout); !status.ok()) {
     LUMEN_LOG(WARNING) << "cannot read the actor table of a previous head: " << status;
@@ -78,32 +76,44 @@ void HeadService::MonitorLoop() {
   }
 }
 
-std::string HeadService::PickActorNode(const proto::ActorSpec& spec, std::string* why) {
-  absl::MutexLock lock(&mu_);
-  UpdateLivenessLocked();
-  std::string available_node;
-  std::string feasible_node;
-  double best_cpu = -1;
+std::vector<NodeView> HeadService::NodeViewsLocked() {
+  std::vector<NodeView> views;
   for (const auto& [id, node] : nodes_) {
-    if (!liveness_.IsAlive(id) || !Fits(node.info.total(), spec.resources())) continue;
-    if (node.info.address() == spec.owner_node_address()) return node.info.address();
-    if (feasible_node.empty()) feasible_node = node.info.address();
-    if (!Fits(node.info.available(), spec.resources())) continue;
-    auto cpu = node.info.available().find("CPU");
-    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
-    if (free_cpu > best_cpu) {
-      best_cpu = free_cpu;
-      available_node = node.info.address();
+    views.push_back(NodeView{.node_id = id,
+                             .total = ToShape(node.info.total()),
+                             .available = ToShape(node.info.available()),
+
+                             .alive = liveness_.IsAlive(id)});
+  }
+  return views;
+}
+
+ActorDirectory::NodePick HeadService::PickActorNode(const proto::ActorSpec& spec) {
+  const std::vector<proto::ActorInfo> actors = actors_->List();
+  std::vector<NodeView> views;
+  std::string owner_node_id;
+  std::map<std::string, std::string> addresses;
+  {
+    absl::MutexLock lock(&mu_);
+    UpdateLivenessLocked();
+    views = NodeViewsLocked();
+    for (const auto& [id, node] : nodes_) {
+      addresses[id] = node.info.address();
+      if (liveness_.IsAlive(id) && node.info.address() == spec.owner_node_address())
+        owner_node_id = id;
     }
   }
-  if (!available_node.empty()) return available_node;
-  if (feasible_node.empty()) {
-    std::string shape;
-    for (const auto& [name, amount] : spec.resources())
-      absl::StrAppend(&shape, name, ": ", amount, " ");
-    *why = absl::StrCat("infeasible: no live node has the resources {", shape, "}");
+  const Placement placement = placer_.Place(spec, owner_node_id, views, actors);
+  ActorDirectory::NodePick pick;
+  if (!placement.node_id.empty()) {
+    pick.address = addresses[placement.node_id];
+  } else if (!placement.unschedulable.empty()) {
+    pick.why = placement.unschedulable;
+    pick.never = true;
+  } else {
+    pick.why = placement.reason;
   }
-  return feasible_node;
+  return pick;
 }
 
 grpc::Status HeadService::CreateActor(grpc::ServerContext* context,
@@ -226,15 +236,31 @@ void HeadService::UpdateLivenessLocked() {
   for (const std::string& id : liveness_.Check()) {
     auto it = nodes_.find(id);
     if (it == nodes_.end()) continue;
-    const std::string& address = it->second.info.address();
-    newly_dead_.push_back(address);
-    proto::NodeDeath& death = deaths_.emplace_back();
-    death.set_node_id(id);
-    death.set_address(address);
-    death.set_reason(absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
-    LUMEN_LOG(WARNING) << "node " << id << " at " << address << " missed heartbeats for "
-                       << heartbeat_timeout_ << "; declaring it dead";
+    DeclareDeadLocked(id, it->second,
+                      absl::StrCat("no heartbeat for ", absl::FormatDuration(heartbeat_timeout_)));
   }
+}
+
+void HeadService::DeclareDeadLocked(const std::string& id, Node& node, const std::string& reason) {
+  liveness_.MarkDead(id);
+  newly_dead_.push_back(node.info.address());
+  proto::NodeDeath& death = deaths_.emplace_back();
+  death.set_node_id(id);
+  death.set_address(node.info.address());
+  death.set_reason(reason);
+  LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address() << " is dead: " << reason;
+}
+
+grpc::Status HeadService::LeaveCluster(grpc::ServerContext* context,
+                                       const proto::LeaveClusterRequest* request,
+                                       proto::LeaveClusterReply* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  auto it = nodes_.find(request->node_id());
+  if (it != nodes_.end() && liveness_.IsAlive(it->first)) {
+    DeclareDeadLocked(it->first, it->second, "it left the cluster (lumen stop)");
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
@@ -257,6 +283,7 @@ grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
   }
   // Actors a previous head knew there are confirmed, or restarted if their process is gone.
   actors_->NodeRegistered(request->node());
+  actors_->RetryPlacements();  // actors waiting for a node may fit on this one
   return grpc::Status::OK;
 }
 
@@ -292,6 +319,9 @@ grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   reply->set_session_dir(session_dir_);
   for (auto& info : Nodes()) *reply->add_nodes() = std::move(info);
+  for (auto& pending : placer_.Queue(actors_->List())) {
+    *reply->add_pending_actors() = std::move(pending);
+  }
   return grpc::Status::OK;
 }
 
@@ -313,22 +343,27 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
   UpdateLivenessLocked();
-  bool feasible = false;
-  double best_cpu = -1;
-  for (const auto& [id, node] : nodes_) {
-    if (!liveness_.IsAlive(id)) continue;
-    if (Fits(node.info.total(), request->resources())) feasible = true;
-    if (id == request->exclude_node_id()) continue;
-    if (!Fits(node.info.available(), request->resources())) continue;
-    auto cpu = node.info.available().find("CPU");
-    const double free_cpu = cpu == node.info.available().end() ? 0 : cpu->second;
-    if (free_cpu > best_cpu) {
-      best_cpu = free_cpu;
-      reply->set_address(node.info.address());
-      reply->set_node_id(id);
+  std::vector<NodeView> views = NodeViewsLocked();
+  for (NodeView& view : views) {
+    if (view.node_id == request->exclude_node_id()) view.available.clear();
+  }
+  PlacementRequest placement_request{.shape = ToShape(request->resources()),
+                                     .strategy = request->strategy(),
+                                     .preferred_node_id = request->requester_node_id()};
+  const Placement placement = PickNode(views, placement_request, &lease_spread_cursor_);
+  reply->set_infeasible(placement.infeasible);
+  reply->set_unschedulable(placement.unschedulable);
+  auto node = nodes_.find(placement.node_id);
+  if (node == nodes_.end()) return grpc::Status::OK;
+  reply->set_address(node->second.info.address());
+  reply->set_node_id(placement.node_id);
+  // Until its next heartbeat, count the lease as taken there: requests that follow at once
+  // spread over the other free nodes instead of piling onto this one.
+  if (placement.node_id != request->requester_node_id()) {
+    for (const auto& [name, amount] : request->resources()) {
+      (*node->second.info.mutable_available())[name] -= amount;
     }
   }
-  reply->set_infeasible(!feasible);
   return grpc::Status::OK;
 }
 

@@ -16,9 +16,11 @@
 #include "absl/time/time.h"
 #include "proto/control.grpc.pb.h"
 #include "scheduler/actor_directory.h"
+#include "scheduler/actor_placer.h"
 #include "scheduler/head_store.h"
 #include "scheduler/job_table.h"
 #include "scheduler/node_liveness.h"
+#include "scheduler/placement_policy.h"
 
 namespace lumen::scheduler {
 
@@ -39,6 +41,8 @@ class HeadService final : public proto::HeadService::Service {
                                 proto::ClusterStatus* reply) override;
   grpc::Status FindNode(grpc::ServerContext* context, const proto::FindNodeRequest* request,
                         proto::FindNodeReply* reply) override;
+  grpc::Status LeaveCluster(grpc::ServerContext* context, const proto::LeaveClusterRequest* request,
+                            proto::LeaveClusterReply* reply) override;
   grpc::Status CreateActor(grpc::ServerContext* context, const proto::CreateActorRequest* request,
                            proto::CreateActorReply* reply) override;
   grpc::Status GetActorInfo(grpc::ServerContext* context, const proto::GetActorInfoRequest* request,
@@ -70,12 +74,16 @@ class HeadService final : public proto::HeadService::Service {
   struct Node {
     proto::NodeInfo info;
   };
-  // The node an actor should run on: its owner's node if that can ever hold it, else the
-  // node with the most free CPUs that has its resources available, else any that has them.
-  std::string PickActorNode(const proto::ActorSpec& spec, std::string* why);
+  // The node an actor should run on, by the placement policy over the head's reservations
+  // (actor_placer.h); none while no node can take it.
+  ActorDirectory::NodePick PickActorNode(const proto::ActorSpec& spec);
+  // Every node as the placement policy sees it: totals, last reported availability.
+  std::vector<NodeView> NodeViewsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks nodes silent for longer than the timeout as dead (once, with a log line) and queues
   // their addresses for the monitor, which tells the actor directory.
   void UpdateLivenessLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeclareDeadLocked(const std::string& id, Node& node, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Declares nodes dead on time even when nobody calls, and their actors with them.
   void MonitorLoop();
 
@@ -93,7 +101,9 @@ class HeadService final : public proto::HeadService::Service {
   // Every node death declared since the head started, oldest first: heartbeat replies carry
   // the ones a node has not seen, and its node manager tells its clients.
   std::vector<proto::NodeDeath> deaths_ ABSL_GUARDED_BY(mu_);
+  uint64_t lease_spread_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread monitor_;
+  ActorPlacer placer_;
 
   // Last: its creation threads call PickActorNode.
   std::unique_ptr<ActorDirectory> actors_;

@@ -39,6 +39,11 @@ std::vector<std::string> NodeLiveness::Check() {
   return newly_dead;
 }
 
+void NodeLiveness::MarkDead(const std::string& node_id) {
+  auto it = nodes_.find(node_id);
+  if (it != nodes_.end()) it->second.dead = true;
+}
+
 bool NodeLiveness::IsAlive(const std::string& node_id) const {
   auto it = nodes_.find(node_id);
   return it != nodes_.end() && !it->second.dead;

@@ -32,6 +32,9 @@ class NodeLiveness {
   void Heard(const std::string& node_id);
   // Nodes silent for longer than the timeout that were alive until now, each once.
   std::vector<std::string> Check();
+  // Declared dead by other means (it left the cluster): dead until heard again, never reported
+  // by Check.
+  void MarkDead(const std::string& node_id);
   // False for a node declared dead (or never heard of) until it is heard again.
   bool IsAlive(const std::string& node_id) const;
   bool Knows(const std::string& node_id) const { return nodes_.contains(node_id); }

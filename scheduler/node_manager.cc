@@ -14,6 +14,7 @@
 #include "common/rpc.h"
 #include "scheduler/actor_directory.h"
 #include "scheduler/head_service.h"
+#include "scheduler/lease_routing.h"
 #include "scheduler/node_objects.h"
 
 namespace lumen::scheduler {
@@ -115,6 +116,18 @@ void NodeManager::Stop() {
   }
   if (maintenance_.joinable()) maintenance_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (!config_.is_head && head_ != nullptr) {
+    // Leave now rather than be declared dead after the heartbeat timeout.
+    proto::LeaveClusterRequest request;
+    {
+      absl::MutexLock lock(&mu_);
+      request.set_node_id(node_id_);
+    }
+    proto::LeaveClusterReply reply;
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, config_.token, absl::Seconds(2));
+    (void)head_->LeaveCluster(&context, request, &reply);
+  }
   if (listener_) listener_->Stop();
   if (data_plane_) data_plane_->Stop();
   std::vector<std::shared_ptr<net::Connection>> conns;
@@ -266,12 +279,15 @@ std::string NodeManager::DescribeLocked(const ResourceMap& shape) const {
   return out + "}";
 }
 
-proto::FindNodeReply NodeManager::FindOtherNode(const ResourceMap& shape) {
+proto::FindNodeReply NodeManager::FindOtherNode(const proto::LeaseRequest& lease,
+                                                bool exclude_self) {
   proto::FindNodeRequest request;
-  *request.mutable_resources() = shape;
+  *request.mutable_resources() = lease.resources();
+  *request.mutable_strategy() = lease.strategy();
   {
     absl::MutexLock lock(&mu_);
-    request.set_exclude_node_id(node_id_);
+    request.set_requester_node_id(node_id_);
+    if (exclude_self) request.set_exclude_node_id(node_id_);
   }
   proto::FindNodeReply reply;
   grpc::ClientContext context;
@@ -289,42 +305,47 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   if (!Valid(shape, &why)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
 
   bool feasible_here = false;
+  bool available_here = false;
+  std::string self;
+  std::string executable = request->executable();
+  uint64_t job = request->job_id();
   {
     absl::MutexLock lock(&mu_);
     feasible_here = Fits(total_, shape);
+    available_here = Fits(available_, shape);
+    self = node_id_;
+    if (auto client = clients_.find(request->client_id()); client != clients_.end()) {
+      executable = client->second.executable;
+      job = client->second.job;
+      if (client->second.kind == proto::CLIENT_WORKER) {
+        if (auto w = workers_.find(client->second.worker_id); w != workers_.end()) {
+          executable = w->second.executable;
+          job = w->second.job;
+        }
+      }
+    } else if (!request->spilled() || executable.empty()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "unknown client: it must register with this node manager first");
+    }
   }
   bool infeasible = false;
-  if (!feasible_here) {
-    if (!request->spilled()) {
-      proto::FindNodeReply other = FindOtherNode(shape);
-      if (!other.address().empty()) {
-        reply->set_spillback_address(other.address());
-        return grpc::Status::OK;
-      }
-      infeasible = other.infeasible();
+  const LeaseRouting route = RouteLease(*request, self, feasible_here, available_here);
+  if (route.ask_head) {
+    proto::FindNodeReply other = FindOtherNode(*request, route.exclude_self);
+    if (!other.unschedulable().empty()) {
+      reply->set_unschedulable(other.unschedulable());
+      return grpc::Status::OK;
     }
+    if (!other.address().empty() && other.node_id() != self) {
+      reply->set_spillback_address(other.address());
+      reply->set_executable(executable);
+      reply->set_job_id(job);
+      return grpc::Status::OK;
+    }
+    infeasible = other.infeasible();
   }
 
   absl::MutexLock lock(&mu_);
-  auto client_it = clients_.find(request->client_id());
-  // A request spilled here from another node's client runs workers of the executable it names.
-  Client remote;
-  remote.kind = proto::CLIENT_DRIVER;
-  remote.executable = request->executable();
-  if (client_it == clients_.end() && !(request->spilled() && !remote.executable.empty())) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "unknown client: it must register with this node manager first");
-  }
-  const Client& client = client_it != clients_.end() ? client_it->second : remote;
-  std::string executable = client.executable;
-  uint64_t job = client.job;
-  if (client.kind == proto::CLIENT_WORKER) {
-    auto w = workers_.find(client.worker_id);
-    if (w != workers_.end()) {
-      executable = w->second.executable;
-      job = w->second.job;
-    }
-  }
   if (startup_failures_[executable] >= kMaxStartupFailures) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("workers running ", executable, " died at startup ",
@@ -338,7 +359,12 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   const absl::Time deadline = absl::Now() + kLeaseHold;
   bool waiting_for_worker = false;
   Worker* granted = nullptr;
+  // A request that found this node free but lost the race for it answers at once: asked
+  // again, it sees the node busy and may spill to another node instead of waiting here.
+  const bool answer_when_busy = !route.ask_head && !request->spilled() &&
+                                request->strategy().kind() == proto::SchedulingStrategy::DEFAULT;
   while (!stopping_ && !context->IsCancelled()) {
+    if (answer_when_busy && !Fits(available_, shape)) break;
     if (feasible_here && Fits(available_, shape)) {
       granted = FindIdleWorkerLocked(executable, job);
       if (granted != nullptr) break;

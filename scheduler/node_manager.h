@@ -170,8 +170,8 @@ class NodeManager final : public proto::NodeService::Service {
   absl::StatusOr<objectstore::ObjectLocation> CreateInStore(const proto::CreateObjectRequest& r);
   // Brings spilled objects among `ids` back into the store before they are pinned.
   void RestoreSpilled(const google::protobuf::RepeatedPtrField<std::string>& ids);
-  // Asks the head for another node with `shape` available; empty if none.
-  proto::FindNodeReply FindOtherNode(const google::protobuf::Map<std::string, double>& shape);
+  // Asks the head's placement policy where `lease` should go (never here if exclude_self).
+  proto::FindNodeReply FindOtherNode(const proto::LeaseRequest& lease, bool exclude_self);
   void MaintenanceLoop();
   void HeartbeatLoop();
   // ---- local clients' fast-path connections (on I/O threads)

@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/logging.h"
-#include "common/process.h"
 #include "common/rpc.h"
 
 namespace lumen::internal {
@@ -46,9 +45,32 @@ TaskSubmitter::TaskSubmitter(Options options, net::IoPool& io, StubFactory stubs
 
 TaskSubmitter::~TaskSubmitter() { Shutdown(); }
 
-std::string TaskSubmitter::ShapeKey(const std::map<std::string, double>& resources) {
+proto::SchedulingStrategy ToProtoStrategy(const SchedulingStrategy& strategy) {
+  proto::SchedulingStrategy out;
+  switch (strategy.kind) {
+    case SchedulingStrategy::Kind::kDefault:
+      out.set_kind(proto::SchedulingStrategy::DEFAULT);
+      break;
+    case SchedulingStrategy::Kind::kSpread:
+      out.set_kind(proto::SchedulingStrategy::SPREAD);
+      break;
+    case SchedulingStrategy::Kind::kNodeAffinity:
+      out.set_kind(proto::SchedulingStrategy::NODE_AFFINITY);
+      out.set_node_id(strategy.node_id);
+      out.set_soft(strategy.soft);
+      break;
+  }
+  return out;
+}
+
+std::string TaskSubmitter::ShapeKey(const std::map<std::string, double>& resources,
+                                    const proto::SchedulingStrategy& strategy) {
   std::string key;
   for (const auto& [name, amount] : resources) absl::StrAppend(&key, name, "=", amount, ";");
+  // Tasks placed differently never share a lease.
+  if (strategy.kind() != proto::SchedulingStrategy::DEFAULT) {
+    absl::StrAppend(&key, "|", strategy.kind(), ":", strategy.node_id(), ":", strategy.soft());
+  }
   return key;
 }
 
@@ -66,9 +88,12 @@ void TaskSubmitter::Submit(std::unique_ptr<PendingTask> task) {
   }
   {
     absl::MutexLock lock(&mu_);
-    const std::string key = ShapeKey(task->resources);
+    const std::string key = ShapeKey(task->resources, task->strategy);
     ShapeQueue& shape = shapes_[key];
-    if (shape.resources.empty()) shape.resources = task->resources;
+    if (shape.resources.empty()) {
+      shape.resources = task->resources;
+      shape.strategy = task->strategy;
+    }
     task->spec.set_seq(next_seq_++);
     shape.queue.push_back(std::move(task));
     DispatchLocked(shape, &out);
@@ -126,17 +151,21 @@ void TaskSubmitter::RequestLeasesLocked(const std::string& key, ShapeQueue& shap
   while (shape.pending_leases < wanted) {
     ++shape.pending_leases;
     ++outstanding_lease_rpcs_;
-    out->leases.push_back({key, options_.local_node_address, shape.resources});
+    out->leases.push_back({key, options_.local_node_address, shape.resources, shape.strategy});
   }
 }
 
 void TaskSubmitter::Deliver(Outbox& out) {
   for (auto& conn : out.flush) conn->Flush();
-  for (auto& ask : out.leases) RequestLease(ask.key, ask.node_address, ask.resources);
+  for (auto& ask : out.leases) {
+    RequestLease(ask.key, ask.node_address, ask.resources, ask.strategy, SpillTicket{});
+  }
 }
 
 void TaskSubmitter::RequestLease(const std::string& key, const std::string& node_address,
-                                 const std::map<std::string, double>& resources) {
+                                 const std::map<std::string, double>& resources,
+                                 const proto::SchedulingStrategy& strategy,
+                                 const SpillTicket& ticket) {
   struct Call {
     grpc::ClientContext context;
     proto::LeaseRequest request;
@@ -150,9 +179,10 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
   }
   call->request.set_client_id(options_.client_id);
   call->request.set_spilled(node_address != options_.local_node_address);
-  // The other node does not know this client: it starts workers running this executable.
-  if (call->request.spilled()) call->request.set_executable(SelfExecutable());
   for (const auto& [name, amount] : resources) (*call->request.mutable_resources())[name] = amount;
+  *call->request.mutable_strategy() = strategy;
+  call->request.set_executable(ticket.executable);
+  call->request.set_job_id(ticket.job_id);
   proto::NodeService::Stub* stub = stubs_(node_address);
   stub->async()->RequestWorkerLease(&call->context, &call->request, &call->reply,
                                     [this, call, key, node_address](const grpc::Status& status) {
@@ -170,10 +200,15 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     ConnectWorker(key, node_address, reply.granted());
     return;  // still pending until connected
   } else if (status.ok() && !reply.spillback_address().empty()) {
-    RequestLease(key, reply.spillback_address(), [&] {
+    std::map<std::string, double> resources;
+    proto::SchedulingStrategy strategy;
+    {
       absl::MutexLock lock(&mu_);
-      return shapes_[key].resources;
-    }());
+      resources = shapes_[key].resources;
+      strategy = shapes_[key].strategy;
+    }
+    RequestLease(key, reply.spillback_address(), resources, strategy,
+                 SpillTicket{reply.executable(), reply.job_id()});
     return;  // still one pending lease for this shape
   }
   std::vector<std::unique_ptr<PendingTask>> failed;
@@ -185,6 +220,11 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     --shape.pending_leases;
     if (!status.ok() && shutdown_) {
       // Cancelled by Shutdown: nothing to report.
+    } else if (status.ok() && !reply.unschedulable().empty()) {
+      FailShapeLocked(shape,
+                      absl::StrCat("tasks needing ", DescribeShape(shape.resources),
+                                   " cannot be scheduled: ", reply.unschedulable()),
+                      &failed);
     } else if (!status.ok()) {
       ++shape.lease_failures;
       shape.retry_after = absl::Now() + absl::Milliseconds(500);
@@ -210,9 +250,12 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
   for (auto& task : failed) {
     ValuePtr error = MakeErrorValue(
         proto::ErrorInfo::SYSTEM,
-        absl::StrCat("task ", task->spec.function(), " could not be scheduled: no worker could be ",
-                     "leased from the node manager at ", node_address, ": ",
-                     status.error_message()));
+        status.ok()
+            ? absl::StrCat("task ", task->spec.function(),
+                           " could not be scheduled: ", reply.unschedulable())
+            : absl::StrCat(
+                  "task ", task->spec.function(), " could not be scheduled: no worker could be ",
+                  "leased from the node manager at ", node_address, ": ", status.error_message()));
     Finish(std::move(task), error);
   }
 }

@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "lumen/scheduling.h"
 #include "net/connection.h"
 #include "net/flow_control.h"
 #include "net/io_pool.h"
@@ -42,9 +43,12 @@ struct PendingTask {
   int retries_left = 0;
   bool retry_exceptions = false;
   size_t bytes = 0;  // the arguments' size, for in-flight byte bounds
+  proto::SchedulingStrategy strategy;
   // Called once with the final result (value or error).
   std::function<void(PendingTask&, ValuePtr)> on_done;
 };
+
+proto::SchedulingStrategy ToProtoStrategy(const SchedulingStrategy& strategy);
 
 class TaskSubmitter {
  public:
@@ -97,6 +101,7 @@ class TaskSubmitter {
   };
   struct ShapeQueue {
     std::map<std::string, double> resources;
+    proto::SchedulingStrategy strategy;
     std::deque<std::unique_ptr<PendingTask>> queue;
     std::vector<std::shared_ptr<LeasedWorker>> workers;
     int pending_leases = 0;
@@ -111,6 +116,12 @@ class TaskSubmitter {
     std::string key;
     std::string node_address;
     std::map<std::string, double> resources;
+    proto::SchedulingStrategy strategy;
+  };
+  // What a node that never saw this client needs (from the spillback that sent it there).
+  struct SpillTicket {
+    std::string executable;
+    uint64_t job_id = 0;
   };
   struct Outbox {
     std::vector<std::shared_ptr<net::Connection>> flush;
@@ -119,14 +130,16 @@ class TaskSubmitter {
 
   int PipelineDepthLocked(const ShapeQueue& shape, const std::string& function) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static std::string ShapeKey(const std::map<std::string, double>& resources);
+  static std::string ShapeKey(const std::map<std::string, double>& resources,
+                              const proto::SchedulingStrategy& strategy);
   // Pushes queued tasks to workers with room.
   void DispatchLocked(ShapeQueue& shape, Outbox* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestLeasesLocked(const std::string& key, ShapeQueue& shape, Outbox* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Deliver(Outbox& out) ABSL_LOCKS_EXCLUDED(mu_);
   void RequestLease(const std::string& key, const std::string& node_address,
-                    const std::map<std::string, double>& resources);
+                    const std::map<std::string, double>& resources,
+                    const proto::SchedulingStrategy& strategy, const SpillTicket& ticket);
   void OnLeaseReply(const std::string& key, const std::string& node_address,
                     const grpc::Status& status, const proto::LeaseReply& reply);
   // Connects to a granted worker; the lease counts as pending until that is done.

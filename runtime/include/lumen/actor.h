@@ -23,6 +23,7 @@
 
 #include "lumen/internal/runtime_api.h"
 #include "lumen/object_ref.h"
+#include "lumen/scheduling.h"
 #include "lumen/task.h"
 
 namespace lumen {
@@ -96,6 +97,12 @@ class ActorCreator {
   }
   ActorCreator& SetResource(const std::string& name, double amount) {
     options_.resources[name] = amount;
+    return *this;
+  }
+  // Which node it lives on (see lumen/scheduling.h); default: its creator's node while that
+  // has the resources free, else the least-loaded node that has them.
+  ActorCreator& SetSchedulingStrategy(SchedulingStrategy strategy) {
+    options_.strategy = std::move(strategy);
     return *this;
   }
   // Times the actor is re-created (its factory run again) after its process dies.

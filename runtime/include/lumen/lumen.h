@@ -17,4 +17,5 @@
 #include "lumen/errors.h"
 #include "lumen/kv.h"
 #include "lumen/object_ref.h"
+#include "lumen/scheduling.h"
 #include "lumen/task.h"

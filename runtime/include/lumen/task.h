@@ -22,6 +22,7 @@
 #include "lumen/internal/runtime_api.h"
 #include "lumen/internal/serialization.h"
 #include "lumen/object_ref.h"
+#include "lumen/scheduling.h"
 
 namespace lumen {
 namespace internal {
@@ -181,6 +182,12 @@ class TaskCaller<R (*)(P...)> {
   }
   TaskCaller& SetResource(const std::string& name, double amount) {
     options_.resources[name] = amount;
+    return *this;
+  }
+  // Which node runs it (see lumen/scheduling.h); default: this node until busy, then the
+  // least-loaded node.
+  TaskCaller& SetSchedulingStrategy(SchedulingStrategy strategy) {
+    options_.strategy = std::move(strategy);
     return *this;
   }
   // Times the task is re-run when its worker process dies (default 3).

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "lumen/scheduling.h"
+
 namespace lumen::internal {
 
 // Serialized bytes that stay valid while the Buffer lives (inline copy or store mapping).
@@ -72,6 +74,7 @@ struct TaskOptions {
   std::map<std::string, double> resources;  // empty: {CPU: 1}
   int max_retries = 3;
   bool retry_exceptions = false;
+  SchedulingStrategy strategy;
 };
 
 struct ActorOptions {
@@ -82,6 +85,7 @@ struct ActorOptions {
   int max_restarts = 0;
   int max_task_retries = 0;
   int max_concurrency = 1;
+  SchedulingStrategy strategy;
 };
 
 // ---- Functions ---------------------------------------------------------------
