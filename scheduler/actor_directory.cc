@@ -11,10 +11,6 @@
 namespace lumen::scheduler {
 namespace {
 
-std::string NameKey(const std::string& ns, const std::string& name) {
-  return ns + std::string(1, '\0') + name;
-}
-
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
 std::string Describe(const proto::ActorInfo& info) {
@@ -35,6 +31,10 @@ grpc::Status KillWorker(const std::string& token, const std::string& node_addres
 }
 
 }  // namespace
+
+std::string ActorDirectory::NameKey(const std::string& ns, const std::string& name) {
+  return ns + std::string(1, '\0') + name;
+}
 
 ActorDirectory::ActorDirectory(std::string token, NodePicker pick_node, size_t max_dead_actors,
                                HeadStore* store)

@@ -80,6 +80,8 @@ class ActorDirectory {
   void CheckRecovery();
 
  private:
+  // The key of a named actor in State::names.
+  static std::string NameKey(const std::string& ns, const std::string& name);
   struct Actor {
     proto::ActorSpec spec;
     proto::ActorInfo info;

@@ -9,14 +9,6 @@
 #include "scheduler/actor_directory.h"
 
 namespace lumen::scheduler {
-namespace {
-
-std::string NameKey(const std::string& ns, const std::string& name) {
-  return ns + std::string(1, '\0') + name;
-}
-
-}  // namespace
-
 void ActorDirectory::PersistLocked(State& state, const Actor& actor) {
   if (state.store == nullptr) return;
   proto::ActorRecord record;

@@ -21,6 +21,7 @@
 using Catch::Matchers::Contains;
 using lumen::testing::Child;
 using lumen::testing::CommandResult;
+using lumen::testing::DaemonPid;
 using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
@@ -31,15 +32,6 @@ int ChaosSeconds() {
   const char* value = std::getenv("LUMEN_CHAOS_SECONDS");
   const int seconds = value != nullptr ? std::atoi(value) : 0;
   return seconds > 0 ? seconds : 60;
-}
-
-int DaemonPid(const std::string& temp_dir) {
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(
-           std::filesystem::path(temp_dir) / "session_latest" / "processes", error)) {
-    return std::atoi(entry.path().stem().string().c_str());
-  }
-  return -1;
 }
 
 std::string ReadFile(const std::filesystem::path& path) {

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -84,6 +85,15 @@ std::string MakeTempDir() {
   std::string pattern = "/tmp/lumen-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");
   return pattern;
+}
+
+int DaemonPid(const std::string& temp_dir) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(temp_dir) / "session_latest" / "processes", error)) {
+    return std::atoi(entry.path().stem().string().c_str());
+  }
+  return -1;
 }
 
 int FreePort() {

@@ -21,6 +21,8 @@ CommandResult Run(const std::vector<std::string>& argv, double timeout_seconds =
 std::string Bin(const std::string& name);
 std::string MakeTempDir();
 int FreePort();
+// The pid of the node daemon of the cluster started with --temp-dir=`temp_dir`; -1 if none.
+int DaemonPid(const std::string& temp_dir);
 
 // A process whose output goes to a file the test can poll, with a pipe to its stdin.
 class Child {

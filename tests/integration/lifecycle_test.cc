@@ -17,6 +17,7 @@
 
 using Catch::Matchers::Contains;
 using lumen::testing::CommandResult;
+using lumen::testing::DaemonPid;
 using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
@@ -66,16 +67,6 @@ bool WaitUntil(const std::function<bool()>& done, double timeout_seconds) {
 bool ProcessGone(int pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
 // The pid of the daemon `lumen start` recorded in the session under `temp_dir`.
-int DaemonPid(const std::string& temp_dir) {
-  const std::filesystem::path processes =
-      std::filesystem::path(temp_dir) / "session_latest" / "processes";
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator(processes, error)) {
-    return std::atoi(entry.path().stem().string().c_str());
-  }
-  return -1;
-}
-
 std::string HeadLog(const TestCluster& cluster) {
   std::ifstream in(std::filesystem::path(cluster.temp_dir()) / "session_latest" / "logs" /
                    "head.log");

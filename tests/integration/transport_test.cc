@@ -19,6 +19,7 @@
 
 using Catch::Matchers::Contains;
 using lumen::testing::Child;
+using lumen::testing::DaemonPid;
 using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
@@ -70,14 +71,6 @@ bool ClosedByPeer(int fd, double seconds) {
 }
 
 // The pid of the daemon recorded in a session folder under `temp_dir`.
-int DaemonPid(const std::string& temp_dir) {
-  for (const auto& entry :
-       std::filesystem::directory_iterator(temp_dir + "/session_latest/processes")) {
-    return std::stoi(entry.path().stem().string());
-  }
-  return -1;
-}
-
 }  // namespace
 
 TEST_CASE("a driver calling 300 actors has as many threads as one calling a single actor",

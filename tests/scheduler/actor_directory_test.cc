@@ -61,7 +61,13 @@ struct Fixture {
   void Reopen() {
     directory.reset();
     directory = std::make_unique<ActorDirectory>(
-        kToken, [this](const proto::ActorSpec&, std::string*) { return address; }, 10'000, store);
+        kToken,
+        [this](const proto::ActorSpec&) {
+          ActorDirectory::NodePick pick;
+          pick.address = address;
+          return pick;
+        },
+        10'000, store);
   }
   ~Fixture() {
     directory.reset();
