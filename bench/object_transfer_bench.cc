@@ -76,7 +76,9 @@ double PlainTcp(int64_t bytes) {
   sockaddr_in self{};
   self.sin_family = AF_INET;
   inet_pton(AF_INET, "127.0.0.1", &self.sin_addr);
-  bind(client, reinterpret_cast<sockaddr*>(&self), sizeof(self));
+  if (bind(client, reinterpret_cast<sockaddr*>(&self), sizeof(self)) != 0) {
+    std::cerr << "cannot bind to 127.0.0.1\n";
+  }
   const auto start = Clock::now();
   if (connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     std::cerr << "cannot connect to 127.0.0.2\n";
@@ -84,8 +86,9 @@ double PlainTcp(int64_t bytes) {
   std::vector<char> chunk(size_t{8} << 20, 7);
   int64_t sent = 0;
   while (sent < bytes) {
-    const ssize_t n = write(client, chunk.data(),
-                            static_cast<size_t>(std::min<int64_t>(bytes - sent, chunk.size())));
+    const ssize_t n = write(
+        client, chunk.data(),
+        static_cast<size_t>(std::min<int64_t>(bytes - sent, static_cast<int64_t>(chunk.size()))));
     if (n <= 0) break;
     sent += n;
   }
@@ -152,6 +155,7 @@ int main(int argc, char** argv) {
     std::sort(rates.begin(), rates.end());
     const double transfer = rates[rates.size() / 2];
     std::vector<double> tcp_rates;
+    tcp_rates.reserve(static_cast<size_t>(reps));
     for (int rep = 0; rep < reps; ++rep) tcp_rates.push_back(PlainTcp(bytes));
     std::sort(tcp_rates.begin(), tcp_rates.end());
     const double tcp = tcp_rates[tcp_rates.size() / 2];

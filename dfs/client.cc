@@ -37,10 +37,13 @@ absl::StatusOr<StoreConfig> LoadConfig(KvStore& kv) {
 
 ActorHandle<StorageNode> CreateStorageActor(int node, uint64_t cache_bytes,
                                             int64_t scrub_interval_ms) {
+  // Spread over the cluster's nodes, so that replicas on distinct storage nodes are on
+  // distinct machines where there are enough of them.
   return Actor(StorageNode::Create)
       .SetName(StorageActorName(node))
       .SetDetached()
       .SetMaxConcurrency(8)
+      .SetSchedulingStrategy(SchedulingStrategy::Spread())
       .Remote(node, std::string(), cache_bytes, scrub_interval_ms);
 }
 

@@ -29,7 +29,8 @@ ObjectDataPlane::ObjectDataPlane(ObjectStore& store, SpillManager* spill, std::s
 absl::StatusOr<std::unique_ptr<ObjectDataPlane>> ObjectDataPlane::Start(
     ObjectStore& store, SpillManager* spill, const std::string& ip, const std::string& token,
     PullManager::Options options) {
-  std::unique_ptr<ObjectDataPlane> plane(new ObjectDataPlane(store, spill, token, options));
+  std::unique_ptr<ObjectDataPlane> plane(
+      new ObjectDataPlane(store, spill, token, std::move(options)));
   plane->io_ = std::make_unique<net::IoPool>(1, "lumen-data-io");
   ObjectDataPlane* self = plane.get();
   auto listener = net::Listener::Start(

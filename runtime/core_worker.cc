@@ -361,6 +361,12 @@ void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& rem
       PullToLocalNode(NodeStub(config_.node_address), config_.token, remote, kRemotePullTimeout);
   if (pulled.ok()) return;
   const std::string message(pulled.message());
+  if (absl::IsAborted(pulled) && config_.is_worker) {
+    // This worker's node manager is gone: end as its death would end us, so that the task's
+    // owner retries it on a live node instead of receiving this as the task's own failure.
+    LUMEN_LOG(WARNING) << message << "; exiting";
+    std::_Exit(0);
+  }
   if (absl::IsNotFound(pulled)) throw ObjectLostError(message);
   if (absl::IsResourceExhausted(pulled)) throw ObjectStoreFullError(message);
   throw Error(message);

@@ -165,6 +165,10 @@ grpc::Status HeadService::ReportDriverJob(grpc::ServerContext* context,
   if (*ended) {
     LUMEN_LOG(INFO) << "job " << request->job_id() << " (driver pid " << request->driver_pid()
                     << ") finished; ending its actors";
+    {
+      absl::MutexLock lock(&mu_);
+      finished_jobs_.push_back(request->job_id());
+    }
     actors_->JobFinished(request->job_id(), absl::StrCat("its owner's job ended (driver pid ",
                                                          request->driver_pid(), " exited)"));
   }
@@ -305,6 +309,10 @@ grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
   for (size_t i = request->deaths_seen(); i < deaths_.size(); ++i)
     *reply->add_deaths() = deaths_[i];
   reply->set_deaths_total(deaths_.size());
+  for (size_t i = request->finished_jobs_seen(); i < finished_jobs_.size(); ++i) {
+    reply->add_finished_jobs(finished_jobs_[i]);
+  }
+  reply->set_finished_jobs_total(finished_jobs_.size());
   if (!alive) {
     reply->set_reregister(true);
     // Declared dead: what it still runs was replaced elsewhere, so it must end it.

@@ -101,6 +101,7 @@ class HeadService final : public proto::HeadService::Service {
   // Every node death declared since the head started, oldest first: heartbeat replies carry
   // the ones a node has not seen, and its node manager tells its clients.
   std::vector<proto::NodeDeath> deaths_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> finished_jobs_ ABSL_GUARDED_BY(mu_);  // relayed in heartbeat replies
   uint64_t lease_spread_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread monitor_;
   ActorPlacer placer_;

@@ -596,6 +596,24 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
   clients_.erase(driver);
 }
 
+void NodeManager::EndRemoteJobLocked(uint64_t job) {
+  if (clients_.contains(job)) return;  // a driver of this node: its own departure cleans up
+  std::vector<uint64_t> leases;
+  for (const auto& [id, lease] : leases_) {
+    auto worker = workers_.find(lease.worker_id);
+    if (worker != workers_.end() && worker->second.job == job) leases.push_back(id);
+  }
+  for (uint64_t id : leases) ReleaseLeaseLocked(id, /*kill_worker=*/true);
+  for (auto& [id, worker] : workers_) {
+    // Actors are the head's to end (ActorDirectory::JobFinished).
+    if (worker.job == job && !worker.detached && worker.actor_id.empty()) KillWorkerLocked(worker);
+  }
+  if (!leases.empty()) {
+    LUMEN_LOG(INFO) << "job " << job << " ended elsewhere; released its " << leases.size()
+                    << " leases here";
+  }
+}
+
 grpc::Status NodeManager::DisconnectClient(grpc::ServerContext* context,
                                            const proto::DisconnectClientRequest* request,
                                            proto::DisconnectClientReply* reply) {
@@ -891,6 +909,7 @@ void NodeManager::HeartbeatLoop() {
     proto::HeartbeatRequest request;
     *request.mutable_node() = Info();
     request.set_deaths_seen(deaths_seen_);
+    request.set_finished_jobs_seen(finished_jobs_seen_);
     proto::HeartbeatReply reply;
     grpc::ClientContext context;
     internal::PrepareContext(&context, config_.token, absl::Seconds(5));
@@ -907,6 +926,11 @@ void NodeManager::HeartbeatLoop() {
     head_watch.Reached();
     RelayDeaths(reply.deaths());
     deaths_seen_ = reply.deaths_total();
+    finished_jobs_seen_ = reply.finished_jobs_total();
+    if (!reply.finished_jobs().empty()) {
+      absl::MutexLock lock(&mu_);
+      for (uint64_t job : reply.finished_jobs()) EndRemoteJobLocked(job);
+    }
     if (reply.fenced()) Fence();
     if (reply.reregister()) {
       proto::RegisterNodeRequest again;

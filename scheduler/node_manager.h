@@ -160,6 +160,8 @@ class NodeManager final : public proto::NodeService::Service {
   void OnWorkerExitLocked(int pid, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A driver left: its leases, workers and objects go.
   void CleanupJobLocked(uint64_t job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The head says a job whose driver ran elsewhere ended: its leases and task workers here go.
+  void EndRemoteJobLocked(uint64_t job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void KillWorkerLocked(Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Demand& DemandLocked(const google::protobuf::Map<std::string, double>& shape)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -223,6 +225,7 @@ class NodeManager final : public proto::NodeService::Service {
   std::thread heartbeat_;
   // Only touched by the heartbeat thread.
   uint64_t deaths_seen_ = 0;
+  uint64_t finished_jobs_seen_ = 0;
   // Last: connections may call into everything above until Stop closes them.
   std::unique_ptr<net::IoPool> io_;
   std::unique_ptr<net::Listener> listener_;

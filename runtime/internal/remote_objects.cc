@@ -18,7 +18,11 @@ absl::Status PullToLocalNode(proto::NodeService::Stub* stub, const std::string& 
   grpc::ClientContext context;
   PrepareContext(&context, token, timeout + absl::Seconds(5));
   auto status = stub->PullObjects(&context, request, &reply);
-  if (!status.ok()) return FromGrpc(status, "cannot pull objects from other nodes");
+  if (!status.ok()) {
+    return absl::AbortedError(
+        absl::StrCat("cannot pull objects from other nodes: this node's manager did not answer: ",
+                     status.error_message()));
+  }
   for (int i = 0; i < reply.results_size() && i < request.objects_size(); ++i) {
     const proto::PullResult& result = reply.results(i);
     if (result.error().empty()) continue;

@@ -266,4 +266,47 @@ TEST_CASE("an actor that fits on no node waits in the head's queue and starts wh
   CHECK(StatusJson(cluster, 0).at("pending_actors").empty());
 }
 
+TEST_CASE("the DFS spreads its storage nodes over the hosts and moves chunks between them",
+          "[multinode][dfs]") {
+  LUMEN_REQUIRE_NETNS();
+  NetnsCluster cluster(3);
+  REQUIRE(cluster.StartHead({"--num-cpus=2", "--object-store-memory=134217728"}).exit_code == 0);
+  for (int host : {1, 2}) {
+    REQUIRE(
+        cluster.StartNode(host, {"--num-cpus=1", "--object-store-memory=134217728"}).exit_code ==
+        0);
+  }
+  const std::string address = "--address=" + cluster.HeadAddress();
+  const CommandResult started = cluster.Run(
+      0, {"lumen", "dfs", "start", "--storage-nodes=3", "--replication=2", address}, 60);
+  INFO(started.output);
+  REQUIRE(started.exit_code == 0);
+
+  // One storage node on each host.
+  const CommandResult actors = cluster.Run(0, {"lumen", "list", "actors", "--json", address}, 20);
+  INFO(actors.output);
+  REQUIRE(actors.exit_code == 0);
+  std::set<std::string> storage_nodes;
+  for (const auto& actor : nlohmann::json::parse(actors.output)) {
+    if (actor.at("name").get<std::string>().rfind("dfs.storage.", 0) == 0) {
+      storage_nodes.insert(actor.at("node_id").get<std::string>());
+    }
+  }
+  CHECK(storage_nodes.size() == 3);
+
+  // A file of several chunks, each larger than an inline value, goes up and comes back.
+  const std::string dir = cluster.host(0).temp_dir;
+  const std::string input = dir + "/input.bin";
+  const std::string output = dir + "/output.bin";
+  REQUIRE(Run({"/bin/sh", "-c", "head -c 5000000 /dev/urandom > " + input}).exit_code == 0);
+  const CommandResult round_trip = cluster.Run(
+      0,
+      {"lumen", "dfs", "-c",
+       "upload-file data " + input + "; download data " + output + "; list data", address},
+      120);
+  INFO(round_trip.output);
+  REQUIRE(round_trip.exit_code == 0);
+  CHECK(Run({"/bin/sh", "-c", "cmp " + input + " " + output}).exit_code == 0);
+}
+
 }  // namespace lumen::testing

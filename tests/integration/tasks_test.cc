@@ -148,14 +148,18 @@ TEST_CASE("dropping every reference to large objects returns the store to its ba
   CHECK(driver.Wait(30) == 0);
 }
 
-TEST_CASE("a full store raises ObjectStoreFullError with sizes and reuses freed space",
-          "[integration][tasks]") {
+TEST_CASE(
+    "a full store spills to make room, raises ObjectStoreFullError with sizes when nothing can, "
+    "and reuses freed space",
+    "[integration][tasks]") {
   TestCluster cluster(1, 256ll << 20);
   REQUIRE(cluster.start_result().exit_code == 0);
   const auto r = cluster.RunProgram({"lumen_test_driver", "storefull"}, 120);
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  CHECK_THAT(r.output, Contains("second-put ObjectStoreFullError"));
+  CHECK_THAT(r.output, Contains("second-put ok"));
+  CHECK_THAT(r.output, Contains("first-get a"));
+  CHECK_THAT(r.output, Contains("huge-put ObjectStoreFullError"));
   CHECK_THAT(r.output, Contains("capacity"));
   CHECK_THAT(r.output, Contains("third-put c"));
 }

@@ -177,14 +177,21 @@ int RefCount() {
 
 int StoreFull() {
   auto first = lumen::Put(std::vector<char>(150 << 20, 'a'));
+  // The store holds 256 MiB: the first object spills to disk to make room for the second, and
+  // comes back when it is read.
+  auto second = lumen::Put(std::vector<char>(150 << 20, 'b'));
+  std::cout << "second-put ok" << std::endl;
+  std::cout << "first-get " << (*lumen::Get(first))[100] << std::endl;
+  // Nothing can make room for an object larger than the whole store.
   try {
-    auto second = lumen::Put(std::vector<char>(150 << 20, 'b'));
-    std::cout << "second-put ok" << std::endl;
+    auto huge = lumen::Put(std::vector<char>(300 << 20, 'h'));
+    std::cout << "huge-put ok" << std::endl;
   } catch (const lumen::ObjectStoreFullError& e) {
-    std::cout << "second-put ObjectStoreFullError: " << e.what() << std::endl;
+    std::cout << "huge-put ObjectStoreFullError: " << e.what() << std::endl;
   }
   first = lumen::ObjectRef<std::vector<char>>();
-  // The freed space is reused once the first object's last reference is gone.
+  second = lumen::ObjectRef<std::vector<char>>();
+  // The freed space is reused once the objects' last references are gone.
   for (int attempt = 0;; ++attempt) {
     try {
       auto third = lumen::Put(std::vector<char>(150 << 20, 'c'));
