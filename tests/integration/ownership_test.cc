@@ -81,10 +81,8 @@ TEST_CASE("a borrower that dies releases its borrows", "[integration][ownership]
   CHECK_THAT(r.output, Contains("released 1"));
 }
 
-// Hidden until tasks can be leased on other nodes (issue 9): today a lease request to another
-// node manager fails with "unknown client", so MakeBig never runs on the "special" node.
 TEST_CASE("an object lost with its node is rebuilt by its task, or fails naming the node",
-          "[.][integration][ownership][multinode]") {
+          "[integration][ownership][multinode]") {
   TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1000"});
   REQUIRE(cluster.start_result().exit_code == 0);
   const std::string token =
