@@ -17,7 +17,7 @@ std::string ShortId(const std::string& id) { return absl::BytesToHexString(id.su
 }  // namespace
 
 PullManager::PullManager(ObjectStore& store, ChunkSource& source, Options options)
-    : store_(store), source_(source), options_(options) {
+    : store_(store), source_(source), options_(std::move(options)) {
   if (options_.chunk_bytes == 0 || options_.max_chunks_in_flight <= 0) {
     LUMEN_LOG(ERROR) << "PullManager needs a positive chunk size and in-flight bound";
     std::abort();
