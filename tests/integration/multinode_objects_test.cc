@@ -97,7 +97,7 @@ TEST_CASE("objects made on one node are read, passed and freed on another",
   CHECK(Field(nodes, "pulls_started", /*head=*/true) >= 2);
   CHECK(Field(nodes, "pulls_started", /*head=*/false) >= 1);
   CHECK(Field(nodes, "pulls_merged", /*head=*/true) >= 1);
-  CHECK(Field(nodes, "bytes_pulled", /*head=*/true) >= 2 * 128 * kMiB);
+  CHECK(Field(nodes, "bytes_pulled", /*head=*/true) >= 2LL * 128 * kMiB);
 
   // The driver still runs but holds no ref: every copy on every node is gone.
   const bool freed = WaitForNodes(cluster, [](const nlohmann::json& n) {

@@ -60,8 +60,8 @@ int Cross(int64_t n) {
     lumen::Wait(std::vector{shared}, 1, -1);
     std::vector<std::thread> readers;
     std::vector<int64_t> sums(4, 0);
-    for (size_t i = 0; i < sums.size(); ++i) {
-      readers.emplace_back([&sums, &shared, i] { sums[i] = Sum(*lumen::Get(shared)); });
+    for (int64_t& sum : sums) {
+      readers.emplace_back([&sum, &shared] { sum = Sum(*lumen::Get(shared)); });
     }
     for (auto& reader : readers) reader.join();
     bool all = true;
