@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${LUMEN_BUILD_DIR:-build}
 # Paths relative to the checkout in the cache key: worktrees and fresh clones share hits.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+# Debug info would otherwise put the checkout's directory into every key and defeat the above.
+export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 if [[ ! -f "$BUILD_DIR/build.ninja" ]] || (($# > 0)); then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=${LUMEN_BUILD_TYPE:-RelWithDebInfo} "$@" >/dev/null
 fi
