@@ -29,6 +29,8 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kReadChunk = size_t{64} << 10;
 // A buffer that grew past this for one large frame shrinks back once it is empty.
 constexpr size_t kKeepBuffer = size_t{1} << 20;
+// Outbound buffers up to this size are kept for reuse once written.
+constexpr size_t kMaxRecycledBuffer = size_t{64} << 20;
 
 std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
@@ -65,14 +67,29 @@ std::string Endpoint(const asio::ip::tcp::socket& socket) {
   return absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
 }
 
-void AppendFrame(std::string* out, const proto::Frame& frame) {
+// In a length prefix: a 64-bit payload length follows the prefix, and its bytes the frame.
+constexpr uint32_t kPayloadFlag = uint32_t{1} << 31;
+
+// The prefix, [the payload length], the frame, [the payload]. Lengths are little-endian, as is
+// every host Lumen runs on.
+void AppendFrame(std::string* out, const proto::Frame& frame, const char* payload = nullptr,
+                 size_t payload_size = 0) {
   const size_t size = frame.ByteSizeLong();
+  const bool with_payload = payload != nullptr;
+  const size_t header = with_payload ? 12 : 4;
   const size_t old = out->size();
-  out->resize(old + 4 + size);
+  out->reserve(old + header + size + payload_size);
+  out->resize(old + header + size);
   char* at = out->data() + old;
-  const auto le = static_cast<uint32_t>(size);
+  const auto le = static_cast<uint32_t>(size) | (with_payload ? kPayloadFlag : 0);
   std::memcpy(at, &le, 4);
-  frame.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(at + 4));
+  if (with_payload) {
+    const auto payload_le = static_cast<uint64_t>(payload_size);
+    std::memcpy(at + 4, &payload_le, 8);
+  }
+  frame.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(at + header));
+  // Appended, not resized then copied: the payload's bytes are written once.
+  if (with_payload) out->append(payload, payload_size);
 }
 
 }  // namespace
@@ -334,6 +351,7 @@ void Connection::FinishClose() {
   }
   Handlers handlers = std::move(handlers_);
   handlers_ = Handlers();
+  payload_sink_ = nullptr;
   on_hello_ = nullptr;
   if (handlers.on_close) handlers.on_close(*this, reason);
 }
@@ -342,15 +360,20 @@ void Connection::FinishClose() {
 
 void Connection::DoRead() {
   if (reading_ || closed() || read_paused_.load(std::memory_order_acquire)) return;
+  if (payload_left_ > 0 && payload_dest_ != nullptr) {
+    ReadPayload();
+    return;
+  }
   size_t want = kReadChunk;
   if (!authenticated_) {
     // Before the hello, only as much as a hello may take.
     want = options_.max_hello_bytes + 4 - std::min(buffer_->used(), options_.max_hello_bytes + 4);
     if (want == 0) want = 1;
-  } else if (buffer_->used() >= 4) {
+  } else if (payload_left_ == 0 && buffer_->used() >= 4) {
     // Part of a large frame: grow with what has arrived, at most doubling.
     uint32_t size = 0;
     std::memcpy(&size, buffer_->data() + buffer_->begin, 4);
+    size &= ~kPayloadFlag;
     const size_t missing = 4 + static_cast<size_t>(size) - buffer_->used();
     want = std::clamp(missing, kReadChunk, std::max(kReadChunk, buffer_->used()));
   }
@@ -362,6 +385,45 @@ void Connection::DoRead() {
                           [self = shared_from_this()](const std::error_code& error, size_t bytes) {
                             self->OnRead(error, bytes);
                           }));
+}
+
+void Connection::ReadPayload() {
+  reading_ = true;
+  socket_.async_read_some(
+      asio::buffer(payload_dest_ + (payload_size_ - payload_left_), payload_left_),
+      asio::bind_executor(
+          strand_, [self = shared_from_this()](const std::error_code& error, size_t bytes) {
+            self->reading_ = false;
+            if (self->closed()) {
+              self->FinishClose();
+              return;
+            }
+            if (error) {
+              self->Close(error == asio::error::eof ? "the peer closed the connection"
+                                                    : error.message());
+              return;
+            }
+            self->last_receive_ = Clock::now();
+            self->payload_left_ -= bytes;
+            if (self->payload_left_ == 0) {
+              if (!self->FinishPayload()) return;
+              if (self->handlers_.on_batch_end) self->handlers_.on_batch_end(*self);
+            }
+            self->DoRead();
+          }));
+}
+
+bool Connection::FinishPayload() {
+  const bool wanted = payload_dest_ != nullptr;
+  payload_dest_ = nullptr;
+  payload_size_ = 0;
+  if (!wanted || !handlers_.on_frame) return true;
+  handlers_.on_frame(*this, frame_);
+  if (closed()) {
+    FinishClose();
+    return false;
+  }
+  return true;
 }
 
 void Connection::OnRead(const std::error_code& error, size_t bytes) {
@@ -384,22 +446,53 @@ void Connection::OnRead(const std::error_code& error, size_t bytes) {
 
 bool Connection::HandleFrames() {
   ReadBuffer& buffer = *buffer_;
-  while (buffer.used() >= 4) {
-    uint32_t size = 0;
-    std::memcpy(&size, buffer.data() + buffer.begin, 4);
+  while (true) {
+    if (payload_left_ > 0) {
+      // The payload's bytes that came with the frame's read.
+      const size_t take = std::min(buffer.used(), payload_left_);
+      if (payload_dest_ != nullptr) {
+        std::memcpy(payload_dest_ + (payload_size_ - payload_left_), buffer.data() + buffer.begin,
+                    take);
+      }
+      buffer.begin += take;
+      payload_left_ -= take;
+      if (payload_left_ > 0) return true;
+      if (!FinishPayload()) return false;
+      continue;
+    }
+    if (buffer.used() < 4) return true;
+    uint32_t prefix = 0;
+    std::memcpy(&prefix, buffer.data() + buffer.begin, 4);
+    const uint32_t size = prefix & ~kPayloadFlag;
+    const bool with_payload = (prefix & kPayloadFlag) != 0;
+    const size_t header = with_payload ? 12 : 4;
     const size_t limit = authenticated_ ? options_.max_frame_bytes : options_.max_hello_bytes;
-    if (size > limit) {
+    if (size > limit || (with_payload && !authenticated_)) {
       LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": a frame of " << size
-                         << " bytes exceeds the limit of " << limit << " bytes"
+                         << " bytes" << (with_payload ? " with a payload" : "")
+                         << " exceeds the limit of " << limit << " bytes"
                          << (authenticated_ ? "" : " before the hello");
       Close("oversized frame");
       return false;
     }
-    if (buffer.used() < 4 + static_cast<size_t>(size)) return true;
+    if (buffer.used() < header + static_cast<size_t>(size)) return true;
+    uint64_t payload = 0;
+    if (with_payload) {
+      std::memcpy(&payload, buffer.data() + buffer.begin + 4, 8);
+      if (!payload_sink_ || payload > options_.max_frame_bytes) {
+        LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": a payload of " << payload
+                           << " bytes, "
+                           << (payload_sink_
+                                   ? absl::StrCat("over the limit of ", options_.max_frame_bytes)
+                                   : std::string("which this connection does not take"));
+        Close("unexpected or oversized payload");
+        return false;
+      }
+    }
     frame_.Clear();
     const bool parsed =
-        frame_.ParseFromArray(buffer.data() + buffer.begin + 4, static_cast<int>(size));
-    buffer.begin += 4 + size;
+        frame_.ParseFromArray(buffer.data() + buffer.begin + header, static_cast<int>(size));
+    buffer.begin += header + size;
     if (!parsed) {
       LUMEN_LOG(WARNING) << "closing connection from " << peer_ << ": a frame of " << size
                          << " bytes does not parse";
@@ -415,7 +508,18 @@ bool Connection::HandleFrames() {
       continue;
     }
     if (frame_.has_pong()) continue;
-    current_frame_bytes_ = 4 + size;
+    current_frame_bytes_ = header + size + payload;
+    current_payload_bytes_ = payload;
+    if (with_payload) {
+      payload_size_ = payload_left_ = payload;
+      payload_dest_ = payload_sink_(*this, frame_, payload);
+      if (closed()) {
+        FinishClose();
+        return false;
+      }
+      if (payload_left_ == 0 && !FinishPayload()) return false;
+      continue;
+    }
     if (handlers_.on_frame) handlers_.on_frame(*this, frame_);
     if (closed()) {
       FinishClose();
@@ -499,13 +603,19 @@ void Connection::SendControl(bool ping) {
 // ---- Writing ---------------------------------------------------------------------------
 
 bool Connection::Send(const proto::Frame& frame, bool flush) {
+  return SendWithPayload(frame, nullptr, 0, flush);
+}
+
+bool Connection::SendWithPayload(const proto::Frame& frame, const char* payload, size_t size,
+                                 bool flush) {
   if (closed()) return false;
-  if (flush && TrySendAlone(frame)) return true;
+  // A large payload would rarely leave in one send; queued, it reuses the queue's buffers.
+  if (flush && size <= kKeepBuffer && TrySendAlone(frame, payload, size)) return true;
   bool overflow = false;
   size_t queued = 0;
   {
     absl::MutexLock lock(&mu_);
-    AppendFrame(&pending_, frame);
+    AppendFrame(&pending_, frame, payload, size);
     queued = pending_.size() + async_out_.size();
     overflow = queued > options_.max_outbound_bytes;
   }
@@ -519,7 +629,7 @@ bool Connection::Send(const proto::Frame& frame, bool flush) {
   return true;
 }
 
-bool Connection::TrySendAlone(const proto::Frame& frame) {
+bool Connection::TrySendAlone(const proto::Frame& frame, const char* payload, size_t payload_size) {
   {
     absl::MutexLock lock(&mu_);
     if (writing_ || !pending_.empty()) return false;
@@ -528,7 +638,7 @@ bool Connection::TrySendAlone(const proto::Frame& frame) {
   // Nothing else queued and nobody writing: serialize into this thread's buffer and write.
   thread_local std::string out;
   out.clear();
-  AppendFrame(&out, frame);
+  AppendFrame(&out, frame, payload, payload_size);
   size_t done = 0;
   while (done < out.size()) {
     const ssize_t n =
@@ -565,7 +675,7 @@ bool Connection::TrySendAlone(const proto::Frame& frame) {
     pending_.clear();
   }
   asio::post(strand_, [self = shared_from_this(), rest = std::move(rest)]() mutable {
-    self->WriteAsync(std::move(rest));
+    self->WriteAsync(std::move(rest), 0);
   });
   return true;
 }
@@ -601,9 +711,8 @@ void Connection::Flush() {
       return;
     }
     if (done < out.size()) {
-      out.erase(0, done);
-      asio::post(strand_, [self = shared_from_this(), rest = std::move(out)]() mutable {
-        self->WriteAsync(std::move(rest));
+      asio::post(strand_, [self = shared_from_this(), rest = std::move(out), done]() mutable {
+        self->WriteAsync(std::move(rest), done);
       });
       return;
     }
@@ -618,11 +727,11 @@ void Connection::Flush() {
     out.swap(pending_);
   }
   asio::post(strand_, [self = shared_from_this(), rest = std::move(out)]() mutable {
-    self->WriteAsync(std::move(rest));
+    self->WriteAsync(std::move(rest), 0);
   });
 }
 
-void Connection::WriteAsync(std::string bytes) {
+void Connection::WriteAsync(std::string bytes, size_t offset) {
   if (closed()) {
     absl::MutexLock lock(&mu_);
     writing_ = false;
@@ -631,9 +740,15 @@ void Connection::WriteAsync(std::string bytes) {
   }
   {
     absl::MutexLock lock(&mu_);
-    async_out_ = std::move(bytes);
+    async_out_.swap(bytes);
+    // The buffer of the previous write goes back to the queue, so that large frames do not
+    // allocate (and fault in) a fresh buffer each.
+    if (bytes.capacity() > spare_.capacity() && bytes.capacity() <= kMaxRecycledBuffer) {
+      bytes.clear();
+      spare_.swap(bytes);
+    }
   }
-  asio::async_write(socket_, asio::buffer(async_out_),
+  asio::async_write(socket_, asio::buffer(async_out_.data() + offset, async_out_.size() - offset),
                     asio::bind_executor(
                         strand_, [self = shared_from_this()](const std::error_code& error, size_t) {
                           self->OnWritten(error);
@@ -661,8 +776,9 @@ void Connection::OnWritten(const std::error_code& error) {
       return;
     }
     next.swap(pending_);
+    pending_.swap(spare_);  // queue into a buffer that has room already
   }
-  WriteAsync(std::move(next));
+  WriteAsync(std::move(next), 0);
 }
 
 bool Connection::FlushAndWait(absl::Duration timeout) {

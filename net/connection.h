@@ -6,6 +6,12 @@
 //   (*conn)->Send(MakeHello(token, self_address));   // the first frame a server accepts
 //   (*conn)->Send(frame, /*flush=*/false); ... (*conn)->Flush();   // many frames, one write
 //
+// Payloads: SendWithPayload puts raw bytes after a frame (the length prefix's top bit says so,
+// and a 64-bit payload length follows it), so that bulk data such as object chunks is copied
+// once into the outbound queue instead of through a proto field. The receiver's payload_sink
+// names where the bytes go (e.g. straight into the object store); the socket is then read into
+// that memory, and on_frame runs once the whole payload has arrived.
+//
 // Reading: frames are handled in arrival order on the connection's strand (an I/O thread);
 // handlers must not block. The read buffer grows only as bytes arrive, never to a size a peer
 // merely claims. A frame over the limit, bytes that do not parse, or a server-side connection
@@ -67,6 +73,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::function<void(Connection&)> on_batch_end;
     std::function<void(Connection&, const std::string& reason)> on_close;
   };
+  // A frame followed by `bytes` of payload: returns where they go (nullptr drops them, and
+  // on_frame is then not called for it).
+  using PayloadSink = std::function<char*(Connection&, const proto::Frame&, size_t bytes)>;
   // Server side: decides on a peer's hello. Returns the handlers for an accepted peer, or
   // handlers with no on_frame to reject it (the connection then closes).
   using HelloHandler = std::function<Handlers(Connection&, const proto::Hello&)>;
@@ -90,14 +99,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Client side (or an authenticated server side): starts reading. Call once.
   void Start(Handlers handlers);
+  // Takes payloads (without a sink, a payload closes the connection). Call before Start, or
+  // from the hello handler.
+  void SetPayloadSink(PayloadSink sink) { payload_sink_ = std::move(sink); }
   // Server side: starts reading; the first frame must be a hello that `on_hello` accepts.
   // `unauthenticated` (optional) is decremented once the connection leaves that state.
   void StartServer(HelloHandler on_hello, std::shared_ptr<std::atomic<int>> unauthenticated);
 
   // Queues `frame`; with flush, writes what is queued now. False once closed.
   bool Send(const proto::Frame& frame, bool flush = true);
-  // In on_frame: the size on the wire of the frame being handled.
+  // Queues `frame` followed by `size` raw bytes at `payload` (copied before this returns; at
+  // most ConnectionOptions::max_frame_bytes). The peer needs a payload_sink.
+  bool SendWithPayload(const proto::Frame& frame, const char* payload, size_t size,
+                       bool flush = true);
+  // In on_frame: the size on the wire of the frame being handled, and of its payload.
   size_t current_frame_bytes() const { return current_frame_bytes_; }
+  size_t current_payload_bytes() const { return current_payload_bytes_; }
   void Flush();
   // Flushes, then waits until everything queued so far was handed to the kernel, the
   // connection closed, or `timeout` passed. Not on an I/O thread. True if all was handed over.
@@ -129,9 +146,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ArmLiveness();
   void OnLivenessTick();
   void SendControl(bool ping);
-  // Writes `frame` at once if nothing else is queued or being written; false otherwise.
-  bool TrySendAlone(const proto::Frame& frame);
-  void WriteAsync(std::string bytes);
+  // Writes `frame` (and its payload) at once if nothing else is queued or being written;
+  // false otherwise.
+  bool TrySendAlone(const proto::Frame& frame, const char* payload, size_t payload_size);
+  // Writes bytes[offset..] from the strand, then whatever was queued meanwhile.
+  void WriteAsync(std::string bytes, size_t offset);
+  // Reads the rest of a payload straight into its sink's memory.
+  void ReadPayload();
+  // The payload of frame_ is complete: hands the frame on. False if the connection closed.
+  bool FinishPayload();
   void OnWritten(const std::error_code& error);
   void FinishClose();
   void LeaveUnauthenticated();
@@ -145,6 +168,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Only touched on the strand.
   Handlers handlers_;
+  PayloadSink payload_sink_;
   HelloHandler on_hello_;
   std::shared_ptr<std::atomic<int>> unauthenticated_;
   bool authenticated_;
@@ -153,6 +177,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<ReadBuffer> buffer_;
   proto::Frame frame_;
   size_t current_frame_bytes_ = 0;
+  size_t current_payload_bytes_ = 0;
+  // A payload being received after frame_: its size, what is still missing, and its sink's
+  // memory (nullptr: dropped).
+  size_t payload_size_ = 0;
+  size_t payload_left_ = 0;
+  char* payload_dest_ = nullptr;
   asio::steady_timer liveness_timer_;
   asio::steady_timer hello_timer_;
   std::chrono::steady_clock::time_point last_receive_;

@@ -4,8 +4,9 @@ namespace lumen::net {
 
 std::shared_ptr<Link> Link::Open(IoPool& io, const std::string& address, proto::Frame hello,
                                  const ConnectionOptions& options, Handlers handlers,
-                                 absl::Duration connect_timeout) {
-  auto link = std::make_shared<Link>(address, std::move(handlers));
+                                 absl::Duration connect_timeout,
+                                 Connection::PayloadSink payload_sink) {
+  auto link = std::make_shared<Link>(address, std::move(handlers), std::move(payload_sink));
   std::weak_ptr<Link> weak = link;
   Connection::AsyncConnect(
       io, address, connect_timeout, options,
@@ -27,6 +28,12 @@ void Link::OnConnected(absl::StatusOr<std::shared_ptr<Connection>> result,
   }
   std::shared_ptr<Connection> conn = *result;
   std::weak_ptr<Link> weak = weak_from_this();
+  if (payload_sink_) {
+    conn->SetPayloadSink([weak](Connection& c, const proto::Frame& frame, size_t bytes) -> char* {
+      auto self = weak.lock();
+      return self == nullptr ? nullptr : self->payload_sink_(c, frame, bytes);
+    });
+  }
   conn->Start({
       .on_frame =
           [weak](Connection& c, proto::Frame& frame) {

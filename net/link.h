@@ -27,9 +27,11 @@ class Link : public std::enable_shared_from_this<Link> {
     std::function<void(const std::string& reason)> on_close;
   };
 
+  // With a `payload_sink`, the connection takes payloads (Connection::SetPayloadSink).
   static std::shared_ptr<Link> Open(IoPool& io, const std::string& address, proto::Frame hello,
                                     const ConnectionOptions& options, Handlers handlers,
-                                    absl::Duration connect_timeout = absl::Seconds(10));
+                                    absl::Duration connect_timeout = absl::Seconds(10),
+                                    Connection::PayloadSink payload_sink = nullptr);
 
   // Queues or sends `frame`. False once the link is closed.
   bool Send(const proto::Frame& frame, bool flush = true);
@@ -37,8 +39,10 @@ class Link : public std::enable_shared_from_this<Link> {
   bool closed() const;
   const std::string& address() const { return address_; }
 
-  Link(std::string address, Handlers handlers)
-      : address_(std::move(address)), handlers_(std::move(handlers)) {}
+  Link(std::string address, Handlers handlers, Connection::PayloadSink payload_sink)
+      : address_(std::move(address)),
+        handlers_(std::move(handlers)),
+        payload_sink_(std::move(payload_sink)) {}
 
  private:
   void OnConnected(absl::StatusOr<std::shared_ptr<Connection>> result, const proto::Frame& hello);
@@ -46,6 +50,7 @@ class Link : public std::enable_shared_from_this<Link> {
 
   const std::string address_;
   const Handlers handlers_;
+  const Connection::PayloadSink payload_sink_;
 
   mutable absl::Mutex mu_;
   std::shared_ptr<Connection> conn_ ABSL_GUARDED_BY(mu_);

@@ -12,7 +12,7 @@ namespace {
 
 std::string ShortId(const std::string& id) { return absl::BytesToHexString(id.substr(0, 8)); }
 
-// Chunks of up to 8 MiB stay well below the connection's frame limit.
+// Chunks (8 MiB) are payloads, which may be as large as the connection's frame limit.
 net::ConnectionOptions DataOptions() { return net::ConnectionOptions::FromEnvironment(); }
 
 }  // namespace
@@ -117,7 +117,7 @@ std::shared_ptr<net::Link> ObjectDataPlane::PeerLink(const std::string& address)
   link = net::Link::Open(
       *io_, address, net::MakeHello(token_, address_), DataOptions(),
       {.on_frame =
-           [this](net::Connection&, proto::Frame& frame) {
+           [this](net::Connection& conn, proto::Frame& frame) {
              if (!frame.has_chunk()) return;
              const proto::ObjectChunk& chunk = frame.chunk();
              if (!chunk.error().empty()) {
@@ -126,10 +126,18 @@ std::shared_ptr<net::Link> ObjectDataPlane::PeerLink(const std::string& address)
                                                            : absl::InternalError(chunk.error()));
                return;
              }
-             pulls_->OnChunk(chunk.object_id(), chunk.offset(), chunk.data());
+             // Called once the chunk's payload is in the store.
+             pulls_->OnChunkWritten(chunk.object_id(), chunk.offset(),
+                                    conn.current_payload_bytes());
            },
-       .on_close =
-           [this, address](const std::string& reason) { pulls_->OnSourceLost(address, reason); }});
+       .on_close = [this,
+                    address](const std::string& reason) { pulls_->OnSourceLost(address, reason); }},
+      absl::Seconds(10),
+      // A chunk's bytes are read from the socket straight into the store.
+      [this](net::Connection&, const proto::Frame& frame, size_t bytes) -> char* {
+        if (!frame.has_chunk()) return nullptr;
+        return pulls_->ChunkDestination(frame.chunk().object_id(), frame.chunk().offset(), bytes);
+      });
   return link;
 }
 
@@ -186,29 +194,37 @@ void ObjectDataPlane::Serve(net::Connection& conn, const proto::ObjectChunkReque
       location = store_.Pin(request.object_id(), kServeClient);
     }
   }
-  if (!location.ok()) {
-    chunk->set_error(absl::StrCat("node at ", address_, ": ", location.status().message()));
-    chunk->set_lost(absl::IsNotFound(location.status()));
-  } else if (request.offset() > location->size ||
-             request.length() > location->size - request.offset() ||
-             request.length() > DataOptions().max_frame_bytes / 2) {
-    chunk->set_error(absl::StrCat("bad chunk request: ", request.length(), " bytes at offset ",
-                                  request.offset(), " of an object of ", location->size, " bytes"));
-  } else {
-    chunk->mutable_data()->assign(
-        reinterpret_cast<const char*>(store_.region().data() + location->offset + request.offset()),
-        request.length());
-  }
-  if (location.ok()) store_.Unpin(request.object_id(), kServeClient).IgnoreError();
   {
     absl::MutexLock lock(&mu_);
     ++chunks_served_;
-    // The first chunk makes the peer a copy holder: a later release here reaches it.
-    if (location.ok() && request.offset() == 0 && !peer.empty()) {
-      copies_[request.object_id()].insert(peer);
-    }
   }
-  conn.Send(frame);
+  if (!location.ok()) {
+    chunk->set_error(absl::StrCat("node at ", address_, ": ", location.status().message()));
+    chunk->set_lost(absl::IsNotFound(location.status()));
+    conn.Send(frame);
+    return;
+  }
+  if (request.offset() > location->size || request.length() > location->size - request.offset() ||
+      request.length() > DataOptions().max_frame_bytes) {
+    chunk->set_error(absl::StrCat("bad chunk request: ", request.length(), " bytes at offset ",
+                                  request.offset(), " of an object of ", location->size, " bytes"));
+    store_.Unpin(request.object_id(), kServeClient).IgnoreError();
+    conn.Send(frame);
+    return;
+  }
+  if (request.offset() == 0 && !peer.empty()) {
+    // The first chunk makes the peer a copy holder (before it leaves, so that a release racing
+    // it still reaches the peer).
+    absl::MutexLock lock(&mu_);
+    copies_[request.object_id()].insert(peer);
+  }
+  // The bytes go as the frame's payload: copied once, from the store into the outbound queue,
+  // while the object is pinned.
+  conn.SendWithPayload(
+      frame,
+      reinterpret_cast<const char*>(store_.region().data() + location->offset + request.offset()),
+      request.length());
+  store_.Unpin(request.object_id(), kServeClient).IgnoreError();
 }
 
 ObjectDataPlane::Stats ObjectDataPlane::stats() const {

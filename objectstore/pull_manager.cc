@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -110,37 +109,49 @@ void PullManager::Request(const std::string& source, const std::string& id,
   for (const Chunk& chunk : chunks) source_.RequestChunk(source, id, chunk.offset, chunk.length);
 }
 
-void PullManager::OnChunk(const std::string& id, uint64_t offset, const std::string& data) {
-  std::vector<Chunk> chunks;
+char* PullManager::ChunkDestination(const std::string& id, uint64_t offset, uint64_t length) {
   std::vector<Done> waiters;
   absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = transfers_.find(id);
+    if (it == transfers_.end()) return nullptr;  // failed already; a late answer
+    Transfer& transfer = it->second;
+    auto chunk = transfer.outstanding.find(offset);
+    if (chunk != transfer.outstanding.end() && chunk->second == length) {
+      return reinterpret_cast<char*>(store_.region().data() + transfer.store_offset + offset);
+    }
+    status = absl::DataLossError(absl::StrCat("object ", ShortId(id), " from ", transfer.source,
+                                              ": got ", length, " bytes at offset ", offset,
+                                              ", which no request of this transfer asked for"));
+    waiters = FinishLocked(it, status);
+  }
+  Notify(waiters, status);
+  return nullptr;
+}
+
+void PullManager::OnChunkWritten(const std::string& id, uint64_t offset, uint64_t length) {
+  std::vector<Chunk> chunks;
+  std::vector<Done> waiters;
   std::string source;
   {
     absl::MutexLock lock(&mu_);
     auto it = transfers_.find(id);
-    if (it == transfers_.end()) return;  // failed already; a late answer
+    if (it == transfers_.end()) return;
     Transfer& transfer = it->second;
     auto chunk = transfer.outstanding.find(offset);
-    if (chunk == transfer.outstanding.end() || chunk->second != data.size()) {
-      status = absl::DataLossError(absl::StrCat("object ", ShortId(id), " from ", transfer.source,
-                                                ": got ", data.size(), " bytes at offset ", offset,
-                                                ", which no request of this transfer asked for"));
-      waiters = FinishLocked(it, status);
+    if (chunk == transfer.outstanding.end() || chunk->second != length) return;
+    transfer.outstanding.erase(chunk);
+    transfer.received += length;
+    stats_.bytes += length;
+    if (transfer.received == transfer.size) {
+      waiters = FinishLocked(it, absl::OkStatus());
     } else {
-      transfer.outstanding.erase(chunk);
-      std::memcpy(store_.region().data() + transfer.store_offset + offset, data.data(),
-                  data.size());
-      transfer.received += data.size();
-      stats_.bytes += data.size();
-      if (transfer.received == transfer.size) {
-        waiters = FinishLocked(it, absl::OkStatus());
-      } else {
-        source = transfer.source;
-        chunks = NextChunksLocked(transfer);
-      }
+      source = transfer.source;
+      chunks = NextChunksLocked(transfer);
     }
   }
-  Notify(waiters, status);
+  Notify(waiters, absl::OkStatus());
   Request(source, id, chunks);
 }
 

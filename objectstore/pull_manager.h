@@ -4,7 +4,8 @@
 //
 //   PullManager pulls(store, source, PullManager::Options{});
 //   pulls.Pull(id, size, "10.0.0.2:4100", [](const absl::Status& status) { ... });
-//   // the source's answers come back through OnChunk / OnChunkError / OnSourceLost.
+//   // the source's answers come back through ChunkDestination + OnChunkWritten (the bytes
+//   // are read from the socket straight into the store), OnChunkError and OnSourceLost.
 //
 // A pulled object is a secondary copy in the store (evictable once nobody pins it); it is sealed
 // when its last byte arrived, and every waiter of the transfer learns the result at once. A
@@ -70,8 +71,12 @@ class PullManager {
   // if the source went away.
   void Pull(const std::string& id, uint64_t size, const std::string& source, Done done);
 
-  // The source's answers.
-  void OnChunk(const std::string& id, uint64_t offset, const std::string& data);
+  // The source's answers. An answer of `length` bytes at `offset`: where in the store's memory
+  // they go, or nullptr to drop them (a late answer for a transfer that ended, or one that no
+  // request asked for, which fails the transfer with DATA_LOSS). Once they are all there,
+  // OnChunkWritten.
+  char* ChunkDestination(const std::string& id, uint64_t offset, uint64_t length);
+  void OnChunkWritten(const std::string& id, uint64_t offset, uint64_t length);
   void OnChunkError(const std::string& id, const absl::Status& status);
   // Fails every transfer from `source`.
   void OnSourceLost(const std::string& source, const std::string& reason);
