@@ -3,7 +3,8 @@
 # local cluster (started and stopped by the job itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
+# The same flags as scripts/test.sh, so that it reuses this build.
+scripts/build.sh -DLUMEN_WERROR=ON
 echo
 echo "== lumen pi: Monte Carlo estimate on an embedded local cluster =="
 build/bin/lumen pi --samples="${SAMPLES:-200000000}"
