@@ -130,7 +130,7 @@ std::string ChunkStore::PathOf(const std::string& id) const {
   return absl::StrCat(dir_, "/", id, kSuffix);
 }
 
-absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, const std::string& data) {
+absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, std::string_view data) {
   uint64_t write_id = 0;
   uint64_t index = 0;
   if (!ParseChunkId(id, &write_id, &index)) {
@@ -169,7 +169,7 @@ absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, const s
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
+absl::StatusOr<Array<char>> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
   const std::string path = PathOf(id);
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -178,7 +178,7 @@ absl::StatusOr<std::string> ChunkStore::ReadFile(const std::string& id, const En
   }
   char raw[kHeaderSize];
   Header header;
-  std::string data;
+  std::vector<char> data;
   absl::Status status;
   auto read = ReadAt(fd, raw, kHeaderSize, 0, path);
   if (!read.ok()) {
@@ -193,17 +193,17 @@ absl::StatusOr<std::string> ChunkStore::ReadFile(const std::string& id, const En
       status = read.status();
     } else if (!*read) {
       status = absl::DataLossError(absl::StrCat("replica of chunk ", id, " is truncated"));
-    } else if (Checksum(data) != header.checksum) {
+    } else if (Checksum(data.data(), data.size()) != header.checksum) {
       status = absl::DataLossError(
           absl::StrCat("replica of chunk ", id, " failed its checksum: its bytes are damaged"));
     }
   }
   close(fd);
   if (!status.ok()) return status;
-  return data;
+  return Array<char>(std::move(data));
 }
 
-absl::StatusOr<std::string> ChunkStore::Read(const std::string& id) {
+absl::StatusOr<Array<char>> ChunkStore::Read(const std::string& id) {
   Entry entry;
   {
     absl::MutexLock lock(&mu_);
@@ -213,9 +213,9 @@ absl::StatusOr<std::string> ChunkStore::Read(const std::string& id) {
     auto cached = cached_.find(id);
     if (cached != cached_.end()) {
       lru_.splice(lru_.begin(), lru_, cached->second);
-      const std::string& data = cached->second->second;
+      const Array<char>& data = cached->second->second;
       // A damaged copy in memory is dropped; the file is read instead.
-      if (Checksum(data) == entry.checksum) return data;
+      if (Checksum(data.data(), data.size()) == entry.checksum) return data;
       UncacheLocked(id);
     }
   }
@@ -312,10 +312,10 @@ absl::Status ChunkStore::Purge() {
   return absl::OkStatus();
 }
 
-void ChunkStore::CacheLocked(const std::string& id, std::string data) {
+void ChunkStore::CacheLocked(const std::string& id, const Array<char>& data) {
   if (data.size() > cache_bytes_ || cached_.contains(id)) return;
   cached_bytes_ += data.size();
-  lru_.emplace_front(id, std::move(data));
+  lru_.emplace_front(id, data);
   cached_[id] = lru_.begin();
   while (cached_bytes_ > cache_bytes_ && !lru_.empty()) {
     const std::string victim = lru_.back().first;

@@ -5,7 +5,11 @@
 //
 //   absl::StatusOr<std::unique_ptr<ChunkStore>> store = ChunkStore::Open(dir, 32 << 20);
 //   (*store)->Write("00000000000000a1-0", Checksum(data), data);
-//   absl::StatusOr<std::string> read = (*store)->Read("00000000000000a1-0");
+//   absl::StatusOr<lumen::Array<char>> read = (*store)->Read("00000000000000a1-0");
+//
+// Read gives an immutable buffer shared with the cache (a lumen::Array, which a storage node
+// returns from a task and a client reads in place from the object store), so neither a cached
+// read nor the way out copies the bytes.
 //
 // Thread-safe: file I/O runs outside the lock, so reads and writes of different chunks overlap.
 #pragma once
@@ -15,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -23,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "dfs/messages.h"
+#include "lumen/array.h"
 
 namespace lumen::dfs {
 
@@ -37,11 +43,10 @@ class ChunkStore {
 
   // Stores a replica (replacing one with the same id). DATA_LOSS if `data` does not have
   // `checksum`; INVALID_ARGUMENT if `id` is not a chunk id; the file error otherwise.
-  [[nodiscard]] absl::Status Write(const std::string& id, uint64_t checksum,
-                                   const std::string& data);
+  [[nodiscard]] absl::Status Write(const std::string& id, uint64_t checksum, std::string_view data);
   // The replica's bytes after checking them. NOT_FOUND if there is none; DATA_LOSS if they do
   // not match their checksum (the replica is then deleted and reported by TakeCorrupt).
-  [[nodiscard]] absl::StatusOr<std::string> Read(const std::string& id);
+  [[nodiscard]] absl::StatusOr<Array<char>> Read(const std::string& id);
   // Deletes a replica; false if there was none.
   bool Delete(const std::string& id);
   // Every replica: id, size, checksum.
@@ -66,9 +71,10 @@ class ChunkStore {
       : dir_(std::move(dir)), cache_bytes_(cache_bytes) {}
   std::string PathOf(const std::string& id) const;
   // Reads and checks the file of `id` against `entry`.
-  absl::StatusOr<std::string> ReadFile(const std::string& id, const Entry& entry) const;
+  absl::StatusOr<Array<char>> ReadFile(const std::string& id, const Entry& entry) const;
   void DropCorrupt(const std::string& id, const Entry& seen) ABSL_LOCKS_EXCLUDED(mu_);
-  void CacheLocked(const std::string& id, std::string data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CacheLocked(const std::string& id, const Array<char>& data)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UncacheLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Set at construction.
@@ -80,8 +86,8 @@ class ChunkStore {
   uint64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> corrupt_ ABSL_GUARDED_BY(mu_);
   // The cache: most recently used first.
-  std::list<std::pair<std::string, std::string>> lru_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::list<std::pair<std::string, std::string>>::iterator> cached_
+  std::list<std::pair<std::string, Array<char>>> lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::list<std::pair<std::string, Array<char>>>::iterator> cached_
       ABSL_GUARDED_BY(mu_);
   uint64_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };

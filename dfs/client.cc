@@ -1,5 +1,6 @@
 #include "dfs/client.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -18,8 +19,17 @@
 namespace lumen::dfs {
 namespace {
 
-// Chunks in flight at once during an upload or a download.
-constexpr size_t kWindow = 4;
+// Chunks in flight at once during an upload or a download: enough bytes to keep every storage
+// node busy, never more than a few chunks (they sit in the object store while in flight).
+constexpr uint64_t kWindowBytes = uint64_t{8} << 20;
+constexpr size_t kMinWindow = 2;
+constexpr size_t kMaxWindow = 8;
+
+size_t WindowFor(uint64_t chunk_size) {
+  return std::clamp<size_t>(static_cast<size_t>(kWindowBytes / std::max<uint64_t>(chunk_size, 1)),
+                            kMinWindow, kMaxWindow);
+}
+
 constexpr int64_t kChunkCallMs = 120000;
 // A name node call that waits for a restart gives up after this long.
 constexpr absl::Duration kNameNodeRetryFor = absl::Seconds(90);
@@ -274,7 +284,7 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
 
   struct InFlight {
     ChunkInfo info;
-    ObjectRef<std::string> data;
+    ObjectRef<Array<char>> data;
     std::vector<std::pair<int, ObjectRef<bool>>> writes;
     std::vector<int> tried;
     size_t want = 0;
@@ -331,29 +341,29 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
   uint64_t next_to_finish = 0;
   for (uint64_t index = 0; index < plan->placements.size(); ++index) {
     const uint64_t offset = index * plan->chunk_size;
-    std::string buffer(std::min(plan->chunk_size, size - offset), '\0');
+    std::vector<char> buffer(std::min(plan->chunk_size, size - offset));
     source.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     if (static_cast<uint64_t>(source.gcount()) != buffer.size()) {
       return abort(absl::DataLossError(
           absl::StrCat("the input ended after ", offset + static_cast<uint64_t>(source.gcount()),
                        " of ", size, " bytes (did it change while being uploaded?)")));
     }
-    whole.Update(buffer);
+    whole.Update(buffer.data(), buffer.size());
     InFlight chunk;
     chunk.info.id = ChunkId(write_id, index);
     chunk.info.size = buffer.size();
-    chunk.info.checksum = Checksum(buffer);
+    chunk.info.checksum = Checksum(buffer.data(), buffer.size());
     chunk.want = plan->placements[index].size();
     try {
-      chunk.data = Put(buffer);
+      // Put once; every replica's storage node reads it in place from the store.
+      chunk.data = Put(Array<char>(std::move(buffer)));
     } catch (const Error& e) {
       return abort(absl::ResourceExhaustedError(
           absl::StrCat("cannot put chunk ", index, " in the object store: ", e.what())));
     }
-    buffer = std::string();
     for (int node : plan->placements[index]) issue(chunk, node);
     window.push_back(std::move(chunk));
-    while (window.size() >= kWindow) {
+    while (window.size() >= WindowFor(plan->chunk_size)) {
       if (auto status = finish(window.front(), next_to_finish++); !status.ok()) {
         return abort(status);
       }
@@ -404,7 +414,7 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
     std::vector<int> order;  // replicas to try, the listed ones first
     size_t next = 0;
     int node = -1;
-    std::optional<ObjectRef<std::string>> data;
+    std::optional<ObjectRef<Array<char>>> data;
   };
   // Starts reading from the next replica in order; false when none is left.
   auto start = [this](Fetch& fetch, const ChunkInfo& chunk) {
@@ -421,7 +431,7 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
   std::deque<Fetch> window;
   size_t next_to_start = 0;
   auto fill = [&] {
-    while (window.size() < kWindow && next_to_start < info.chunks.size()) {
+    while (window.size() < WindowFor(config_.chunk_size) && next_to_start < info.chunks.size()) {
       const ChunkInfo& chunk = info.chunks[next_to_start];
       Fetch fetch;
       fetch.order = chunk.replicas;
@@ -455,10 +465,12 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
                                                 "' has no readable replica (", error, ")"));
       }
       try {
-        std::shared_ptr<std::string> data = Get(*fetch.data, kChunkCallMs);
-        if (data->size() == chunk.size && Checksum(*data) == chunk.checksum) {
-          whole.Update(*data);
-          if (auto status = sink(*data); !status.ok()) return status;
+        // In place in the object store: the bytes are not copied out.
+        std::shared_ptr<Array<char>> array = Get(*fetch.data, kChunkCallMs);
+        const std::string_view data(array->data(), array->size());
+        if (data.size() == chunk.size && Checksum(data) == chunk.checksum) {
+          whole.Update(data);
+          if (auto status = sink(data); !status.ok()) return status;
           break;
         }
         error = absl::StrCat(StorageDisplayName(fetch.node), " returned damaged bytes");
@@ -516,7 +528,7 @@ absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t m
         content.reserve(info.size);
         return absl::OkStatus();
       },
-      [&content](const std::string& data) {
+      [&content](std::string_view data) {
         content += data;
         return absl::OkStatus();
       });
@@ -537,7 +549,7 @@ absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std
         if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", partial));
         return absl::OkStatus();
       },
-      [&out, &partial](const std::string& data) {
+      [&out, &partial](std::string_view data) {
         out.write(data.data(), static_cast<std::streamsize>(data.size()));
         if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
         return absl::OkStatus();

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -72,7 +73,7 @@ class Client {
   // newer version, if it is replaced while being read: then start over), `sink` with each
   // chunk's bytes in order, after their checksum is verified.
   using ReadBegin = std::function<absl::Status(const ArtifactInfo&)>;
-  using ReadSink = std::function<absl::Status(const std::string&)>;
+  using ReadSink = std::function<absl::Status(std::string_view)>;
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Read(const std::string& name, const ReadBegin& begin,
                                                   const ReadSink& sink,
                                                   const Progress& progress = nullptr);

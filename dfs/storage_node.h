@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "dfs/chunk_store.h"
 #include "dfs/messages.h"
+#include "lumen/array.h"
 
 namespace lumen::dfs {
 
@@ -32,10 +33,11 @@ class StorageNode {
                              int64_t scrub_interval_ms);
   ~StorageNode();
 
-  // Stores a replica; throws DATA_LOSS if `data` does not match `checksum`.
-  bool WriteChunk(const std::string& id, uint64_t checksum, const std::string& data);
+  // Stores a replica; throws DATA_LOSS if `data` does not match `checksum`. `data` is read in
+  // place from the object store.
+  bool WriteChunk(const std::string& id, uint64_t checksum, const Array<char>& data);
   // The replica's bytes, checked; throws NOT_FOUND or DATA_LOSS (the replica is then dropped).
-  std::string ReadChunk(const std::string& id);
+  Array<char> ReadChunk(const std::string& id);
   StorageReport Ping();
   std::vector<ChunkSummary> Inventory();
   // Deletes replicas; returns how many it had.
