@@ -108,6 +108,7 @@ void PlacementGroupManager::PersistLocked(const Group& group) {
 
 absl::Status PlacementGroupManager::Create(proto::PlacementGroupInfo group) {
   if (auto status = CheckGroup(group); !status.ok()) return status;
+  const std::string id = group.placement_group_id();
   {
     absl::MutexLock lock(&mu_);
     if (groups_.count(group.placement_group_id()) > 0) return absl::OkStatus();
@@ -123,9 +124,13 @@ absl::Status PlacementGroupManager::Create(proto::PlacementGroupInfo group) {
     entry.seq = next_seq_++;
     if (!group.name().empty()) names_[group.name()] = group.placement_group_id();
     entry.info = std::move(group);
-    PersistLocked(entry);
   }
+  // Placed first, then stored once before the reply: a placed group is stored by PlaceOne,
+  // one that waits is stored here.
   PlacePending();
+  absl::MutexLock lock(&mu_);
+  auto it = groups_.find(id);
+  if (it != groups_.end() && Waiting(it->second.info)) PersistLocked(it->second);
   return absl::OkStatus();
 }
 
@@ -162,18 +167,21 @@ std::vector<std::string> PlacementGroupManager::RemoveLocked(Group& group, const
       named != names_.end() && named->second == group.info.placement_group_id()) {
     names_.erase(named);
   }
-  PersistLocked(group);
-  // Only the most recently removed groups are kept.
+  // One transaction: this group's new state, and the oldest removed groups beyond
+  // kMaxRemoved forgotten.
+  std::vector<HeadStore::Mutation> batch;
+  batch.push_back({kTable, group.info.placement_group_id(), group.info.SerializeAsString()});
   removed_.push_back(group.info.placement_group_id());
   while (removed_.size() > kMaxRemoved) {
-    const std::string oldest = removed_.front();
+    batch.push_back({kTable, removed_.front(), std::nullopt});
+    groups_.erase(removed_.front());
     removed_.pop_front();
-    if (store_ != nullptr) {
-      if (auto deleted = store_->Delete(kTable, oldest); !deleted.ok()) {
-        LUMEN_LOG(WARNING) << "cannot delete an old placement group: " << deleted.status();
-      }
+  }
+  if (store_ != nullptr) {
+    if (auto status = store_->Write(batch); !status.ok()) {
+      LUMEN_LOG(ERROR) << "cannot store the removal of placement group "
+                       << internal::Hex(batch.front().key) << ": " << status;
     }
-    groups_.erase(oldest);
   }
   changed_.SignalAll();
   return {nodes.begin(), nodes.end()};
