@@ -32,7 +32,9 @@ void HeadService::StartPlacementGroups() {
       if (actor.state() == proto::ActorInfo::DEAD) continue;
       for (const auto& [name, amount] : actor.resources()) {
         if (!IsResourceOfGroup(name, group_id)) continue;
-        if (auto status = actors_->Kill(actor.actor_id(), /*no_restart=*/true); !status.ok()) {
+        if (auto status = actors_->Kill(actor.actor_id(), /*no_restart=*/true,
+                                        "its placement group was removed");
+            !status.ok()) {
           LUMEN_LOG(WARNING) << "cannot end an actor of a removed placement group: "
                              << status.error_message();
         }

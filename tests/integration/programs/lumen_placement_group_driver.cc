@@ -64,7 +64,7 @@ int TwoBundles(lumen::PlacementStrategy strategy) {
     lumen::Get(actors[0].Task(&Where::Node).Remote(), kTimeoutMs);
     std::cout << "actor-after-remove alive" << std::endl;
   } catch (const lumen::ActorDiedError& e) {
-    std::cout << "actor-after-remove died" << std::endl;
+    std::cout << "actor-after-remove died: " << e.what() << std::endl;
   }
   try {
     TaskNode(group, 0);
