@@ -45,6 +45,7 @@ BENCHMARKS = [
     "1_n_actor_calls_async",
     "n_n_actor_calls_async",
     "n_n_actor_calls_with_arg_async",
+    "placement_group_create/removal",
 ]
 
 # Large objects read in place, which ray_perf.py does not measure: both sides run them

@@ -166,6 +166,7 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
   init.address = options.address;
   init.temp_dir = options.temp_dir;
   init.num_cpus = options.num_cpus;
+  init.resources = {{"custom", 100}};  // as ray_perf.py's cluster, for placement groups
   try {
     Init(init);
     {
@@ -301,6 +302,31 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
             Get(refs);
           },
           n * static_cast<int>(clients.size()));
+    }
+    if (wanted("placement_group_create/removal")) {
+      // ray_perf.py: 100 groups of one bundle of a tiny custom resource, each waited for, then
+      // all removed. The cluster needs {"custom": 100} (an embedded one gets it, see above).
+      PlacementGroup probe = CreatePlacementGroup({{{"custom", 0.001}}});
+      const bool placeable = probe.Wait(5000);
+      RemovePlacementGroup(probe);
+      if (!placeable) {
+        std::cout << "placement_group_create/removal skipped: the cluster has no 'custom' "
+                     "resource (start it with --resources='{\"custom\": 100}')"
+                  << std::endl;
+      } else {
+        run(
+            "placement_group_create/removal",
+            [] {
+              std::vector<PlacementGroup> groups;
+              groups.reserve(100);
+              for (int i = 0; i < 100; ++i) {
+                groups.push_back(CreatePlacementGroup({{{"custom", 0.001}}}));
+              }
+              for (const PlacementGroup& group : groups) group.Wait(30000);
+              for (const PlacementGroup& group : groups) RemovePlacementGroup(group);
+            },
+            100);
+      }
     }
     // Large objects, read in place: a 400 MB array and the lab's 400 MB weights dictionary.
     if (wanted("single_client_get_gigabytes") || wanted("tasks_sharing_large_object")) {

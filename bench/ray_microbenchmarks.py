@@ -278,6 +278,22 @@ def run_python_benchmarks(num_cpus):
     results += timeit(
         "n:n actor calls with arg async", actor_multi2_direct_arg, n * len(clients)
     )
+
+    # ray_perf.py: 100 groups of one bundle of a tiny custom resource, waited for, then
+    # removed (the cluster has {"custom": 100}, see main).
+    def placement_group_create_removal(num_pgs):
+        pgs = [
+            ray.util.placement_group(bundles=[{"custom": 0.001}]) for _ in range(num_pgs)
+        ]
+        [pg.wait(timeout_seconds=30) for pg in pgs]
+        for pg in pgs:
+            ray.util.remove_placement_group(pg)
+
+    results += timeit(
+        "placement group create/removal",
+        lambda: placement_group_create_removal(100),
+        100,
+    )
     return [r for r in results if r is not None]
 
 
@@ -388,6 +404,8 @@ def main(argv=None):
         include_dashboard=False,
         logging_level="WARNING",
         log_to_driver=True,
+        # ray_perf.py's cluster: placement_group_create/removal reserves this resource.
+        resources={"custom": 100},
     )
     if args.temp_dir:
         init_kwargs["_temp_dir"] = args.temp_dir

@@ -11,11 +11,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/ids.h"
 #include "common/process.h"
 #include "common/rpc.h"
 #include "common/session.h"
 #include "common/session_lookup.h"
 #include "proto/control.grpc.pb.h"
+#include "scheduler/bundle_resources.h"
 #include "scheduler/cluster_usage.h"
 #include "scheduler/daemon.h"
 
@@ -336,6 +338,16 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
             std::map<std::string, double>(actor.resources().begin(), actor.resources().end())},
            {"reason", actor.reason()}});
     }
+    out["pending_placement_groups"] = nlohmann::json::array();
+    for (const auto& group : status.pending_placement_groups()) {
+      out["pending_placement_groups"].push_back(
+          {{"placement_group_id", internal::Hex(group.placement_group_id())},
+           {"name", group.name()},
+           {"strategy", proto::PlacementGroupInfo::Strategy_Name(group.strategy())},
+           {"state", proto::PlacementGroupInfo::State_Name(group.state())},
+           {"bundles", group.bundles_size()},
+           {"reason", group.reason()}});
+    }
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -350,6 +362,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
     std::string resources;
     for (const auto& [name, total] :
          std::map<std::string, double>(node.total().begin(), node.total().end())) {
+      if (scheduler::IsBundleResource(name)) continue;  // placement groups have their own list
       auto free = node.available().find(name);
       absl::StrAppend(&resources, resources.empty() ? "" : ", ", name, " ",
                       total - (free == node.available().end() ? 0 : free->second), "/", total);
@@ -360,6 +373,7 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   std::cout << "\nResources (used / total, " << usage.alive << " live "
             << (usage.alive == 1 ? "node" : "nodes") << ")\n";
   for (const auto& [name, amount] : usage.resources) {
+    if (scheduler::IsBundleResource(name)) continue;
     std::cout << absl::StrFormat(" %-10s %g / %g\n", name, amount.used, amount.total);
   }
   std::cout << "\nObject store\n " << FormatBytes(static_cast<double>(usage.store_used)) << " / "
@@ -386,6 +400,16 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
               << Shape(actor.resources()) << "  (" << actor.reason() << ")\n";
   }
   if (status.pending_actors().empty()) std::cout << " (none)\n";
+  std::cout << "\nPending placement groups\n";
+  for (const auto& group : status.pending_placement_groups()) {
+    std::cout << " " << internal::Hex(group.placement_group_id())
+              << (group.name().empty() ? "" : " '" + group.name() + "'") << " "
+              << proto::PlacementGroupInfo::Strategy_Name(group.strategy()) << " "
+              << group.bundles_size() << (group.bundles_size() == 1 ? " bundle" : " bundles")
+              << "  (" << proto::PlacementGroupInfo::State_Name(group.state()) << ": "
+              << group.reason() << ")\n";
+  }
+  if (status.pending_placement_groups().empty()) std::cout << " (none)\n";
   return 0;
 }
 

@@ -164,9 +164,16 @@ const std::map<std::string, ListColumns>& Columns() {
                   Cut(Text(r["message"]))};
         }}},
       {"placement-groups",
-       {{"PLACEMENT_GROUP_ID", "NAME", "STATE"},
+       {{"PLACEMENT_GROUP_ID", "NAME", "STRATEGY", "STATE", "BUNDLES"},
         [](const nlohmann::json& r) -> std::vector<std::string> {
-          return {Text(r["placement_group_id"]), Text(r["name"]), Text(r["state"])};
+          std::string bundles;
+          for (const auto& bundle : r["bundles"]) {
+            absl::StrAppend(&bundles, bundles.empty() ? "" : "; ", Text(bundle["index"]), ":",
+                            bundle["resources"].dump(), "@",
+                            Text(bundle["node_id"]).empty() ? "-" : Text(bundle["node_id"]));
+          }
+          return {Text(r["placement_group_id"]), Text(r["name"]), Text(r["strategy"]),
+                  Text(r["state"]), bundles};
         }}},
   };
   return *columns;

@@ -98,6 +98,8 @@ class CoreWorker {
   const std::string& node_id() const { return node_id_; }
   const std::string& session_dir() const { return session_dir_; }
   uint64_t client_id() const { return client_id_; }
+  // The job this process works for; 0 until known.
+  uint64_t job_id() const { return job_id_.load(); }
 
  private:
   explicit CoreWorker(CoreWorkerConfig config);

@@ -270,7 +270,8 @@ grpc::Status ActorDirectory::Get(const proto::GetActorInfoRequest& request,
   return grpc::Status::OK;
 }
 
-grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart) {
+grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart,
+                                  const std::string& cause) {
   std::string node_address;
   uint64_t incarnation = 0;
   {
@@ -281,7 +282,7 @@ grpc::Status ActorDirectory::Kill(const std::string& actor_id, bool no_restart) 
     }
     if (no_restart && !it->second.killed) {
       it->second.killed = true;
-      it->second.killed_cause = "killed by lumen::Kill";
+      it->second.killed_cause = cause;
       PersistLocked(*state_, it->second);
     }
     node_address = it->second.node_address;

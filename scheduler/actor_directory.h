@@ -56,7 +56,9 @@ class ActorDirectory {
 
   grpc::Status Create(const proto::ActorSpec& spec);
   grpc::Status Get(const proto::GetActorInfoRequest& request, proto::ActorInfo* info);
-  grpc::Status Kill(const std::string& actor_id, bool no_restart);
+  // `cause`: why it ended, shown to its callers when no_restart.
+  grpc::Status Kill(const std::string& actor_id, bool no_restart,
+                    const std::string& cause = "killed by lumen::Kill");
   // `incarnation` 0: whichever runs now.
   void ReportDeath(const std::string& actor_id, uint64_t incarnation, const std::string& cause,
                    bool restartable);

@@ -85,4 +85,11 @@ std::vector<proto::PendingActor> ActorPlacer::Queue(const std::vector<proto::Act
   return out;
 }
 
+std::vector<NodeView> ActorPlacer::Unreserved(const std::vector<NodeView>& nodes,
+                                              const std::vector<proto::ActorInfo>& actors) {
+  absl::MutexLock lock(&mu_);
+  ReconcileLocked(actors);
+  return UnreservedLocked(nodes, "");
+}
+
 }  // namespace lumen::scheduler

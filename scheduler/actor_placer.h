@@ -32,6 +32,9 @@ class ActorPlacer {
                   const std::vector<NodeView>& nodes, const std::vector<proto::ActorInfo>& actors);
   // Actors waiting for a node, oldest first.
   std::vector<proto::PendingActor> Queue(const std::vector<proto::ActorInfo>& actors);
+  // `nodes` with `available` set to what the actors' reservations leave of each total.
+  std::vector<NodeView> Unreserved(const std::vector<NodeView>& nodes,
+                                   const std::vector<proto::ActorInfo>& actors);
 
  private:
   struct Reservation {

@@ -51,6 +51,7 @@ HeadService::HeadService(std::string token, std::string session_dir,
   if (auto status = jobs_.Load(); !status.ok()) {
     LUMEN_LOG(WARNING) << "cannot read the job table of a previous head: " << status;
   }
+  StartPlacementGroups();
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
@@ -73,6 +74,7 @@ void HeadService::MonitorLoop() {
     }
     for (const auto& address : dead) actors_->NodeDied(address);
     actors_->CheckRecovery();
+    groups_->PlacePending();
   }
 }
 
@@ -85,6 +87,7 @@ std::vector<NodeView> HeadService::NodeViewsLocked() {
 
                              .alive = liveness_.IsAlive(id)});
   }
+  groups_->AdjustViews(&views);
   return views;
 }
 
@@ -120,6 +123,9 @@ grpc::Status HeadService::CreateActor(grpc::ServerContext* context,
                                       const proto::CreateActorRequest* request,
                                       proto::CreateActorReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  if (request->spec().strategy().kind() == proto::SchedulingStrategy::PLACEMENT_GROUP) {
+    return CreateActorInBundle(request->spec());
+  }
   return actors_->Create(request->spec());
 }
 
@@ -171,6 +177,7 @@ grpc::Status HeadService::ReportDriverJob(grpc::ServerContext* context,
     }
     actors_->JobFinished(request->job_id(), absl::StrCat("its owner's job ended (driver pid ",
                                                          request->driver_pid(), " exited)"));
+    groups_->JobFinished(request->job_id());
   }
   return grpc::Status::OK;
 }
@@ -330,6 +337,7 @@ grpc::Status HeadService::GetClusterStatus(grpc::ServerContext* context,
   for (auto& pending : placer_.Queue(actors_->List())) {
     *reply->add_pending_actors() = std::move(pending);
   }
+  for (auto& group : groups_->Pending()) *reply->add_pending_placement_groups() = std::move(group);
   return grpc::Status::OK;
 }
 
@@ -349,13 +357,18 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
                                    const proto::FindNodeRequest* request,
                                    proto::FindNodeReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  ResourceShape shape = ToShape(request->resources());
+  if (request->strategy().kind() == proto::SchedulingStrategy::PLACEMENT_GROUP &&
+      !ShapeInPlacementGroup(request->strategy(), &shape, reply)) {
+    return grpc::Status::OK;
+  }
   absl::MutexLock lock(&mu_);
   UpdateLivenessLocked();
   std::vector<NodeView> views = NodeViewsLocked();
   for (NodeView& view : views) {
     if (view.node_id == request->exclude_node_id()) view.available.clear();
   }
-  PlacementRequest placement_request{.shape = ToShape(request->resources()),
+  PlacementRequest placement_request{.shape = shape,
                                      .strategy = request->strategy(),
                                      .preferred_node_id = request->requester_node_id()};
   const Placement placement = PickNode(views, placement_request, &lease_spread_cursor_);
@@ -368,7 +381,7 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
   // Until its next heartbeat, count the lease as taken there: requests that follow at once
   // spread over the other free nodes instead of piling onto this one.
   if (placement.node_id != request->requester_node_id()) {
-    for (const auto& [name, amount] : request->resources()) {
+    for (const auto& [name, amount] : shape) {
       (*node->second.info.mutable_available())[name] -= amount;
     }
   }

@@ -17,9 +17,11 @@
 #include "proto/control.grpc.pb.h"
 #include "scheduler/actor_directory.h"
 #include "scheduler/actor_placer.h"
+#include "scheduler/grpc_bundle_nodes.h"
 #include "scheduler/head_store.h"
 #include "scheduler/job_table.h"
 #include "scheduler/node_liveness.h"
+#include "scheduler/placement_group_manager.h"
 #include "scheduler/placement_policy.h"
 
 namespace lumen::scheduler {
@@ -64,11 +66,25 @@ class HeadService final : public proto::HeadService::Service {
                         proto::KvDeleteReply* reply) override;
   grpc::Status KvList(grpc::ServerContext* context, const proto::KvListRequest* request,
                       proto::KvListReply* reply) override;
+  // Placement groups (placement_group_manager.h).
+  grpc::Status CreatePlacementGroup(grpc::ServerContext* context,
+                                    const proto::CreatePlacementGroupRequest* request,
+                                    proto::CreatePlacementGroupReply* reply) override;
+  grpc::Status GetPlacementGroup(grpc::ServerContext* context,
+                                 const proto::GetPlacementGroupRequest* request,
+                                 proto::PlacementGroupInfo* reply) override;
+  grpc::Status RemovePlacementGroup(grpc::ServerContext* context,
+                                    const proto::RemovePlacementGroupRequest* request,
+                                    proto::RemovePlacementGroupReply* reply) override;
+  grpc::Status ListPlacementGroups(grpc::ServerContext* context,
+                                   const proto::ListPlacementGroupsRequest* request,
+                                   proto::ListPlacementGroupsReply* reply) override;
 
   // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in.
   std::vector<proto::NodeInfo> Nodes();
   ActorDirectory& actors() { return *actors_; }
   JobTable& jobs() { return jobs_; }
+  PlacementGroupManager& placement_groups() { return *groups_; }
 
  private:
   struct Node {
@@ -79,6 +95,18 @@ class HeadService final : public proto::HeadService::Service {
   ActorDirectory::NodePick PickActorNode(const proto::ActorSpec& spec);
   // Every node as the placement policy sees it: totals, last reported availability.
   std::vector<NodeView> NodeViewsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What every node has free for new placement-group bundles: neither reserved for actors or
+  // bundles nor in use as last reported.
+  std::vector<NodeView> BundleViews();
+  // Makes the placement-group manager and reads a previous head's groups
+  // (head_placement_groups.cc, like the two below).
+  void StartPlacementGroups();
+  // An actor in a placement group's bundle asks for the bundle's resources.
+  grpc::Status CreateActorInBundle(proto::ActorSpec spec);
+  // A lease in a bundle: rewrites `shape`; false (with the reply filled in) when no node can
+  // be named now (the group is not placed yet, or never will be).
+  bool ShapeInPlacementGroup(const proto::SchedulingStrategy& strategy, ResourceShape* shape,
+                             proto::FindNodeReply* reply);
   // Marks nodes silent for longer than the timeout as dead (once, with a log line) and queues
   // their addresses for the monitor, which tells the actor directory.
   void UpdateLivenessLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,6 +133,8 @@ class HeadService final : public proto::HeadService::Service {
   uint64_t lease_spread_cursor_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread monitor_;
   ActorPlacer placer_;
+  std::unique_ptr<GrpcBundleNodes> bundle_nodes_;
+  std::unique_ptr<PlacementGroupManager> groups_;  // made before the monitor starts
 
   // Last: its creation threads call PickActorNode.
   std::unique_ptr<ActorDirectory> actors_;

@@ -25,6 +25,7 @@ void NodeManager::Fence() {
     KillWorkerLocked(worker);
     ++killed;
   }
+  DropBundlesLocked();
   LUMEN_LOG(WARNING) << "the head declared this node (" << old_id << ") dead; ended its " << killed
                      << " workers and registering again as " << node_id_;
   cv_.SignalAll();

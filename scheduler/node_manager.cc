@@ -13,6 +13,7 @@
 #include "common/process.h"
 #include "common/rpc.h"
 #include "scheduler/actor_directory.h"
+#include "scheduler/bundle_resources.h"
 #include "scheduler/head_service.h"
 #include "scheduler/lease_routing.h"
 #include "scheduler/node_objects.h"
@@ -230,7 +231,9 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
     }
     if (worker.lease_id != 0) ReleaseLeaseLocked(worker.lease_id, /*kill_worker=*/false);
     if (!worker.actor_id.empty()) {
-      for (const auto& [name, amount] : worker.actor_resources) available_[name] += amount;
+      for (const auto& [name, amount] : worker.actor_resources) {
+        if (total_.contains(name)) available_[name] += amount;
+      }
       if (worker.actor_created) {
         // The head decides about restarts; only an actor whose owner left never comes back.
         proto::ReportActorDeathRequest death;
@@ -300,6 +303,13 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
                                              const proto::LeaseRequest* request,
                                              proto::LeaseReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  // A lease in a placement group's bundle takes the bundle's resources (bundle_resources.h).
+  proto::LeaseRequest in_bundle;
+  if (request->strategy().kind() == proto::SchedulingStrategy::PLACEMENT_GROUP) {
+    in_bundle = *request;
+    PlaceLeaseInBundle(&in_bundle);
+    request = &in_bundle;
+  }
   const ResourceMap& shape = request->resources();
   std::string why;
   if (!Valid(shape, &why)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
@@ -420,6 +430,7 @@ void NodeManager::ReleaseLeaseLocked(uint64_t lease_id, bool kill_worker) {
   const Lease& lease = it->second;
   for (const auto& [name, amount] : lease.resources) {
     if (name == "CPU" && lease.cpu_lent) continue;
+    if (!total_.contains(name)) continue;  // a placement group's bundle that was released
     available_[name] += amount;
   }
   auto worker = workers_.find(lease.worker_id);

@@ -94,6 +94,13 @@ class NodeManager final : public proto::NodeService::Service {
   // Copies objects other nodes hold into this node's store (node_manager_objects.cc).
   grpc::Status PullObjects(grpc::ServerContext* context, const proto::PullObjectsRequest* request,
                            proto::PullObjectsReply* reply) override;
+  // Placement-group bundles reserved on this node (node_manager_bundles.cc).
+  grpc::Status ReserveBundles(grpc::ServerContext* context,
+                              const proto::ReserveBundlesRequest* request,
+                              proto::ReserveBundlesReply* reply) override;
+  grpc::Status ReleaseBundles(grpc::ServerContext* context,
+                              const proto::ReleaseBundlesRequest* request,
+                              proto::ReleaseBundlesReply* reply) override;
 
   proto::NodeInfo Info();
   // This node's workers and drivers, for the dashboard.
@@ -140,6 +147,7 @@ class NodeManager final : public proto::NodeService::Service {
     std::string worker_id;
     std::shared_ptr<net::Connection> conn;  // its fast-path connection, once made
   };
+  using ResourceMap = google::protobuf::Map<std::string, double>;
   struct Demand {
     google::protobuf::Map<std::string, double> resources;
     int count = 0;
@@ -183,6 +191,10 @@ class NodeManager final : public proto::NodeService::Service {
   void OnClientClosed(uint64_t client_id, const std::shared_ptr<net::Connection>& conn);
   // A worker blocked in Get lends its lease's CPU back, and takes it again when it resumes.
   void SetBlockedLocked(uint64_t client_id, bool blocked) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns bundle `index` of `group` to the free pool (node_manager_bundles.cc).
+  void ReturnBundleLocked(const std::string& group, int index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns every bundle: a fenced node's groups are placed again by the head.
+  void DropBundlesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The head declared this node dead (fenced): what it ran was replaced elsewhere, so its
   // workers and actors end, and it registers again as a new node (under a new id).
   void Fence();
@@ -218,6 +230,8 @@ class NodeManager final : public proto::NodeService::Service {
   std::map<std::string, Demand> demands_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> waiting_for_worker_ ABSL_GUARDED_BY(mu_);  // by executable
   std::map<std::string, int> startup_failures_ ABSL_GUARDED_BY(mu_);    // by executable
+  // Placement-group bundles reserved here: group id -> bundle index -> its resources.
+  std::map<std::string, std::map<int, ResourceMap>> bundles_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -13,6 +13,7 @@
 #include "common/rpc.h"
 #include "scheduler/cluster_usage.h"
 #include "scheduler/node_state_service.h"
+#include "scheduler/placement_group_rows.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -33,7 +34,7 @@ const std::map<std::string, std::set<std::string>>& Filters() {
       {"tasks", {"task_id", "function", "state", "type", "actor_id", "node_id", "worker_id"}},
       {"objects", {"object_id", "node_id", "owner_pid", "owner_kind", "state"}},
       {"jobs", {"job_id", "state"}},
-      {"placement-groups", {"placement_group_id", "name", "state"}},
+      {"placement-groups", {"placement_group_id", "name", "state", "strategy"}},
   };
   return *filters;
 }
@@ -165,8 +166,7 @@ absl::StatusOr<nlohmann::json> StateApi::Get(const std::string& resource, const 
     if (auto status = ParseListParams(resource, params, &limit, &filters); !status.ok()) {
       return status;
     }
-    // Placement groups do not exist yet: the list is truthfully empty.
-    return nlohmann::json{{"total", 0}, {"rows", nlohmann::json::array()}};
+    return FilterRows(PlacementGroupRows(sources_.head->placement_groups().List()), filters, limit);
   }
   if (absl::StartsWith(resource, "jobs/")) {
     if (auto status = no_params(); !status.ok()) return status;

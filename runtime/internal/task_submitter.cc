@@ -59,6 +59,13 @@ proto::SchedulingStrategy ToProtoStrategy(const SchedulingStrategy& strategy) {
       out.set_node_id(strategy.node_id);
       out.set_soft(strategy.soft);
       break;
+    case SchedulingStrategy::Kind::kPlacementGroup: {
+      out.set_kind(proto::SchedulingStrategy::PLACEMENT_GROUP);
+      std::string id;
+      if (Unhex(strategy.placement_group_id, &id)) out.set_placement_group_id(id);
+      out.set_bundle_index(strategy.bundle_index);
+      break;
+    }
   }
   return out;
 }
@@ -69,7 +76,8 @@ std::string TaskSubmitter::ShapeKey(const std::map<std::string, double>& resourc
   for (const auto& [name, amount] : resources) absl::StrAppend(&key, name, "=", amount, ";");
   // Tasks placed differently never share a lease.
   if (strategy.kind() != proto::SchedulingStrategy::DEFAULT) {
-    absl::StrAppend(&key, "|", strategy.kind(), ":", strategy.node_id(), ":", strategy.soft());
+    absl::StrAppend(&key, "|", strategy.kind(), ":", strategy.node_id(), ":", strategy.soft(), ":",
+                    strategy.placement_group_id(), ":", strategy.bundle_index());
   }
   return key;
 }

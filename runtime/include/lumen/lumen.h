@@ -17,5 +17,6 @@
 #include "lumen/errors.h"
 #include "lumen/kv.h"
 #include "lumen/object_ref.h"
+#include "lumen/placement_group.h"
 #include "lumen/scheduling.h"
 #include "lumen/task.h"
