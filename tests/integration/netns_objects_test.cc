@@ -105,7 +105,7 @@ TEST_CASE(
   // Bytes crossed the bridge both ways.
   const nlohmann::json nodes = Nodes(cluster);
   INFO(nodes.dump(2));
-  CHECK(FieldAt(nodes, cluster.host(0).ip, "bytes_pulled") >= 2 * 64 * kMiB);
+  CHECK(FieldAt(nodes, cluster.host(0).ip, "bytes_pulled") >= 2LL * 64 * kMiB);
   CHECK(FieldAt(nodes, cluster.host(1).ip, "bytes_pulled") >= 64 * kMiB);
   // The driver still runs but holds no ref: every copy on both hosts is gone.
   const bool freed = WaitForNodes(cluster, [&](const nlohmann::json& n) {
