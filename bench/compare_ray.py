@@ -33,6 +33,7 @@ BENCHMARKS = [
     "single_client_put_calls_Plasma_Store",
     "single_client_put_gigabytes",
     "single_client_tasks_and_get_batch",
+    "multi_client_put_gigabytes",
     "single_client_get_object_containing_10k_refs",
     "single_client_wait_1k_refs",
     "single_client_tasks_sync",

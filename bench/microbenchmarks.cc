@@ -27,6 +27,13 @@ std::vector<ObjectRef<int>> CreateObjectContainingRefs() {
   return refs;
 }
 
+// multi_client_put_gigabytes's task: ten puts of 10 Mi int64 zeros (80 MB), each array made
+// afresh as Ray's numpy.zeros is.
+int DoPut() {
+  for (int i = 0; i < 10; ++i) Put(std::vector<int64_t>(size_t{10} * 1024 * 1024, 0));
+  return 0;
+}
+
 // Ray's benchmark Actor (zero CPUs).
 class BenchActor {
  public:
@@ -102,7 +109,7 @@ double TouchWeights(const Weights& weights, int id) {
 LUMEN_REMOTE(SmallValue, CreateObjectContainingRefs, BenchActor::Create, &BenchActor::SmallValue,
              &BenchActor::SmallValueArg, &BenchActor::BytesArg, Client::Create,
              &Client::SmallValueBatch, &Client::SmallValueBatchArg, &Client::TaskBatch, Work,
-             TouchArray, TouchWeights);
+             TouchArray, TouchWeights, DoPut);
 
 std::vector<ActorHandle<BenchActor>> NoServers() { return {}; }
 
@@ -190,6 +197,15 @@ int RunMicrobenchmarks(const MicrobenchmarkOptions& options) {
           Get(refs);
         },
         1);
+    run(
+        "multi_client_put_gigabytes",
+        [] {
+          std::vector<ObjectRef<int>> refs;
+          refs.reserve(10);
+          for (int i = 0; i < 10; ++i) refs.push_back(Task(DoPut).Remote());
+          Get(refs);
+        },
+        10 * 8 * 0.1);
     if (wanted("single_client_get_object_containing_10k_refs")) {
       auto containing = Task(CreateObjectContainingRefs).Remote();
       Get(containing);

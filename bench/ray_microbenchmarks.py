@@ -139,6 +139,12 @@ def small_value():
 
 
 @ray.remote
+def do_put():
+    for _ in range(10):
+        ray.put(np.zeros(10 * 1024 * 1024, dtype=np.int64))
+
+
+@ray.remote
 def create_object_containing_ref():
     obj_refs = []
     for _ in range(10000):
@@ -174,6 +180,11 @@ def run_python_benchmarks(num_cpus):
         return 0
 
     results += timeit("single client tasks and get batch", small_value_batch)
+
+    def put_multi():
+        ray.get([do_put.remote() for _ in range(10)])
+
+    results += timeit("multi client put gigabytes", put_multi, 10 * 8 * 0.1)
 
     obj_containing_ref = create_object_containing_ref.remote()
 

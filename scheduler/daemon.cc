@@ -25,6 +25,7 @@
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
 #include "scheduler/advertised_ip.h"
+#include "scheduler/code_service.h"
 #include "scheduler/head_service.h"
 #include "scheduler/head_store.h"
 #include "scheduler/job_manager.h"
@@ -290,6 +291,8 @@ int RunDaemon(const DaemonConfig& config) {
   if (observed.service) builder.RegisterService(observed.service.get());
   builder.RegisterService(node_manager.get());
   builder.RegisterService(&node_state);
+  CodeService code_service(*token, &node_manager->code());
+  builder.RegisterService(&code_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
     return fail(absl::StrCat("cannot listen on ", nm.address, " (is the port in use?)"));

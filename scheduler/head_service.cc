@@ -182,6 +182,19 @@ grpc::Status HeadService::ReportDriverJob(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status HeadService::GetDriverJob(grpc::ServerContext* context,
+                                       const proto::GetDriverJobRequest* request,
+                                       proto::DriverJobRecord* reply) {
+  if (auto status = CheckToken(context, token_); !status.ok()) return status;
+  auto job = jobs_.Get(request->job_id());
+  if (!job) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("the head knows no job ", request->job_id()));
+  }
+  *reply = std::move(*job);
+  return grpc::Status::OK;
+}
+
 grpc::Status HeadService::KvPut(grpc::ServerContext* context, const proto::KvPutRequest* request,
                                 proto::KvPutReply* reply) {
   if (auto status = CheckToken(context, token_); !status.ok()) return status;

@@ -58,6 +58,8 @@ class HeadService final : public proto::HeadService::Service {
                           proto::ListActorsReply* reply) override;
   grpc::Status ReportDriverJob(grpc::ServerContext* context, const proto::DriverJobEvent* request,
                                proto::DriverJobEventReply* reply) override;
+  grpc::Status GetDriverJob(grpc::ServerContext* context, const proto::GetDriverJobRequest* request,
+                            proto::DriverJobRecord* reply) override;
   grpc::Status KvPut(grpc::ServerContext* context, const proto::KvPutRequest* request,
                      proto::KvPutReply* reply) override;
   grpc::Status KvGet(grpc::ServerContext* context, const proto::KvGetRequest* request,

@@ -41,6 +41,8 @@ absl::StatusOr<bool> JobTable::Apply(const proto::DriverJobEvent& event) {
   if (!event.node_id().empty()) updated.set_node_id(event.node_id());
   if (event.driver_pid() != 0) updated.set_driver_pid(event.driver_pid());
   if (!event.executable().empty()) updated.set_executable(event.executable());
+  if (!event.executable_hash().empty()) updated.set_executable_hash(event.executable_hash());
+  if (!event.code_source().empty()) updated.set_code_source(event.code_source());
   if (event.finished()) {
     updated.set_finished(true);
     updated.set_end_time_ms(event.time_ms());
@@ -61,6 +63,13 @@ bool JobTable::Finished(uint64_t job_id) const {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   return it != jobs_.end() && it->second.finished();
+}
+
+std::optional<proto::DriverJobRecord> JobTable::Get(uint64_t job_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::vector<proto::DriverJobRecord> JobTable::List() const {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -31,6 +32,7 @@ class JobTable {
   // it ends a job that was not finished before (its actors must end now).
   [[nodiscard]] absl::StatusOr<bool> Apply(const proto::DriverJobEvent& event);
   bool Finished(uint64_t job_id) const;
+  std::optional<proto::DriverJobRecord> Get(uint64_t job_id) const;
   // Every job, oldest first.
   std::vector<proto::DriverJobRecord> List() const;
 

@@ -59,6 +59,8 @@ void NodeManager::ReportDriverLocked(uint64_t job, const Client& driver, bool fi
   event.set_driver_pid(driver.pid);
   event.set_node_id(node_id_);
   event.set_executable(driver.executable);
+  event.set_executable_hash(code_->HashOf(job));
+  event.set_code_source(config_.address);
   event.set_time_ms(absl::ToUnixMillis(absl::Now()));
   const std::string what =
       absl::StrCat(finished ? "end" : "start", " of the job of driver pid ", driver.pid);

@@ -56,6 +56,11 @@ NodeManager::NodeManager(NodeManagerConfig config, std::unique_ptr<objectstore::
       store_(std::move(store)) {
   head_ = proto::HeadService::NewStub(internal::MakeChannel(config_.head_address));
   reporter_ = std::make_unique<HeadReporter>();
+  code_ = std::make_unique<CodeCache>(
+      CodeCache::Options{.dir = absl::StrCat(config_.session_dir, "/code/node-", config_.node_id),
+                         .own_executable = config_.executable,
+                         .head_address = config_.head_address,
+                         .token = config_.token});
   // Client and lease ids carry a random per-node prefix, so that an id from another node
   // (a spilled lease request) is never mistaken for one of this node's clients.
   uint32_t prefix = 0;
@@ -115,6 +120,7 @@ void NodeManager::Stop() {
     for (auto& [id, worker] : workers_) KillWorkerLocked(worker);
     cv_.SignalAll();
   }
+  code_->Stop();
   if (maintenance_.joinable()) maintenance_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
   if (!config_.is_head && head_ != nullptr) {
@@ -154,7 +160,7 @@ std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64
   worker.job = job;
   const std::string hex = internal::Hex(worker.id);
   internal::SpawnOptions options;
-  options.argv = {executable};
+  options.argv = {code_->RunnablePath(job, executable)};
   options.env = {{"LUMEN_ROLE", "worker"},
                  {"LUMEN_NODE_ADDRESS", config_.address},
                  {"LUMEN_WORKER_ID", hex},
@@ -355,6 +361,17 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
     infeasible = other.infeasible();
   }
 
+  // A job's executable this node never saw is fetched first (code_cache.h).
+  auto code_ready = code_->Prepare(job, executable, absl::Now() + kLeaseHold);
+  if (!code_ready.ok()) {
+    reply->set_unschedulable(std::string(code_ready.status().message()));
+    return grpc::Status::OK;
+  }
+  if (!*code_ready) {
+    reply->set_pending_reason("fetching the job's executable to this node");
+    return grpc::Status::OK;
+  }
+
   absl::MutexLock lock(&mu_);
   if (startup_failures_[executable] >= kMaxStartupFailures) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -535,6 +552,15 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
                                          const proto::RegisterClientRequest* request,
                                          proto::RegisterClientReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
+  // What a driver runs, for nodes that never saw it (code_cache.h).
+  absl::StatusOr<std::string> code_hash = absl::NotFoundError("not a driver");
+  if (request->kind() == proto::CLIENT_DRIVER && !request->executable().empty()) {
+    code_hash = code_->RegisterDriver(request->pid(), request->executable());
+    if (!code_hash.ok()) {
+      LUMEN_LOG(WARNING) << "other nodes cannot fetch the executable of driver pid "
+                         << request->pid() << ": " << code_hash.status();
+    }
+  }
   absl::MutexLock lock(&mu_);
   const uint64_t client_id = next_id_++;
   Client client;
@@ -561,6 +587,7 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
     }
     client.executable = request->executable();
     client.job = client_id;
+    if (code_hash.ok()) code_->BindJob(client_id, *code_hash);
     if (client.executable != config_.executable) {
       // This job's own executable: pre-start its workers.
       const int cpus = static_cast<int>(total_.contains("CPU") ? total_["CPU"] : 0);
@@ -715,6 +742,14 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   const proto::ActorSpec& spec = request->spec();
   std::string why;
   if (!Valid(spec.resources(), &why)) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why);
+  // A job's executable this node never saw is fetched first (code_cache.h).
+  auto code_ready = code_->Prepare(spec.owner_job(), spec.executable(), StartDeadline(*context));
+  if (!code_ready.ok() || !*code_ready) {
+    reply->set_error(code_ready.ok()
+                         ? "the job's executable did not arrive before the start's deadline"
+                         : std::string(code_ready.status().message()));
+    return grpc::Status::OK;
+  }
   absl::MutexLock lock(&mu_);
   if (!Fits(total_, spec.resources())) {
     return grpc::Status(

@@ -30,6 +30,7 @@
 #include "objectstore/object_data_plane.h"
 #include "objectstore/object_store.h"
 #include "proto/control.grpc.pb.h"
+#include "scheduler/code_cache.h"
 #include "scheduler/head_reporter.h"
 #include "scheduler/head_watch.h"
 
@@ -106,6 +107,8 @@ class NodeManager final : public proto::NodeService::Service {
   // This node's workers and drivers, for the dashboard.
   std::vector<proto::ProcessSummary> Processes();
   const objectstore::ObjectStore& store() const { return *store_; }
+  // The executables of the jobs this node runs (served to other nodes by CodeService).
+  CodeCache& code() { return *code_; }
   // Objects spilled to disk, the largest first (node_manager_objects.cc).
   std::vector<objectstore::ObjectSummary> SpilledObjects(size_t limit) const;
 
@@ -218,6 +221,7 @@ class NodeManager final : public proto::NodeService::Service {
   std::unique_ptr<proto::HeadService::Stub> head_;
   // Actor deaths, sent until the head acknowledges them (uses head_).
   std::unique_ptr<HeadReporter> reporter_;
+  std::unique_ptr<CodeCache> code_;
 
   absl::Mutex mu_;
   absl::CondVar cv_;                          // signalled when resources, workers or clients change

@@ -48,7 +48,11 @@ class MetricNameTest(unittest.TestCase):
 
 
 # Benchmarks added after ray_microbenchmark_sample.txt was recorded.
-NEWER_THAN_SAMPLE = {"1_1_actor_calls_64KiB_args_async", "placement_group_create/removal"}
+NEWER_THAN_SAMPLE = {
+    "1_1_actor_calls_64KiB_args_async",
+    "placement_group_create/removal",
+    "multi_client_put_gigabytes",
+}
 
 
 class ParseTest(unittest.TestCase):

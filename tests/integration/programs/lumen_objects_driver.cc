@@ -129,6 +129,30 @@ int Spill(int64_t n) {
   return 0;
 }
 
+LUMEN_REMOTE(Shifted);
+
+// Three objects of n doubles made on the other node fill most of its store, each referenced
+// here; then a ref made here, larger than the room left there, is used by a task over there:
+// that node spills to make room, and what it spilled comes back on Get.
+int FullPull(int64_t n) {
+  const std::string other = *lumen::Get(lumen::Task(Where).SetResources(kOtherNode).Remote());
+  std::vector<lumen::ObjectRef<lumen::Array<double>>> fill;
+  for (int64_t k = 0; k < 3; ++k) {
+    fill.push_back(lumen::Task(Shifted).SetResources(kOtherNode).Remote(n, k));
+  }
+  lumen::Wait(fill, static_cast<int>(fill.size()), -1);
+  auto local = lumen::Put(MakeRamp(2 * n));
+  std::cout << "full-pull "
+            << *lumen::Get(lumen::Task(SumWhere).SetResources(kOtherNode).Remote(local))
+            << " expected " << other << " " << Expected(2 * n) << std::endl;
+  bool all = true;
+  for (int64_t k = 0; k < 3; ++k) {
+    all = all && Sum(*lumen::Get(fill[static_cast<size_t>(k)])) == Expected(n) + k * n;
+  }
+  std::cout << "fill-restored equal " << (all ? 1 : 0) << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,6 +164,7 @@ int main(int argc, char** argv) {
     if (mode == "cross") rc = Cross(n);
     if (mode == "too-large") rc = TooLarge(n);
     if (mode == "spill") rc = Spill(n);
+    if (mode == "full-pull") rc = FullPull(n);
   } catch (const std::exception& e) {
     std::cout << "error: " << e.what() << std::endl;
     rc = 1;

@@ -1,0 +1,136 @@
+// Makes each job's executable runnable on this node, so that a job runs on hosts its binary was
+// never copied to (design.md, "Code on workers").
+//
+// On the driver's node, RegisterDriver hashes what the driver really runs (/proc/<pid>/exe) and
+// makes it runnable here: the driver's path when it is that same file on this host, else a copy
+// in the cache. The node manager reports the hash and its own address with the job's start, and
+// the head's job table keeps them. Any node asked to run the job's workers or actors calls
+// Prepare: it asks the head for the job's row and uses, in order, a cache file named by the hash,
+// the driver's path if it holds the same bytes here, or the bytes fetched from the node that
+// registered them (CodeService.FetchExecutable), checked against the hash and written atomically
+// (temp file, then rename) with mode 0755. Content hashes are XXH3-128 (xxHash), in hex.
+//
+//   CodeCache code({.dir = session + "/code/node-" + id, ...});
+//   auto hash = code.RegisterDriver(pid, path);   code.BindJob(job, *hash);   // driver's node
+//   absl::StatusOr<bool> ready = code.Prepare(job, path, deadline);  // false: still fetching
+//   spawn code.RunnablePath(job, path);
+//
+// Thread-safe. Each job's preparation runs on a thread of its own; Stop() cancels fetches and
+// joins those threads (the destructor calls it).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
+
+namespace lumen::scheduler {
+
+class CodeCache {
+ public:
+  struct Options {
+    std::string dir;             // the cache folder, created on first use
+    std::string own_executable;  // this node's own binary: always runnable as it is
+    std::string head_address;
+    std::string token;
+    // How long Prepare keeps asking the head about a job it does not know yet (its driver's
+    // node reports the job asynchronously).
+    absl::Duration job_lookup_timeout = absl::Seconds(10);
+    // A fetch that takes longer fails.
+    absl::Duration fetch_timeout = absl::Minutes(5);
+    // A job whose preparation failed fails at once for this long, then is prepared again.
+    absl::Duration retry_after = absl::Seconds(10);
+  };
+
+  explicit CodeCache(Options options);
+  ~CodeCache();
+  CodeCache(const CodeCache&) = delete;
+  CodeCache& operator=(const CodeCache&) = delete;
+
+  // The executable that local driver `pid` runs (it named it `path`): hashes it, makes it
+  // runnable and servable here, and returns its hash. An error if /proc/<pid>/exe cannot be read.
+  [[nodiscard]] absl::StatusOr<std::string> RegisterDriver(int pid, const std::string& path);
+  // `job`'s executable is the registered one with `hash`: Prepare is ready at once.
+  void BindJob(uint64_t job, const std::string& hash);
+  // The hash BindJob gave `job`; "" if none.
+  std::string HashOf(uint64_t job) const;
+
+  // Makes `job`'s executable (named `path` by whoever asks) runnable here, waiting up to
+  // `deadline`: true once it is, false while it is still being prepared (ask again), an error
+  // naming the job, the hash and the source if it cannot be (kept for options.retry_after:
+  // calls meanwhile fail the same way at once).
+  [[nodiscard]] absl::StatusOr<bool> Prepare(uint64_t job, const std::string& path,
+                                             absl::Time deadline);
+  // The file to start for `job` (never blocks): what Prepare made ready, else `path` itself.
+  std::string RunnablePath(uint64_t job, const std::string& path) const;
+  // A readable file on this node whose content hash is `hash` right now; "" if none.
+  std::string FileWithHash(const std::string& hash);
+  // The cache file a fetched executable with `hash` is kept in.
+  std::string CachePath(const std::string& hash) const;
+
+  void Stop();
+
+  // The content hash of the file open at `fd` (read from its start), in hex.
+  static absl::StatusOr<std::string> HashFd(int fd);
+
+ private:
+  enum class State { kPreparing, kReady, kFailed };
+  struct Job {
+    State state = State::kPreparing;
+    std::string hash;
+    std::string path;   // kReady: the file to start
+    std::string error;  // kFailed
+    absl::Time failed_at;
+  };
+  static Job Ready(std::string hash, std::string path);
+  static Job Failed(std::string hash, std::string error);
+  // A file as stat sees it: (device, inode, size, mtime ns). Its hash is remembered under it.
+  using FileKey = std::tuple<dev_t, ino_t, off_t, int64_t>;
+
+  // Runs on a thread of its own: decides where `job`'s executable comes from, fetches it if it
+  // must, and records the outcome.
+  void PrepareJob(uint64_t job, const std::string& path);
+  // The hash of the file at `path` (remembered per FileKey); an error if it cannot be read.
+  absl::StatusOr<std::string> HashFile(const std::string& path);
+  // Copies the file open at `fd` into the cache as `hash` (checked), atomically.
+  absl::Status CopyToCache(int fd, const std::string& hash);
+  // Fetches `hash` from the node manager at `source` into the cache.
+  absl::Status Fetch(const std::string& source, const std::string& hash);
+  // Writes what `fill` passes to its sink into a temp file, checks it against `hash`, and
+  // renames it into place as CachePath(hash), mode 0755.
+  using Sink = std::function<absl::Status(const char* data, size_t size)>;
+  absl::Status WriteCacheFile(const std::string& hash,
+                              const std::function<absl::Status(const Sink&)>& fill);
+  void Finish(uint64_t job, Job outcome);
+
+  // Set at construction.
+  const Options options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // a job's state changed, or Stop
+  std::map<uint64_t, Job> jobs_ ABSL_GUARDED_BY(mu_);
+  // Files that held a hash when last seen (re-checked before they are served or run).
+  std::map<std::string, std::vector<std::string>> files_ ABSL_GUARDED_BY(mu_);
+  std::map<FileKey, std::string> hashes_ ABSL_GUARDED_BY(mu_);
+  std::vector<grpc::ClientContext*> fetching_ ABSL_GUARDED_BY(mu_);  // cancelled by Stop
+  std::map<uint64_t, std::thread> threads_ ABSL_GUARDED_BY(mu_);     // by job
+  std::vector<uint64_t> finished_ ABSL_GUARDED_BY(mu_);              // jobs whose thread is done
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace lumen::scheduler
