@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 nlohmann::json Json(const NetnsCluster& cluster, const std::vector<std::string>& command) {
   std::vector<std::string> argv = {"lumen"};
   argv.insert(argv.end(), command.begin(), command.end());
-  argv.push_back("--json");
+  argv.emplace_back("--json");
   argv.push_back("--address=" + cluster.HeadAddress());
   return nlohmann::json::parse(cluster.Run(0, argv, 20).output, nullptr, false);
 }
