@@ -111,7 +111,7 @@ TEST_CASE(
   INFO(head.output);
   REQUIRE(head.exit_code == 0);
   const std::vector<std::string> node_flags = {"--num-cpus=2", "--resources={\"node\": 100}",
-                                               "--object-store-memory=67108864"};
+                                               "--object-store-memory=33554432"};
   for (int host = 1; host <= kNodeHosts; ++host) {
     const CommandResult node = cluster.StartNode(host, node_flags);
     INFO(node.output);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -213,6 +214,8 @@ int Chaos(int seconds) {
   }
   std::cout << "chaos started" << std::endl;
   constexpr size_t kBigDoubles = size_t{1} << 20;  // 8 MiB
+  // The last few large results stay referenced, so the nodes' stores fill up and spill.
+  std::deque<lumen::ObjectRef<std::vector<double>>> kept;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   for (int round = 0; std::chrono::steady_clock::now() < until; ++round) {
     check([] { return *lumen::Get(lumen::Task(TreeSum).Remote(0, 1000, 3)) == 499500; },
@@ -238,6 +241,8 @@ int Chaos(int seconds) {
             auto sum = lumen::Task(SumAll).SetResources({{"node", 0.01}}).Remote(scaled);
             const double expected = 2 * fill * static_cast<double>(kBigDoubles);
             if (*lumen::Get(sum) != expected) return false;
+            kept.push_back(scaled);
+            if (kept.size() > 10) kept.pop_front();
             const std::vector<double> back = *lumen::Get(scaled);
             return back.size() == kBigDoubles && back.front() == 2 * fill &&
                    back.back() == 2 * fill;
