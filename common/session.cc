@@ -426,6 +426,10 @@ absl::StatusOr<int> Session::StopAll(absl::Duration grace) {
     }
   }
   if (!first_error.ok()) return first_error;
+  // Nothing of the session runs any more: spill files of a node that was killed (and so could
+  // not remove its own) are of no use to anyone.
+  std::error_code ignored;
+  std::filesystem::remove_all(std::filesystem::path(dir_) / "spill", ignored);
   return static_cast<int>(signalled.size());
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/process.h"
@@ -26,6 +27,16 @@ namespace {
 constexpr absl::Duration kNodeRpcTimeout = absl::Seconds(30);
 constexpr absl::Duration kStoreCreateTimeout = absl::Seconds(10);
 constexpr absl::Duration kRemotePullTimeout = absl::Minutes(5);
+// How long a Get keeps trying an object whose node stopped answering a pull: long enough for the
+// head to declare that node dead (the owner then rebuilds the object or marks it lost).
+constexpr absl::Duration kUnreachableSourceWait = absl::Seconds(30);
+
+// A pull failed because the node that holds the object stopped answering (it died, or the
+// network failed): a system failure, never the task's own.
+class SourceUnreachable : public Error {
+ public:
+  using Error::Error;
+};
 
 std::string Demangle(const char* name) {
   int status = 0;
@@ -369,6 +380,7 @@ void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& rem
   }
   if (absl::IsNotFound(pulled)) throw ObjectLostError(message);
   if (absl::IsResourceExhausted(pulled)) throw ObjectStoreFullError(message);
+  if (absl::IsUnavailable(pulled)) throw SourceUnreachable(message);
   throw Error(message);
 }
 
@@ -438,15 +450,25 @@ void CoreWorker::AdmitCall(net::InFlightLimiter& limiter, size_t bytes) {
 
 std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const RefParts*>& refs,
                                                      int64_t timeout_ms) {
-  std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), timeout_ms);
-  size_t missing = 0;
-  for (const auto& value : values) missing += value == nullptr ? 1 : 0;
-  if (missing > 0) {
-    throw GetTimeoutError(absl::StrCat(
-        "lumen::Get timed out after ", timeout_ms, " ms: ", missing, " of ", refs.size(),
-        " objects are not ready (`lumen status` shows tasks that wait for resources)"));
+  const absl::Time give_up = absl::Now() + kUnreachableSourceWait;
+  while (true) {
+    std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), timeout_ms);
+    size_t missing = 0;
+    for (const auto& value : values) missing += value == nullptr ? 1 : 0;
+    if (missing > 0) {
+      throw GetTimeoutError(absl::StrCat(
+          "lumen::Get timed out after ", timeout_ms, " ms: ", missing, " of ", refs.size(),
+          " objects are not ready (`lumen status` shows tasks that wait for resources)"));
+    }
+    try {
+      return MakeBuffers(values);
+    } catch (const SourceUnreachable& e) {
+      // Once the head declares the node dead, the owner rebuilds the object or marks it lost,
+      // and the values read again say so; a node that answers again serves the pull.
+      if (absl::Now() >= give_up) throw ObjectLostError(e.what());
+      absl::SleepFor(absl::Milliseconds(200));
+    }
   }
-  return MakeBuffers(values);
 }
 
 std::vector<bool> CoreWorker::Wait(const std::vector<const RefParts*>& refs, int num_returns,
@@ -1070,7 +1092,17 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
     for (const proto::TaskArg& arg : spec.args()) {
       values.push_back(std::make_shared<proto::Value>(arg.value()));
     }
-    ValueWriter writer = call(ArgViews(MakeBuffers(values)));
+    std::vector<std::shared_ptr<Buffer>> arg_buffers;
+    try {
+      arg_buffers = MakeBuffers(values);
+    } catch (const SourceUnreachable& e) {
+      if (actor_instance_ != nullptr) throw ObjectLostError(e.what());
+      // An argument's node stopped answering: end as a crash would, so that the owner retries
+      // the task (or reports WorkerCrashedError) instead of taking this as the task's failure.
+      LUMEN_LOG(WARNING) << e.what() << "; exiting";
+      std::_Exit(0);
+    }
+    ValueWriter writer = call(ArgViews(arg_buffers));
     RefCapture capture;  // the refs the result holds, handed over to the caller below
     if (writer.size <= kInlineObjectLimit) {
       std::string* data = result->mutable_data();

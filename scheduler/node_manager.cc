@@ -795,9 +795,14 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   reply->set_node_id(node_id_);
   auto it = workers_.find(id);
   if (it == workers_.end()) {
-    reply->set_error("the actor's process exited before its factory returned; see logs/worker-" +
-                     internal::Hex(id) + ".log");
-  } else if (!it->second.actor_error.empty()) {
+    // A death of this incarnation (a crash, a kill), not a factory that failed: the head's
+    // restart policy decides, as for any other death.
+    return grpc::Status(grpc::StatusCode::ABORTED,
+                        "the actor's process exited before its factory returned; see "
+                        "logs/worker-" +
+                            internal::Hex(id) + ".log");
+  }
+  if (!it->second.actor_error.empty()) {
     reply->set_error(it->second.actor_error);
   } else if (!it->second.actor_created) {
     KillWorkerLocked(it->second);

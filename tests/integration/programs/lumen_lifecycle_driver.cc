@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -119,14 +120,68 @@ int CallLoop(const std::string& name, int seconds) {
   return 0;
 }
 
-// A mixed workload for `seconds` while something kills workers and nodes: task trees, a
-// stateful actor that restarts and retries calls, and large objects. Every result must be
-// right or one of the documented system errors; anything else is counted as unexpected.
+// A stateful actor whose calls say which process ran them, so a caller can tell a restart
+// (a new process starting from its constructor's state) from lost or repeated updates.
+class Account {
+ public:
+  static Account* Create(int64_t start) { return new Account(start); }
+  // {pid, balance after adding x}.
+  std::vector<int64_t> Deposit(int64_t x) {
+    balance_ += x;
+    return {static_cast<int64_t>(getpid()), balance_};
+  }
+
+ private:
+  explicit Account(int64_t start) : balance_(start) {}
+  int64_t balance_;
+};
+
+// `values` times `factor`: a result as large as its argument.
+std::vector<double> Scale(const std::vector<double>& values, double factor) {
+  std::vector<double> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = values[i] * factor;
+  return out;
+}
+
+LUMEN_REMOTE(Account::Create, &Account::Deposit, Scale);
+
+// What a caller of one Account expects next: the same process adds to its balance, a new
+// process (a restart) starts again from zero. After a call that failed anything may have run.
+struct AccountCheck {
+  lumen::ActorHandle<Account> handle;
+  int64_t pid = 0;
+  int64_t balance = 0;
+  bool unsure = true;  // no call answered yet, or one failed since the last answer
+
+  bool Check(const std::vector<int64_t>& reply) {
+    if (reply.size() != 2) return false;
+    bool right = false;
+    if (reply[0] == pid) {
+      right = unsure ? reply[1] > balance : reply[1] == balance + 1;
+    } else {
+      right = unsure ? reply[1] >= 1 : reply[1] == 1;
+    }
+    pid = reply[0];
+    balance = reply[1];
+    unsure = false;
+    return right;
+  }
+};
+
+// A mixed workload for `seconds` while something kills workers, actors and whole nodes: task
+// trees, stateful actors that restart and retry calls, and objects of several MiB passed between
+// hosts (put here, scaled on a node with the `node` resource, summed on another). Every result
+// must be right or one of the documented system errors; anything else is counted as unexpected.
 int Chaos(int seconds) {
   int ok = 0;
   int errors = 0;
   int unexpected = 0;
+  std::map<std::string, int> error_kinds;
   auto check = [&](const std::function<bool()>& step, const char* what) {
+    auto documented = [&](const char* kind) {
+      ++errors;
+      ++error_kinds[kind];
+    };
     try {
       if (step()) {
         ++ok;
@@ -135,33 +190,68 @@ int Chaos(int seconds) {
         std::cout << "wrong result from " << what << std::endl;
       }
     } catch (const lumen::WorkerCrashedError&) {
-      ++errors;
+      documented("WorkerCrashedError");
     } catch (const lumen::ActorDiedError&) {
-      ++errors;
+      documented("ActorDiedError");
     } catch (const lumen::ObjectLostError&) {
-      ++errors;
+      documented("ObjectLostError");
     } catch (const lumen::OwnerDiedError&) {
-      ++errors;
+      documented("OwnerDiedError");
     } catch (const std::exception& e) {
       ++unexpected;
       std::cout << "unexpected from " << what << ": " << e.what() << std::endl;
     }
   };
-  auto counter = lumen::Actor(Counter::Create).SetMaxRestarts(-1).SetMaxTaskRetries(3).Remote(0);
+  const std::map<std::string, double> on_a_node = {{"node", 1}};
+  std::vector<AccountCheck> accounts;
+  for (int i = 0; i < 3; ++i) {
+    accounts.push_back({lumen::Actor(Account::Create)
+                            .SetMaxRestarts(-1)
+                            .SetMaxTaskRetries(3)
+                            .SetResources(i < 2 ? on_a_node : std::map<std::string, double>{})
+                            .SetSchedulingStrategy(lumen::SchedulingStrategy::Spread())
+                            .Remote(int64_t{0})});
+  }
   std::cout << "chaos started" << std::endl;
+  constexpr size_t kBigDoubles = size_t{1} << 20;  // 8 MiB
+  // The last few large results stay referenced, so the nodes' stores fill up and spill.
+  std::deque<lumen::ObjectRef<std::vector<double>>> kept;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   for (int round = 0; std::chrono::steady_clock::now() < until; ++round) {
     check([] { return *lumen::Get(lumen::Task(TreeSum).Remote(0, 1000, 3)) == 499500; },
           "a task tree");
-    check([&] { return *lumen::Get(counter.Task(&Counter::Add).Remote(1)) >= 1; }, "an actor");
-    check(
-        [&] {
-          auto big = lumen::Put(std::vector<double>(size_t{256} * 1024, 0.5));
-          return *lumen::Get(lumen::Task(SumAll).Remote(big)) == 128 * 1024;
-        },
-        "a large object");
+    for (AccountCheck& account : accounts) {
+      check(
+          [&] {
+            try {
+              return account.Check(*lumen::Get(account.handle.Task(&Account::Deposit).Remote(1)));
+            } catch (const lumen::Error&) {
+              account.unsure = true;
+              throw;
+            }
+          },
+          "an actor");
+    }
+    if (round % 2 == 0) {
+      check(
+          [&] {
+            const double fill = 1 + round % 7;
+            auto big = lumen::Put(std::vector<double>(kBigDoubles, fill));
+            auto scaled = lumen::Task(Scale).SetResources({{"node", 0.01}}).Remote(big, 2.0);
+            auto sum = lumen::Task(SumAll).SetResources({{"node", 0.01}}).Remote(scaled);
+            const double expected = 2 * fill * static_cast<double>(kBigDoubles);
+            if (*lumen::Get(sum) != expected) return false;
+            kept.push_back(scaled);
+            if (kept.size() > 10) kept.pop_front();
+            const std::vector<double> back = *lumen::Get(scaled);
+            return back.size() == kBigDoubles && back.front() == 2 * fill &&
+                   back.back() == 2 * fill;
+          },
+          "a large object");
+    }
   }
   std::cout << "ok " << ok << " errors " << errors << " unexpected " << unexpected << std::endl;
+  for (const auto& [kind, count] : error_kinds) std::cout << kind << " " << count << std::endl;
   return 0;
 }
 
