@@ -240,7 +240,9 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
       for (const auto& [name, amount] : worker.actor_resources) {
         if (total_.contains(name)) available_[name] += amount;
       }
-      if (worker.actor_created) {
+      // A node that is stopping killed its actors itself: it leaves the cluster next, and the
+      // head ends (or restarts) every actor it ran for that one reason.
+      if (worker.actor_created && !stopping_) {
         // The head decides about restarts; only an actor whose owner left never comes back.
         proto::ReportActorDeathRequest death;
         death.set_actor_id(worker.actor_id);
