@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <deque>
@@ -450,9 +451,16 @@ void CoreWorker::AdmitCall(net::InFlightLimiter& limiter, size_t bytes) {
 
 std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const RefParts*>& refs,
                                                      int64_t timeout_ms) {
-  const absl::Time give_up = absl::Now() + kUnreachableSourceWait;
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + kUnreachableSourceWait;
+  // The caller's timeout bounds the retries below too.
+  const absl::Time deadline =
+      timeout_ms < 0 ? absl::InfiniteFuture() : start + absl::Milliseconds(timeout_ms);
   while (true) {
-    std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), timeout_ms);
+    const int64_t remaining_ms =
+        timeout_ms < 0 ? timeout_ms
+                       : std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
+    std::vector<ValuePtr> values = WaitValues(refs, static_cast<int>(refs.size()), remaining_ms);
     size_t missing = 0;
     for (const auto& value : values) missing += value == nullptr ? 1 : 0;
     if (missing > 0) {
@@ -465,8 +473,13 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const Ref
     } catch (const SourceUnreachable& e) {
       // Once the head declares the node dead, the owner rebuilds the object or marks it lost,
       // and the values read again say so; a node that answers again serves the pull.
-      if (absl::Now() >= give_up) throw ObjectLostError(e.what());
-      absl::SleepFor(absl::Milliseconds(200));
+      const absl::Time now = absl::Now();
+      if (now >= deadline) {
+        throw GetTimeoutError(
+            absl::StrCat("lumen::Get timed out after ", timeout_ms, " ms: ", e.what()));
+      }
+      if (now >= give_up) throw ObjectLostError(e.what());
+      absl::SleepFor(std::min(absl::Milliseconds(200), deadline - now));
     }
   }
 }
