@@ -17,18 +17,6 @@
 namespace lumen::testing {
 namespace {
 
-// Polls `ready` every 200 ms until it holds or `timeout_seconds` pass.
-template <typename Pred>
-bool WaitUntil(Pred ready, double timeout_seconds) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  while (!ready()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return true;
-}
-
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

@@ -25,6 +25,7 @@ using lumen::testing::Child;
 using lumen::testing::CommandResult;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
+using lumen::testing::WaitUntil;
 
 namespace {
 
@@ -85,16 +86,6 @@ class DfsCluster {
   TestCluster cluster_;
   CommandResult start_;
 };
-
-bool WaitUntil(const std::function<bool()>& condition, double timeout_seconds) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return condition();
-}
 
 std::string Hex(uint64_t value) { return absl::StrFormat("%016x", value); }
 uint64_t Checksum(const std::string& data) { return XXH3_64bits(data.data(), data.size()); }

@@ -81,6 +81,16 @@ int WaitFor(int pid, double timeout_seconds) {
 
 std::string Bin(const std::string& name) { return std::string(LUMEN_BIN_DIR) + "/" + name; }
 
+bool WaitUntil(const std::function<bool()>& ready, double timeout_seconds) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return ready();
+}
+
 std::string MakeTempDir() {
   std::string pattern = "/tmp/lumen-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");

@@ -2,6 +2,7 @@
 // with bounded waits, in a private temp dir per test.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@ CommandResult Run(const std::vector<std::string>& argv, double timeout_seconds =
                   const std::vector<std::string>& env = {});
 
 std::string Bin(const std::string& name);
+// Polls `ready` every 100 ms until it holds (true) or `timeout_seconds` pass (false).
+bool WaitUntil(const std::function<bool()>& ready, double timeout_seconds);
 std::string MakeTempDir();
 int FreePort();
 // The pid of the node daemon of the cluster started with --temp-dir=`temp_dir`; -1 if none.

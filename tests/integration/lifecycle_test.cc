@@ -21,6 +21,7 @@ using lumen::testing::DaemonPid;
 using lumen::testing::MakeTempDir;
 using lumen::testing::Run;
 using lumen::testing::TestCluster;
+using lumen::testing::WaitUntil;
 
 namespace {
 
@@ -51,17 +52,6 @@ nlohmann::json WaitForActor(const TestCluster& cluster,
 bool IsAlive(const nlohmann::json& row, const std::string& class_name) {
   return row.value("class_name", "").find(class_name) != std::string::npos &&
          row.value("state", "") == "ALIVE" && row.value("pid", 0) > 0;
-}
-
-// Polls `done` until it holds or `timeout_seconds` pass.
-bool WaitUntil(const std::function<bool()>& done, double timeout_seconds) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
 }
 
 bool ProcessGone(int pid) { return kill(pid, 0) != 0 && errno == ESRCH; }

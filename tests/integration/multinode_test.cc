@@ -51,18 +51,6 @@ std::string NodeIdAt(const NetnsCluster& cluster, const std::string& ip) {
   return "";
 }
 
-// Polls `ready` until it holds or `timeout_seconds` pass.
-template <typename Pred>
-bool WaitUntil(Pred ready, double timeout_seconds) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
-  while (!ready()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
-}
-
 // Polls `lumen status --json` on host 0 until `ready` holds or `timeout_seconds` pass.
 template <typename Pred>
 bool WaitForStatus(const NetnsCluster& cluster, Pred ready, double timeout_seconds) {
