@@ -128,6 +128,27 @@ std::string Field(const std::string& text, const std::string& word) {
   return text.substr(start, text.find_first_of(" \n", start) - start);
 }
 
+// Kills the head of `cluster` with SIGKILL and waits until it is gone; returns its session
+// folder, to start it again on.
+std::string KillHead(const TestCluster& cluster) {
+  std::string session =
+      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
+  const int head = DaemonPid(cluster.temp_dir());
+  REQUIRE(head > 0);
+  REQUIRE(kill(head, SIGKILL) == 0);
+  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
+  return session;
+}
+
+// Starts the head of `cluster` again on `session`.
+CommandResult RestartHead(const TestCluster& cluster, const std::string& session,
+                          int heartbeat_timeout_ms) {
+  return Run({"lumen", "start", "--head", "--session-dir=" + session,
+              "--heartbeat-timeout-ms=" + std::to_string(heartbeat_timeout_ms), "--num-cpus=1",
+              "--object-store-memory=268435456", "--dashboard-port=0", cluster.TempDirFlag()},
+             60);
+}
+
 }  // namespace
 
 TEST_CASE("lumen pi survives a worker actor killed with SIGKILL and gives the same estimate",
@@ -300,17 +321,8 @@ TEST_CASE("a head killed with SIGKILL restarts on its session and finds its acto
       {"lumen_lifecycle_driver", "call-loop", "keeper", "8", cluster.TempDirFlag()});
   REQUIRE(caller.WaitForOutput("calling", 60));
 
-  const std::string session =
-      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
-  const int head = DaemonPid(cluster.temp_dir());
-  REQUIRE(head > 0);
-  REQUIRE(kill(head, SIGKILL) == 0);
-  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
-  const CommandResult restarted =
-      Run({"lumen", "start", "--head", "--session-dir=" + session, "--heartbeat-timeout-ms=1500",
-           "--num-cpus=1", "--object-store-memory=268435456", "--dashboard-port=0",
-           cluster.TempDirFlag()},
-          60);
+  const std::string session = KillHead(cluster);
+  const CommandResult restarted = RestartHead(cluster, session, 1500);
   INFO(restarted.output);
   REQUIRE(restarted.exit_code == 0);
 
@@ -355,22 +367,13 @@ TEST_CASE("a restarted head shows a node stopped during its outage and declares 
     return nlohmann::json();
   };
 
-  const std::string session =
-      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
-  const int head = DaemonPid(cluster.temp_dir());
-  REQUIRE(head > 0);
-  REQUIRE(kill(head, SIGKILL) == 0);
-  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
+  const std::string session = KillHead(cluster);
   // The node ends while no head hears about it.
   const CommandResult stopped = node.Stop();
   INFO(stopped.output);
   REQUIRE(WaitUntil([&] { return ProcessGone(node.pid()); }, 30));
   // A timeout long enough to see the node's last known state before it is declared dead.
-  const CommandResult restarted =
-      Run({"lumen", "start", "--head", "--session-dir=" + session, "--heartbeat-timeout-ms=6000",
-           "--num-cpus=1", "--object-store-memory=268435456", "--dashboard-port=0",
-           cluster.TempDirFlag()},
-          60);
+  const CommandResult restarted = RestartHead(cluster, session, 6000);
   INFO(restarted.output);
   REQUIRE(restarted.exit_code == 0);
 
