@@ -41,6 +41,7 @@ HeadService::HeadService(std::string token, std::string session_dir,
       heartbeat_timeout_(heartbeat_timeout),
       store_(store),
       jobs_(store),
+      node_table_(store),
       liveness_(heartbeat_timeout, kStallThreshold, std::move(clock)) {
   actors_ = std::make_unique<ActorDirectory>(
       token_, [this](const proto::ActorSpec& spec) { return PickActorNode(spec); }, 10'000, store_);
@@ -52,6 +53,7 @@ HeadService::HeadService(std::string token, std::string session_dir,
     LUMEN_LOG(WARNING) << "cannot read the job table of a previous head: " << status;
   }
   StartPlacementGroups();
+  RecoverNodes();
   monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
@@ -272,6 +274,7 @@ void HeadService::DeclareDeadLocked(const std::string& id, Node& node, const std
   death.set_node_id(id);
   death.set_address(node.info.address());
   death.set_reason(reason);
+  RecordDeathLocked(node, reason);
   LUMEN_LOG(WARNING) << "node " << id << " at " << node.info.address() << " is dead: " << reason;
 }
 
@@ -296,6 +299,9 @@ grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
   }
   {
     absl::MutexLock lock(&mu_);
+    if (auto status = RecordRegistrationLocked(request->node()); !status.ok()) {
+      return internal::ToGrpc(status);
+    }
     Node& node = nodes_[request->node().node_id()];
     const bool is_new = !liveness_.IsAlive(request->node().node_id());
     node.info = request->node();
@@ -320,7 +326,8 @@ grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
   // silence this heartbeat ends.
   const std::string& id = request->node().node_id();
   auto it = nodes_.find(id);
-  const bool alive = it != nodes_.end() && liveness_.IsAlive(id);
+  // A node a previous head knew registers again before its heartbeats count.
+  const bool alive = it != nodes_.end() && liveness_.IsAlive(id) && !it->second.recovered;
   if (alive) {
     it->second.info = request->node();
     liveness_.Heard(id);
@@ -336,7 +343,7 @@ grpc::Status HeadService::Heartbeat(grpc::ServerContext* context,
   if (!alive) {
     reply->set_reregister(true);
     // Declared dead: what it still runs was replaced elsewhere, so it must end it.
-    reply->set_fenced(it != nodes_.end());
+    reply->set_fenced(it != nodes_.end() && !it->second.recovered);
   }
   return grpc::Status::OK;
 }

@@ -21,6 +21,7 @@
 #include "scheduler/head_store.h"
 #include "scheduler/job_table.h"
 #include "scheduler/node_liveness.h"
+#include "scheduler/node_table.h"
 #include "scheduler/placement_group_manager.h"
 #include "scheduler/placement_policy.h"
 
@@ -91,6 +92,8 @@ class HeadService final : public proto::HeadService::Service {
  private:
   struct Node {
     proto::NodeInfo info;
+    // Read from a previous head's table as alive, and not registered with this head yet.
+    bool recovered = false;
   };
   // The node an actor should run on, by the placement policy over the head's reservations
   // (actor_placer.h); none while no node can take it.
@@ -116,12 +119,22 @@ class HeadService final : public proto::HeadService::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Declares nodes dead on time even when nobody calls, and their actors with them.
   void MonitorLoop();
+  // ---- The nodes' durable records (head_nodes.cc)
+  // Reads the nodes a previous head knew: those alive are shown until they register again and
+  // are declared dead if they stay silent for the heartbeat timeout; the dead are shown dead.
+  void RecoverNodes();
+  // Writes the registering node's record (before it is acknowledged); a record read back with
+  // the same address under another id (the node restarted) is marked dead.
+  absl::Status RecordRegistrationLocked(const proto::NodeInfo& info)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordDeathLocked(Node& node, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string token_;
   const std::string session_dir_;
   const absl::Duration heartbeat_timeout_;
   HeadStore* const store_;
   JobTable jobs_;
+  NodeTable node_table_;
 
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);

@@ -89,6 +89,7 @@ class TestNode {
   }
   const CommandResult& start_result() const { return start_; }
   int pid() const { return pid_; }
+  CommandResult Stop() { return Run({"lumen", "stop", "--temp-dir=" + temp_dir_}, 60); }
 
  private:
   std::string temp_dir_;
@@ -115,6 +116,27 @@ std::string Field(const std::string& text, const std::string& word) {
   if (at == std::string::npos) return "";
   const size_t start = at + word.size() + 1;
   return text.substr(start, text.find_first_of(" \n", start) - start);
+}
+
+// Kills the head of `cluster` with SIGKILL and waits until it is gone; returns its session
+// folder, to start it again on.
+std::string KillHead(const TestCluster& cluster) {
+  std::string session =
+      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
+  const int head = DaemonPid(cluster.temp_dir());
+  REQUIRE(head > 0);
+  REQUIRE(kill(head, SIGKILL) == 0);
+  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
+  return session;
+}
+
+// Starts the head of `cluster` again on `session`.
+CommandResult RestartHead(const TestCluster& cluster, const std::string& session,
+                          int heartbeat_timeout_ms) {
+  return Run({"lumen", "start", "--head", "--session-dir=" + session,
+              "--heartbeat-timeout-ms=" + std::to_string(heartbeat_timeout_ms), "--num-cpus=1",
+              "--object-store-memory=268435456", "--dashboard-port=0", cluster.TempDirFlag()},
+             60);
 }
 
 }  // namespace
@@ -289,17 +311,8 @@ TEST_CASE("a head killed with SIGKILL restarts on its session and finds its acto
       {"lumen_lifecycle_driver", "call-loop", "keeper", "8", cluster.TempDirFlag()});
   REQUIRE(caller.WaitForOutput("calling", 60));
 
-  const std::string session =
-      std::filesystem::canonical(std::filesystem::path(cluster.temp_dir()) / "session_latest");
-  const int head = DaemonPid(cluster.temp_dir());
-  REQUIRE(head > 0);
-  REQUIRE(kill(head, SIGKILL) == 0);
-  REQUIRE(WaitUntil([&] { return ProcessGone(head); }, 10));
-  const CommandResult restarted =
-      Run({"lumen", "start", "--head", "--session-dir=" + session, "--heartbeat-timeout-ms=1500",
-           "--num-cpus=1", "--object-store-memory=268435456", "--dashboard-port=0",
-           cluster.TempDirFlag()},
-          60);
+  const std::string session = KillHead(cluster);
+  const CommandResult restarted = RestartHead(cluster, session, 1500);
   INFO(restarted.output);
   REQUIRE(restarted.exit_code == 0);
 
@@ -319,4 +332,51 @@ TEST_CASE("a head killed with SIGKILL restarts on its session and finds its acto
   REQUIRE(actor.is_object());
   CHECK(actor["state"] == "ALIVE");
   CHECK(actor["restarts"] == 0);
+}
+
+TEST_CASE("a restarted head shows a node stopped during its outage and declares it dead in time",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2");
+  REQUIRE(node.start_result().exit_code == 0);
+  REQUIRE(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 2; }, 30));
+  std::string node_id;
+  for (const auto& row : Nodes(cluster)) {
+    if (row.value("ip", "") == "127.0.0.2") node_id = row.value("node_id", "");
+  }
+  REQUIRE(!node_id.empty());
+  // The row of that node in `lumen list nodes --json`, or null.
+  const auto row_of_node = [&] {
+    const nlohmann::json rows = Nodes(cluster);
+    if (rows.is_array()) {
+      for (const auto& row : rows) {
+        if (row.value("node_id", "") == node_id) return row;
+      }
+    }
+    return nlohmann::json();
+  };
+
+  const std::string session = KillHead(cluster);
+  // The node ends while no head hears about it.
+  const CommandResult stopped = node.Stop();
+  INFO(stopped.output);
+  REQUIRE(WaitUntil([&] { return ProcessGone(node.pid()); }, 30));
+  // A timeout long enough to see the node's last known state before it is declared dead.
+  const CommandResult restarted = RestartHead(cluster, session, 6000);
+  INFO(restarted.output);
+  REQUIRE(restarted.exit_code == 0);
+
+  const nlohmann::json before = row_of_node();
+  INFO(before.dump());
+  REQUIRE(before.is_object());
+  CHECK(before["state"] == "ALIVE");
+  CHECK(before["ip"] == "127.0.0.2");
+  CHECK_FALSE(before.value("is_head", true));
+  // Never registered again: declared dead through the usual path once the timeout passed.
+  CHECK(WaitUntil([&] { return row_of_node().value("state", "") == "DEAD"; }, 30));
+  CHECK(HeadLog(cluster).find("node " + node_id) != std::string::npos);
+  // The previous head's own node was replaced by the restarted head's node at its address.
+  CHECK(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 1; }, 30));
+  CHECK(CountNodes(cluster, "DEAD") == 2);
 }
