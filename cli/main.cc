@@ -11,10 +11,12 @@
 #include "cli/job_commands.h"
 #include "cli/pi.h"
 #include "cli/state_commands.h"
+#include "common/mutex_mode.h"
 #include "lumen/lumen.h"
 #include "scheduler/daemon.h"
 
 int main(int argc, char** argv) {
+  lumen::internal::DisableMutexDeadlockDetection();
   if (argc > 1 && std::string(argv[1]) == lumen::bench::kEchoServerArg) {
     return lumen::bench::RunEchoServerMain(argc, argv);
   }

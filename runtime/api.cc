@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/mutex_mode.h"
 #include "common/process.h"
 #include "common/rpc.h"
 #include "common/session.h"
@@ -180,6 +181,7 @@ void Init(int argc, char** argv) {
 }
 
 void Init(const InitOptions& options) {
+  internal::DisableMutexDeadlockDetection();
   scheduler::MaybeRunDaemonFromEnvironment();
   if (EnvOr("LUMEN_ROLE", "") == "worker") RunWorkerProcess();
 
