@@ -444,7 +444,12 @@ void CoreWorker::SetBlocked(bool blocked) {
 
 void CoreWorker::AdmitCall(net::InFlightLimiter& limiter, size_t bytes) {
   if (!limiter.Acquire(
-          bytes, [this] { SetBlocked(true); }, [this] { SetBlocked(false); })) {
+          bytes,
+          [this] {
+            if (receiver_ != nullptr) receiver_->YieldIo();
+            SetBlocked(true);
+          },
+          [this] { SetBlocked(false); })) {
     throw Error("lumen: Shutdown() was called while this call waited to be sent");
   }
 }
@@ -666,6 +671,7 @@ RefParts CoreWorker::SubmitTask(const std::string& function, std::vector<TaskArg
   ResolveAndSubmit(std::move(task), deps, [this](std::unique_ptr<PendingTask> ready) {
     submitter_->Submit(std::move(ready));
   });
+  if (receiver_ != nullptr) receiver_->YieldIo();
   return result;
 }
 
@@ -785,6 +791,7 @@ RefParts CoreWorker::SubmitActorTask(const std::string& actor_id, const std::str
         actor_submitter_->Fill(actor_id, ticket, std::move(ready));
       },
       [this, actor_id, ticket] { actor_submitter_->Skip(actor_id, ticket); });
+  if (receiver_ != nullptr) receiver_->YieldIo();
   return result;
 }
 

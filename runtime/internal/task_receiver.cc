@@ -12,6 +12,12 @@
 #include <utility>
 
 namespace lumen::internal {
+namespace {
+
+// The receiver whose I/O role this thread left vacant to run the task it is running, if any.
+thread_local const TaskReceiver* t_vacated = nullptr;
+
+}  // namespace
 
 TaskReceiver::TaskReceiver(RunFn run, int executors, size_t max_queued_bytes, net::IoPool* io)
     : run_(std::move(run)),
@@ -111,6 +117,7 @@ void TaskReceiver::Loop() {
   bool leader = false;
   while (true) {
     Item item;
+    bool vacated = false;
     if (leader) {
       {
         absl::MutexLock lock(&mu_);
@@ -122,6 +129,7 @@ void TaskReceiver::Loop() {
           item = PopLocked();
           io_role_ = IoRole::kVacant;
           vacated_by_ = me;
+          vacated = true;
           leader = false;
           ArmVacancyTimer(true);
           // With more executors waiting, they take what else queued (one stays on standby).
@@ -148,6 +156,7 @@ void TaskReceiver::Loop() {
           // Back from running a task with the I/O left vacant: more work, or the role back.
           if (!queue_.empty()) {
             item = PopLocked();
+            vacated = true;
             got = true;
             break;
           }
@@ -179,11 +188,15 @@ void TaskReceiver::Loop() {
       }
       if (leader) continue;
     }
+    t_vacated = vacated ? this : nullptr;
     Run(item);
+    t_vacated = nullptr;
   }
 }
 
 void TaskReceiver::YieldIo() {
+  if (t_vacated != this) return;
+  t_vacated = nullptr;
   absl::MutexLock lock(&mu_);
   if (io_role_ != IoRole::kVacant || vacated_by_ != std::this_thread::get_id()) return;
   io_role_ = IoRole::kNone;

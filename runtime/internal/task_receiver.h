@@ -58,8 +58,10 @@ class TaskReceiver {
   void SetExecutors(int executors);
   // `bytes`: the task's size on the wire (bounds what queues per connection).
   void Enqueue(const std::shared_ptr<net::Connection>& from, proto::TaskSpec&& spec, size_t bytes);
-  // Called by a task about to block (Get, Wait, backpressure): if its thread left the I/O role
-  // vacant to run it, a waiting thread takes the role now.
+  // Called by a task about to block (Get, Wait, backpressure) or that has just submitted a
+  // call, whose reply (and the calls queued behind it) need the I/O thread: if its thread left
+  // the I/O role vacant to run it, a waiting thread takes the role now. Otherwise a no-op that
+  // takes no lock.
   void YieldIo();
   void Stop();
 
