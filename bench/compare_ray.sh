@@ -6,6 +6,7 @@
 #
 #   bench/compare_ray.sh [--filter=SUBSTRING] [--num-cpus=N] [--skip-ray-cpp] [--quick]
 #   bench/compare_ray.sh --transfer [--transfer-bytes=N] [--transfer-reps=N] [--quick]
+#   bench/compare_ray.sh --scale [--scale-nodes=32] [--scale-tasks=10000] [--quick]
 #
 #   --filter=S      only benchmarks whose name contains S (both systems)
 #   --num-cpus=N    CPUs given to Ray's cluster and to Lumen's (default: nproc)
@@ -20,6 +21,12 @@
 #                   `ray start --address` in the other), each beside plain TCP between
 #                   the same hosts in the same run; median of --transfer-reps (3). Needs root.
 #                   Outputs: lumen_transfer.txt, ray_transfer.txt, compare_transfer.{md,json}
+#   --scale         instead of the microbenchmarks: --scale-nodes (32) namespace hosts join a
+#                   head and run --scale-tasks (10,000) SPREAD tasks, cold then warm, on Lumen
+#                   (build/bin/lumen_scale_bench) and on Ray (bench/ray_scale.py); prints each
+#                   side's registration and round times, head CPU time and nodes used. Needs
+#                   root; Ray's nodes take ~260 MiB each. --quick: 4 nodes, 200 tasks.
+#                   Outputs: lumen_scale.txt, ray_scale.txt
 #
 # This is a benchmark, not a test, and CI never runs it. It needs PyPI (pip) once:
 # a virtual environment build/bench/ray-venv gets a pinned Ray (and ray-cpp).
@@ -52,6 +59,9 @@ QUICK=0
 TRANSFER=0
 TRANSFER_BYTES=$((1 << 30))
 TRANSFER_REPS=3
+SCALE=0
+SCALE_NODES=32
+SCALE_TASKS=10000
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -66,6 +76,9 @@ while (($#)); do
     --transfer) TRANSFER=1 ;;
     --transfer-bytes=*) TRANSFER_BYTES=${1#*=} ;;
     --transfer-reps=*) TRANSFER_REPS=${1#*=} ;;
+    --scale) SCALE=1 ;;
+    --scale-nodes=*) SCALE_NODES=${1#*=} ;;
+    --scale-tasks=*) SCALE_TASKS=${1#*=} ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare_ray.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -76,16 +89,21 @@ if ! [[ $NUM_CPUS =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 
-for n in "$TRANSFER_BYTES" "$TRANSFER_REPS"; do
+for n in "$TRANSFER_BYTES" "$TRANSFER_REPS" "$SCALE_NODES" "$SCALE_TASKS"; do
   if ! [[ $n =~ ^[1-9][0-9]*$ ]]; then
-    echo "compare_ray.sh: --transfer-bytes and --transfer-reps take positive integers, not '$n'" >&2
+    echo "compare_ray.sh: --transfer-* and --scale-* take positive integers, not '$n'" >&2
     exit 2
   fi
 done
 ((TRANSFER && QUICK)) && TRANSFER_BYTES=$((64 << 20)) TRANSFER_REPS=2
+((SCALE && QUICK)) && SCALE_NODES=4 SCALE_TASKS=200
+if ((TRANSFER && SCALE)); then
+  echo "compare_ray.sh: --transfer and --scale are separate runs" >&2
+  exit 2
+fi
 
 mkdir -p "$OUT"
-((TRANSFER)) || rm -f "$OUT"/ray_python.txt "$OUT"/ray_python.json "$OUT"/ray_cpp.txt \
+((TRANSFER || SCALE)) || rm -f "$OUT"/ray_python.txt "$OUT"/ray_python.json "$OUT"/ray_cpp.txt \
       "$OUT"/lumen.txt "$OUT"/lumen.json "$OUT"/compare.md "$OUT"/compare.json
 export PYTHONUNBUFFERED=1
 
@@ -125,7 +143,7 @@ run_logged() {
   wait "$viewer" 2>/dev/null || true
 }
 
-((TRANSFER)) || echo "== Lumen vs Ray microbenchmarks: $NUM_CPUS CPUs each${FILTER:+, filter '$FILTER'}$( ((QUICK)) && echo ', QUICK smoke run')"
+((TRANSFER || SCALE)) || echo "== Lumen vs Ray microbenchmarks: $NUM_CPUS CPUs each${FILTER:+, filter '$FILTER'}$( ((QUICK)) && echo ', QUICK smoke run')"
 
 # ---- Ray, pinned, in its own virtual environment ----
 if [[ ! -x $VENV/bin/python ]]; then
@@ -166,6 +184,29 @@ if ((TRANSFER)); then
   echo
   python3 "$ROOT/bench/compare_transfer.py" --lumen "$OUT/lumen_transfer.txt" \
     --ray "$OUT/ray_transfer.txt" --ray-version "$have" --out-dir "$OUT"
+  exit $((FAILED != 0))
+fi
+
+# ---- --scale: many namespace nodes on one head, SPREAD tasks ----
+if ((SCALE)); then
+  SHOW='^registration|^tasks_|^idle|memory|Error|error:|Traceback'
+  SCALE_BENCH=${LUMEN_SCALE_BENCH:-$ROOT/build/bin/lumen_scale_bench}
+  rm -f "$OUT"/lumen_scale.txt "$OUT"/ray_scale.txt
+  if [[ ! -x $SCALE_BENCH ]]; then
+    echo "compare_ray.sh: $SCALE_BENCH not found: build lumen_scale_bench first" >&2
+    exit 1
+  fi
+  echo
+  echo "== Lumen: $SCALE_BENCH --nodes=$SCALE_NODES --tasks=$SCALE_TASKS"
+  run_logged "$OUT/lumen_scale.txt" timeout 900 "$SCALE_BENCH" \
+    --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
+  FAILED=$RC
+  ((RC == 0)) || echo "Lumen exited with status $RC; log: $OUT/lumen_scale.txt"
+  echo
+  echo "== Ray $have: bench/ray_scale.py --nodes=$SCALE_NODES --tasks=$SCALE_TASKS"
+  run_logged "$OUT/ray_scale.txt" timeout 1200 "$PY" "$ROOT/bench/ray_scale.py" \
+    --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
+  ((RC == 0)) || { FAILED=$RC; echo "Ray exited with status $RC; log: $OUT/ray_scale.txt"; }
   exit $((FAILED != 0))
 fi
 
