@@ -160,27 +160,33 @@ if [[ $have != "$RAY_VERSION" ]] || ! "$PY" -c 'import numpy' 2>/dev/null; then
 fi
 echo "Ray version: $have (pinned $RAY_VERSION), Python $("$PY" -c 'import platform; print(platform.python_version())')"
 
+# run_side NAME LOG BIN CMD...: one side of --transfer or --scale (BIN must exist), its output
+# in LOG; a failure sets FAILED.
+FAILED=0
+run_side() {
+  local name=$1 log=$2 bin=$3; shift 3
+  echo
+  echo "== $name: $*"
+  if [[ ! -x $bin ]]; then
+    echo "compare_ray.sh: $bin not found: build it first" >&2
+    FAILED=1
+    return
+  fi
+  run_logged "$log" timeout 1200 "$@"
+  ((RC == 0)) || { FAILED=$RC; echo "$name exited with status $RC; log: $log"; }
+}
+
 # ---- --transfer: the object transfer between two namespace hosts, then the table ----
 if ((TRANSFER)); then
   SHOW='_gbps|^ratio|listens on|Error|error:|Traceback'
   TRANSFER_BENCH=${LUMEN_TRANSFER_BENCH:-$ROOT/build/bin/lumen_object_transfer_bench}
   rm -f "$OUT"/lumen_transfer.txt "$OUT"/ray_transfer.txt "$OUT"/compare_transfer.md \
         "$OUT"/compare_transfer.json
-  if [[ ! -x $TRANSFER_BENCH ]]; then
-    echo "compare_ray.sh: $TRANSFER_BENCH not found: build lumen_object_transfer_bench first" >&2
-    exit 1
-  fi
-  echo
-  echo "== Lumen: $TRANSFER_BENCH --bytes=$TRANSFER_BYTES --reps=$TRANSFER_REPS"
-  run_logged "$OUT/lumen_transfer.txt" timeout 900 "$TRANSFER_BENCH" \
+  run_side Lumen "$OUT/lumen_transfer.txt" "$TRANSFER_BENCH" "$TRANSFER_BENCH" \
     --bytes="$TRANSFER_BYTES" --reps="$TRANSFER_REPS"
-  FAILED=$RC
-  ((RC == 0)) || echo "Lumen exited with status $RC; log: $OUT/lumen_transfer.txt"
-  echo
-  echo "== Ray $have: bench/ray_object_transfer.py --bytes=$TRANSFER_BYTES --reps=$TRANSFER_REPS"
-  run_logged "$OUT/ray_transfer.txt" timeout 900 "$PY" "$ROOT/bench/ray_object_transfer.py" \
-    --bytes="$TRANSFER_BYTES" --reps="$TRANSFER_REPS" --tcp-bench="$TRANSFER_BENCH"
-  ((RC == 0)) || { FAILED=$RC; echo "Ray exited with status $RC; log: $OUT/ray_transfer.txt"; }
+  run_side "Ray $have" "$OUT/ray_transfer.txt" "$TRANSFER_BENCH" "$PY" \
+    "$ROOT/bench/ray_object_transfer.py" --bytes="$TRANSFER_BYTES" --reps="$TRANSFER_REPS" \
+    --tcp-bench="$TRANSFER_BENCH"
   echo
   python3 "$ROOT/bench/compare_transfer.py" --lumen "$OUT/lumen_transfer.txt" \
     --ray "$OUT/ray_transfer.txt" --ray-version "$have" --out-dir "$OUT"
@@ -192,21 +198,10 @@ if ((SCALE)); then
   SHOW='^registration|^tasks_|^idle|memory|Error|error:|Traceback'
   SCALE_BENCH=${LUMEN_SCALE_BENCH:-$ROOT/build/bin/lumen_scale_bench}
   rm -f "$OUT"/lumen_scale.txt "$OUT"/ray_scale.txt
-  if [[ ! -x $SCALE_BENCH ]]; then
-    echo "compare_ray.sh: $SCALE_BENCH not found: build lumen_scale_bench first" >&2
-    exit 1
-  fi
-  echo
-  echo "== Lumen: $SCALE_BENCH --nodes=$SCALE_NODES --tasks=$SCALE_TASKS"
-  run_logged "$OUT/lumen_scale.txt" timeout 900 "$SCALE_BENCH" \
+  run_side Lumen "$OUT/lumen_scale.txt" "$SCALE_BENCH" "$SCALE_BENCH" \
     --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
-  FAILED=$RC
-  ((RC == 0)) || echo "Lumen exited with status $RC; log: $OUT/lumen_scale.txt"
-  echo
-  echo "== Ray $have: bench/ray_scale.py --nodes=$SCALE_NODES --tasks=$SCALE_TASKS"
-  run_logged "$OUT/ray_scale.txt" timeout 1200 "$PY" "$ROOT/bench/ray_scale.py" \
+  run_side "Ray $have" "$OUT/ray_scale.txt" "$PY" "$PY" "$ROOT/bench/ray_scale.py" \
     --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
-  ((RC == 0)) || { FAILED=$RC; echo "Ray exited with status $RC; log: $OUT/ray_scale.txt"; }
   exit $((FAILED != 0))
 fi
 

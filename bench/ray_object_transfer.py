@@ -299,6 +299,15 @@ def driver(args):
     return 0
 
 
+def run_role(args, driver_fn, orchestrate_fn):
+    """--role=driver runs driver_fn, no role orchestrate_fn; their errors exit 1 with a message."""
+    try:
+        return driver_fn(args) if args.role == "driver" else orchestrate_fn(args)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bytes", type=int, default=1 << 30)
@@ -314,11 +323,7 @@ def main():
     args = p.parse_args()
     if args.bytes <= 0 or args.reps <= 0:
         p.error("--bytes and --reps take positive integers")
-    try:
-        return driver(args) if args.role == "driver" else orchestrate(args)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_role(args, driver, orchestrate)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ray_object_transfer import GCS_PORT, Hosts, ip_tool, log, ray_env  # noqa: E402
+from ray_object_transfer import GCS_PORT, Hosts, ip_tool, log, ray_env, run_role  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -249,11 +249,7 @@ def main():
         p.error("--nodes (1 to 250), --tasks, --join-parallel and --store-bytes take positive "
                 "integers, "
                 "--task-ms a non-negative one")
-    try:
-        return driver(args) if args.role == "driver" else orchestrate(args)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_role(args, driver, orchestrate)
 
 
 if __name__ == "__main__":
