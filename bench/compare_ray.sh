@@ -5,16 +5,33 @@
 # the machine baselines that Lumen measures: gRPC unary echo and memcpy).
 #
 #   bench/compare_ray.sh [--filter=SUBSTRING] [--num-cpus=N] [--skip-ray-cpp] [--quick]
+#   bench/compare_ray.sh --transfer [--transfer-bytes=N] [--transfer-reps=N] [--quick]
+#   bench/compare_ray.sh --scale [--scale-nodes=32] [--scale-tasks=10000] [--quick]
 #
 #   --filter=S      only benchmarks whose name contains S (both systems)
 #   --num-cpus=N    CPUs given to Ray's cluster and to Lumen's (default: nproc)
 #   --skip-ray-cpp  do not build or run the Ray C++ API benchmarks
 #   --quick         smoke run of the script: Ray's harness shortened to 0.2 s trials
-#                   and no pause (Lumen runs its full harness); figures not comparable
+#                   and no pause (Lumen runs its full harness); figures not comparable;
+#                   with --transfer: 64 MiB, 2 reps
+#   --transfer      instead of the microbenchmarks: an object of --transfer-bytes (1 GiB)
+#                   moved between two network-namespace hosts, Lumen's
+#                   (build/bin/lumen_object_transfer_bench) and Ray's
+#                   (bench/ray_object_transfer.py: `ray start --head` in one namespace,
+#                   `ray start --address` in the other), each beside plain TCP between
+#                   the same hosts in the same run; median of --transfer-reps (3). Needs root.
+#                   Outputs: lumen_transfer.txt, ray_transfer.txt, compare_transfer.{md,json}
+#   --scale         instead of the microbenchmarks: --scale-nodes (32) namespace hosts join a
+#                   head and run --scale-tasks (10,000) SPREAD tasks, cold then warm, on Lumen
+#                   (build/bin/lumen_scale_bench) and on Ray (bench/ray_scale.py); prints each
+#                   side's registration and round times, head CPU time and nodes used. Needs
+#                   root; Ray's nodes take ~260 MiB each. --quick: 4 nodes, 200 tasks.
+#                   Outputs: lumen_scale.txt, ray_scale.txt
 #
 # This is a benchmark, not a test, and CI never runs it. It needs PyPI (pip) once:
 # a virtual environment build/bench/ray-venv gets a pinned Ray (and ray-cpp).
-# Everything it starts listens and talks on 127.0.0.1 only, and it stops all of it.
+# Everything it starts listens and talks on 127.0.0.1 only (with --transfer: inside the
+# namespace hosts, on their 10.231.0.x addresses only), and it stops all of it.
 # Outputs, all under build/bench/: ray_python.txt, ray_cpp.txt, lumen.txt,
 # lumen.json (raw outputs and logs) and compare.md, compare.json (the table).
 #
@@ -39,6 +56,12 @@ FILTER=""
 NUM_CPUS=$(nproc)
 SKIP_CPP=0
 QUICK=0
+TRANSFER=0
+TRANSFER_BYTES=$((1 << 30))
+TRANSFER_REPS=3
+SCALE=0
+SCALE_NODES=32
+SCALE_TASKS=10000
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -50,6 +73,12 @@ while (($#)); do
     --num-cpus) NUM_CPUS=${2:?--num-cpus needs a value}; shift ;;
     --skip-ray-cpp) SKIP_CPP=1 ;;
     --quick) QUICK=1 ;;
+    --transfer) TRANSFER=1 ;;
+    --transfer-bytes=*) TRANSFER_BYTES=${1#*=} ;;
+    --transfer-reps=*) TRANSFER_REPS=${1#*=} ;;
+    --scale) SCALE=1 ;;
+    --scale-nodes=*) SCALE_NODES=${1#*=} ;;
+    --scale-tasks=*) SCALE_TASKS=${1#*=} ;;
     -h|--help) usage; exit 0 ;;
     *) echo "compare_ray.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -60,8 +89,21 @@ if ! [[ $NUM_CPUS =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 
+for n in "$TRANSFER_BYTES" "$TRANSFER_REPS" "$SCALE_NODES" "$SCALE_TASKS"; do
+  if ! [[ $n =~ ^[1-9][0-9]*$ ]]; then
+    echo "compare_ray.sh: --transfer-* and --scale-* take positive integers, not '$n'" >&2
+    exit 2
+  fi
+done
+((TRANSFER && QUICK)) && TRANSFER_BYTES=$((64 << 20)) TRANSFER_REPS=2
+((SCALE && QUICK)) && SCALE_NODES=4 SCALE_TASKS=200
+if ((TRANSFER && SCALE)); then
+  echo "compare_ray.sh: --transfer and --scale are separate runs" >&2
+  exit 2
+fi
+
 mkdir -p "$OUT"
-rm -f "$OUT"/ray_python.txt "$OUT"/ray_python.json "$OUT"/ray_cpp.txt \
+((TRANSFER || SCALE)) || rm -f "$OUT"/ray_python.txt "$OUT"/ray_python.json "$OUT"/ray_cpp.txt \
       "$OUT"/lumen.txt "$OUT"/lumen.json "$OUT"/compare.md "$OUT"/compare.json
 export PYTHONUNBUFFERED=1
 
@@ -101,7 +143,7 @@ run_logged() {
   wait "$viewer" 2>/dev/null || true
 }
 
-echo "== Lumen vs Ray microbenchmarks: $NUM_CPUS CPUs each${FILTER:+, filter '$FILTER'}$( ((QUICK)) && echo ', QUICK smoke run')"
+((TRANSFER || SCALE)) || echo "== Lumen vs Ray microbenchmarks: $NUM_CPUS CPUs each${FILTER:+, filter '$FILTER'}$( ((QUICK)) && echo ', QUICK smoke run')"
 
 # ---- Ray, pinned, in its own virtual environment ----
 if [[ ! -x $VENV/bin/python ]]; then
@@ -117,6 +159,51 @@ if [[ $have != "$RAY_VERSION" ]] || ! "$PY" -c 'import numpy' 2>/dev/null; then
   have=$("$PY" -c 'import ray; print(ray.__version__)')
 fi
 echo "Ray version: $have (pinned $RAY_VERSION), Python $("$PY" -c 'import platform; print(platform.python_version())')"
+
+# run_side NAME LOG BIN CMD...: one side of --transfer or --scale (BIN must exist), its output
+# in LOG; a failure sets FAILED.
+FAILED=0
+run_side() {
+  local name=$1 log=$2 bin=$3; shift 3
+  echo
+  echo "== $name: $*"
+  if [[ ! -x $bin ]]; then
+    echo "compare_ray.sh: $bin not found: build it first" >&2
+    FAILED=1
+    return
+  fi
+  run_logged "$log" timeout 1200 "$@"
+  ((RC == 0)) || { FAILED=$RC; echo "$name exited with status $RC; log: $log"; }
+}
+
+# ---- --transfer: the object transfer between two namespace hosts, then the table ----
+if ((TRANSFER)); then
+  SHOW='_gbps|^ratio|listens on|Error|error:|Traceback'
+  TRANSFER_BENCH=${LUMEN_TRANSFER_BENCH:-$ROOT/build/bin/lumen_object_transfer_bench}
+  rm -f "$OUT"/lumen_transfer.txt "$OUT"/ray_transfer.txt "$OUT"/compare_transfer.md \
+        "$OUT"/compare_transfer.json
+  run_side Lumen "$OUT/lumen_transfer.txt" "$TRANSFER_BENCH" "$TRANSFER_BENCH" \
+    --bytes="$TRANSFER_BYTES" --reps="$TRANSFER_REPS"
+  run_side "Ray $have" "$OUT/ray_transfer.txt" "$TRANSFER_BENCH" "$PY" \
+    "$ROOT/bench/ray_object_transfer.py" --bytes="$TRANSFER_BYTES" --reps="$TRANSFER_REPS" \
+    --tcp-bench="$TRANSFER_BENCH"
+  echo
+  python3 "$ROOT/bench/compare_transfer.py" --lumen "$OUT/lumen_transfer.txt" \
+    --ray "$OUT/ray_transfer.txt" --ray-version "$have" --out-dir "$OUT"
+  exit $((FAILED != 0))
+fi
+
+# ---- --scale: many namespace nodes on one head, SPREAD tasks ----
+if ((SCALE)); then
+  SHOW='^registration|^tasks_|^idle|memory|Error|error:|Traceback'
+  SCALE_BENCH=${LUMEN_SCALE_BENCH:-$ROOT/build/bin/lumen_scale_bench}
+  rm -f "$OUT"/lumen_scale.txt "$OUT"/ray_scale.txt
+  run_side Lumen "$OUT/lumen_scale.txt" "$SCALE_BENCH" "$SCALE_BENCH" \
+    --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
+  run_side "Ray $have" "$OUT/ray_scale.txt" "$PY" "$PY" "$ROOT/bench/ray_scale.py" \
+    --nodes="$SCALE_NODES" --tasks="$SCALE_TASKS"
+  exit $((FAILED != 0))
+fi
 
 RAY_ARGS=(--num-cpus="$NUM_CPUS")
 [[ -n $FILTER ]] && RAY_ARGS+=(--filter="$FILTER")

@@ -85,4 +85,17 @@ int NodeManager::CountCappedWorkersLocked() const {
   return n;
 }
 
+bool NodeManager::EvictIdleWorkerLocked(const std::string& executable, uint64_t job) {
+  for (auto& [id, worker] : workers_) {
+    if (worker.state != WorkerState::kIdle || worker.dying || !worker.actor_id.empty()) continue;
+    if (worker.executable == executable && (worker.job == job || worker.job == 0)) continue;
+    LUMEN_LOG(INFO) << "worker " << internal::ShortHex(worker.id) << " (pid " << worker.pid
+                    << ", idle) stopped to make room under the soft cap of " << config_.max_workers
+                    << " for a worker of " << executable;
+    KillWorkerLocked(worker);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace lumen::scheduler

@@ -403,7 +403,8 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
       }
       const int starting = CountWorkersLocked(executable, job, WorkerState::kStarting);
       if (starting < waiting_for_worker_[executable] &&
-          CountCappedWorkersLocked() < config_.max_workers) {
+          (CountCappedWorkersLocked() < config_.max_workers ||
+           EvictIdleWorkerLocked(executable, job))) {
         StartWorkerLocked(executable, executable == config_.executable ? 0 : job);
       }
     }

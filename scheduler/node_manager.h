@@ -211,6 +211,10 @@ class NodeManager final : public proto::NodeService::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The workers that count against config_.max_workers.
   int CountCappedWorkersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At the cap, makes room for a worker of `executable` for `job`: kills one idle task worker
+  // that cannot serve it (another program's, or bound to another job). False if there is none.
+  bool EvictIdleWorkerLocked(const std::string& executable, uint64_t job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells every local client that the head declared these nodes dead.
   void RelayDeaths(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths);
 

@@ -279,6 +279,20 @@ TEST_CASE("actors and blocked workers do not count against the soft worker cap",
   CHECK_THAT(cluster.StatusText(), Contains("of soft cap 6"));
 }
 
+TEST_CASE("a node at its worker cap stops an idle worker of another program to run a task",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  // The node keeps one idle worker of the lumen program itself (one per CPU): with a cap of
+  // one, the driver's program gets a worker there only if that one makes room.
+  TestNode node(cluster, "127.0.0.2", {"--max-workers=1", "--resources={\"special\": 1}"});
+  REQUIRE(node.start_result().exit_code == 0);
+  const CommandResult special = cluster.RunProgram({"lumen_multinode_driver", "special"}, 60);
+  INFO(special.output);
+  REQUIRE(special.exit_code == 0);
+  CHECK_THAT(special.output, Contains("special-node "));
+}
+
 TEST_CASE("a node that cannot reach the head for its timeout stops its workers and exits",
           "[integration][lifecycle]") {
   TestCluster cluster(1);
