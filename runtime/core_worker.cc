@@ -205,6 +205,7 @@ absl::Status CoreWorker::Connect() {
 
   TaskSubmitter::Options options;
   options.local_node_address = config_.node_address;
+  options.local_node_id = node_id_;
   options.client_id = client_id_;
   options.token = config_.token;
   options.connection = connection_options_;
