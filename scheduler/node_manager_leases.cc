@@ -2,10 +2,11 @@
 // that died without returning its lease (on this node or another), a holder whose node died,
 // and a lease granted just as its holder went (its grant never arrived). Also the task workers
 // a job left behind here after its end (started for a request that arrived after it).
-#include <utility>
+#include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/logging.h"
 #include "common/rpc.h"

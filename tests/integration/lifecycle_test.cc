@@ -426,4 +426,5 @@ TEST_CASE("a lease held from another node ends when its holder's process or node
   CHECK(WaitUntil([&] { return ProcessGone(pid_in("held")); }, 20));
   job->WriteLine("");
   CHECK(job->Wait(30) == 0);
+  std::filesystem::remove_all(dir);
 }
