@@ -205,6 +205,7 @@ absl::Status CoreWorker::Connect() {
 
   TaskSubmitter::Options options;
   options.local_node_address = config_.node_address;
+  options.local_node_id = node_id_;
   options.client_id = client_id_;
   options.token = config_.token;
   options.connection = connection_options_;
@@ -1138,6 +1139,11 @@ void CoreWorker::RunTask(const proto::TaskSpec& spec, proto::Value* result) {
           return std::string(env != nullptr ? env : "");
         }();
         if (spec.attempt() == 0 && spec.function() == exit_after_store) std::_Exit(70);
+      } else if (absl::IsUnavailable(location.status())) {
+        // This worker's node manager is gone (its node is going down): end as a crash would,
+        // so that the owner retries the task instead of taking this as the task's failure.
+        LUMEN_LOG(WARNING) << location.status() << "; exiting";
+        std::_Exit(0);
       } else {
         fail(proto::ErrorInfo::STORE_FULL, "lumen::ObjectStoreFullError",
              std::string(location.status().message()));

@@ -109,6 +109,7 @@ absl::Status NodeManager::Start() {
   }
   maintenance_ = std::thread([this] { MaintenanceLoop(); });
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  holder_check_ = std::thread([this] { HolderCheckLoop(); });
   return absl::OkStatus();
 }
 
@@ -123,6 +124,7 @@ void NodeManager::Stop() {
   code_->Stop();
   if (maintenance_.joinable()) maintenance_.join();
   if (heartbeat_.joinable()) heartbeat_.join();
+  if (holder_check_.joinable()) holder_check_.join();
   if (!config_.is_head && head_ != nullptr) {
     // Leave now rather than be declared dead after the heartbeat timeout.
     proto::LeaveClusterRequest request;
@@ -436,6 +438,7 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   granted->job = job;
   granted->lease_id = lease.id;
   leases_[lease.id] = lease;
+  TrackLeaseHolderLocked(lease.id, *request);
   proto::WorkerLease* out = reply->mutable_granted();
   out->set_lease_id(lease.id);
   out->set_worker_id(granted->id);
@@ -460,6 +463,7 @@ void NodeManager::ReleaseLeaseLocked(uint64_t lease_id, bool kill_worker) {
     if (kill_worker) KillWorkerLocked(worker->second);
   }
   leases_.erase(it);
+  holders_.Released(lease_id);
   cv_.SignalAll();
 }
 
@@ -617,6 +621,7 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
   auto driver = clients_.find(job);
   if (driver == clients_.end()) return;
   LUMEN_LOG(INFO) << "driver pid " << driver->second.pid << " left; releasing its workers";
+  NoteJobEndedLocked(job);
   std::vector<uint64_t> leases;
   for (const auto& [id, lease] : leases_) {
     auto holder = clients_.find(lease.holder);
@@ -638,6 +643,7 @@ void NodeManager::CleanupJobLocked(uint64_t job) {
 }
 
 void NodeManager::EndRemoteJobLocked(uint64_t job) {
+  NoteJobEndedLocked(job);
   if (clients_.contains(job)) return;  // a driver of this node: its own departure cleans up
   std::vector<uint64_t> leases;
   for (const auto& [id, lease] : leases_) {
@@ -979,6 +985,7 @@ void NodeManager::HeartbeatLoop() {
     failures = 0;
     head_watch.Reached();
     RelayDeaths(reply.deaths());
+    ReleaseLeasesOfDeadNodes(reply.deaths());
     deaths_seen_ = reply.deaths_total();
     finished_jobs_seen_ = reply.finished_jobs_total();
     if (!reply.finished_jobs().empty()) {

@@ -11,13 +11,15 @@
 // Thread-safe: gRPC handlers run on gRPC's threads (a lease request waits up to about a
 // second for resources, then answers "pending" and the client asks again); client connections
 // on the I/O threads of io_; a maintenance thread reaps workers, notices dead drivers and keeps
-// the pool filled; a heartbeat thread reports to the head. Stop() kills every worker this node
-// started.
+// the pool filled; a heartbeat thread reports to the head; a holder-check thread releases the
+// leases whose holders are gone (lease_holders.h). Stop() kills every worker this node started.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +35,7 @@
 #include "scheduler/code_cache.h"
 #include "scheduler/head_reporter.h"
 #include "scheduler/head_watch.h"
+#include "scheduler/lease_holders.h"
 
 namespace lumen::scheduler {
 
@@ -62,7 +65,7 @@ class NodeManager final : public proto::NodeService::Service {
   ~NodeManager() override;
 
   // Registers with the head (fails if it cannot), pre-starts one worker per CPU, and starts
-  // the maintenance and heartbeat threads.
+  // the maintenance, heartbeat and holder-check threads.
   absl::Status Start();
   void Stop();
 
@@ -102,6 +105,10 @@ class NodeManager final : public proto::NodeService::Service {
   grpc::Status ReleaseBundles(grpc::ServerContext* context,
                               const proto::ReleaseBundlesRequest* request,
                               proto::ReleaseBundlesReply* reply) override;
+  // Which of the given clients of this node manager are gone (node_manager_leases.cc).
+  grpc::Status CheckLeaseHolders(grpc::ServerContext* context,
+                                 const proto::LeaseHoldersRequest* request,
+                                 proto::LeaseHoldersReply* reply) override;
 
   proto::NodeInfo Info();
   // This node's workers and drivers, for the dashboard.
@@ -215,6 +222,18 @@ class NodeManager final : public proto::NodeService::Service {
   // that cannot serve it (another program's, or bound to another job). False if there is none.
   bool EvictIdleWorkerLocked(const std::string& executable, uint64_t job)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ---- leases whose holders are gone (node_manager_leases.cc)
+  class HolderLookup;
+  // Records who holds a lease just granted for `request`.
+  void TrackLeaseHolderLocked(uint64_t lease_id, const proto::LeaseRequest& request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Releases the leases held by clients of nodes the head declared dead.
+  void ReleaseLeasesOfDeadNodes(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths);
+  // Every few seconds until Stop: releases the leases whose holders are gone, asking their node
+  // managers, and ends idle task workers of jobs that ended.
+  void HolderCheckLoop();
+  void ReleaseOrphanedLeases(HolderDirectory& directory);
+  void NoteJobEndedLocked(uint64_t job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Tells every local client that the head declared these nodes dead.
   void RelayDeaths(const google::protobuf::RepeatedPtrField<proto::NodeDeath>& deaths);
 
@@ -242,9 +261,15 @@ class NodeManager final : public proto::NodeService::Service {
   std::map<std::string, std::map<int, ResourceMap>> bundles_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Jobs that ended (the most recent ones), whose idle task workers here are ended too.
+  std::set<uint64_t> ended_jobs_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> ended_order_ ABSL_GUARDED_BY(mu_);
+  // Who holds each lease (thread-safe on its own; taken after mu_, never before).
+  LeaseHolders holders_;
 
   std::thread maintenance_;
   std::thread heartbeat_;
+  std::thread holder_check_;
   // Only touched by the heartbeat thread.
   uint64_t deaths_seen_ = 0;
   uint64_t finished_jobs_seen_ = 0;

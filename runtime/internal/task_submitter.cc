@@ -187,6 +187,8 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
   }
   call->request.set_client_id(options_.client_id);
   call->request.set_spilled(node_address != options_.local_node_address);
+  call->request.set_holder_node_address(options_.local_node_address);
+  call->request.set_holder_node_id(options_.local_node_id);
   for (const auto& [name, amount] : resources) (*call->request.mutable_resources())[name] = amount;
   *call->request.mutable_strategy() = strategy;
   call->request.set_executable(ticket.executable);

@@ -54,6 +54,7 @@ class TaskSubmitter {
  public:
   struct Options {
     std::string local_node_address;  // node manager that leases are asked from first
+    std::string local_node_id;       // its node id when this client registered
     uint64_t client_id = 0;
     std::string token;
     // Tasks pushed to one worker ahead of its replies. The depth adapts to how long tasks of

@@ -394,3 +394,51 @@ TEST_CASE("a restarted head shows a node stopped during its outage and declares 
   CHECK(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 1; }, 30));
   CHECK(CountNodes(cluster, "DEAD") == 2);
 }
+
+TEST_CASE("a lease held from another node ends when its holder's process or node dies",
+          "[integration][lifecycle]") {
+  // A task on node 2 (`spawn`) holds a lease on node 3 (`held`) for a task that sleeps; the
+  // job stays alive throughout, so only the holder's death can end that lease.
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode holder_node(cluster, "127.0.0.2", {R"(--resources={"spawn": 1})"});
+  TestNode leased_node(cluster, "127.0.0.3", {R"(--resources={"held": 1})"});
+  REQUIRE(holder_node.start_result().exit_code == 0);
+  REQUIRE(leased_node.start_result().exit_code == 0);
+  const std::string dir = MakeTempDir();
+  auto job = cluster.StartProgram({"lumen_lifecycle_driver", "remote-holder", dir});
+  auto pid_in = [&](const std::string& name) {
+    std::ifstream in(std::filesystem::path(dir) / name);
+    int pid = 0;
+    in >> pid;
+    return pid;
+  };
+  REQUIRE(WaitUntil([&] { return pid_in("spawner") > 0 && pid_in("held") > 0; }, 60));
+  // `held` available on its node (-1 while that node is not listed alive).
+  auto held_available = [&] {
+    const nlohmann::json status =
+        ParseOrNull(cluster.RunProgram({"lumen", "status", "--json"}, 30).output);
+    if (!status.is_object()) return -1.0;
+    for (const auto& node : status["nodes"]) {
+      if (node.value("alive", false) && node["total"].contains("held")) {
+        return node["available"].value("held", -1.0);
+      }
+    }
+    return -1.0;
+  };
+  // The node reports its resources with its heartbeats.
+  REQUIRE(WaitUntil([&] { return held_available() == 0.0; }, 10));
+
+  SECTION("the holder's process is killed") { REQUIRE(kill(pid_in("spawner"), SIGKILL) == 0); }
+  SECTION("the holder's whole node is killed") {
+    // Its workers follow their node manager; the head declares the node dead.
+    REQUIRE(kill(holder_node.pid(), SIGKILL) == 0);
+  }
+  CHECK(job->WaitForOutput("spawn failed", 30));
+  CHECK(WaitUntil([&] { return held_available() == 1.0; }, 20));
+  // The leased worker may still run the dead holder's task: it is ended with the lease.
+  CHECK(WaitUntil([&] { return ProcessGone(pid_in("held")); }, 20));
+  job->WriteLine("");
+  CHECK(job->Wait(30) == 0);
+  std::filesystem::remove_all(dir);
+}

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -255,6 +257,41 @@ int Chaos(int seconds) {
   return 0;
 }
 
+void WritePid(const std::string& path) {
+  std::ofstream(path + ".tmp") << getpid() << std::endl;
+  std::filesystem::rename(path + ".tmp", path);
+}
+
+// Writes its pid to `path`, then holds its worker (and lease) for `seconds`.
+int Hold(const std::string& path, int seconds) {
+  WritePid(path);
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  return static_cast<int>(getpid());
+}
+
+// Writes its pid to `dir`/spawner, then runs Hold on the node with the `held` resource (another
+// node): this task's process holds Hold's lease there.
+int Spawn(const std::string& dir) {
+  WritePid(dir + "/spawner");
+  return *lumen::Get(lumen::Task(Hold).SetResources({{"held", 1}}).Remote(dir + "/held", 600));
+}
+
+LUMEN_REMOTE(Hold, Spawn);
+
+// Runs Spawn once on the node with the `spawn` resource and says how it ended; then keeps its
+// job alive until a line arrives on stdin.
+int RemoteHolder(const std::string& dir) {
+  try {
+    lumen::Get(lumen::Task(Spawn).SetResources({{"spawn", 1}}).SetMaxRetries(0).Remote(dir));
+    std::cout << "spawn returned" << std::endl;
+  } catch (const lumen::Error& e) {
+    std::cout << "spawn failed: " << e.what() << std::endl;
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  return 0;
+}
+
 // `actors` actors alive at once, then tasks and a chain of nested tasks `depth` deep.
 int Crowd(int actors, int depth) {
   std::vector<lumen::ActorHandle<Counter>> crowd;
@@ -287,6 +324,7 @@ int main(int argc, char** argv) {
     if (mode == "call-named") rc = CallNamed(arg(2));
     if (mode == "call-loop") rc = CallLoop(arg(2), std::atoi(arg(3).c_str()));
     if (mode == "chaos") rc = Chaos(std::atoi(arg(2).c_str()));
+    if (mode == "remote-holder") rc = RemoteHolder(arg(2));
     if (mode == "crowd") rc = Crowd(std::atoi(arg(2).c_str()), std::atoi(arg(3).c_str()));
   } catch (const std::exception& e) {
     std::cout << "uncaught " << e.what() << std::endl;
