@@ -621,15 +621,17 @@ bool Connection::SendWithPayload(const proto::Frame& frame, const char* payload,
   if (closed()) return false;
   // A large payload would rarely leave in one send; queued, it reuses the queue's buffers.
   if (flush && size <= kKeepBuffer && TrySendAlone(frame, payload, size)) return true;
-  bool overflow = false;
   size_t queued = 0;
   {
     absl::MutexLock lock(&mu_);
     AppendFrame(&pending_, frame, payload, size);
-    queued = pending_.size() + async_out_.size();
-    overflow = queued > options_.max_outbound_bytes;
+    queued = pending_.size() + async_out_.size() + borrowed_bytes_;
   }
-  if (overflow) {
+  return Queued(queued, flush);
+}
+
+bool Connection::Queued(size_t queued, bool flush) {
+  if (queued > options_.max_outbound_bytes) {
     LUMEN_LOG(WARNING) << "closing connection to " << peer_ << ": " << queued
                        << " bytes queued that the peer does not read";
     Close("the peer does not read");
@@ -836,7 +838,6 @@ bool Connection::SendBorrowed(const proto::Frame& frame, BorrowedPayload payload
     // Small: copied into the queue like any payload, and the borrowed bytes are free at once.
     return SendWithPayload(frame, payload.data != nullptr ? payload.data : "", payload.size, flush);
   }
-  bool overflow = false;
   size_t queued = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -849,16 +850,8 @@ bool Connection::SendBorrowed(const proto::Frame& frame, BorrowedPayload payload
     borrowed_bytes_ += write.head.size() + write.payload.size;
     borrowed_.push_back(std::move(write));
     queued = pending_.size() + async_out_.size() + borrowed_bytes_;
-    overflow = queued > options_.max_outbound_bytes;
   }
-  if (overflow) {
-    LUMEN_LOG(WARNING) << "closing connection to " << peer_ << ": " << queued
-                       << " bytes queued that the peer does not read";
-    Close("the peer does not read");
-    return false;
-  }
-  if (flush) Flush();
-  return true;
+  return Queued(queued, flush);
 }
 
 bool Connection::FlushAndWait(absl::Duration timeout) {

@@ -168,6 +168,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The payload of frame_ is complete: hands the frame on. False if the connection closed.
   bool FinishPayload();
   void OnWritten(const std::error_code& error);
+  // After queueing: closes the connection if `queued` bytes pass the limit, else flushes if
+  // asked. False if closed.
+  bool Queued(size_t queued, bool flush);
   // On the strand, while writing_: writes the next borrowed payload, else what is queued, else
   // ends the writing.
   void WriteNext();
