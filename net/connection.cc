@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <asio/bind_executor.hpp>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
@@ -70,15 +71,14 @@ std::string Endpoint(const asio::ip::tcp::socket& socket) {
 // In a length prefix: a 64-bit payload length follows the prefix, and its bytes the frame.
 constexpr uint32_t kPayloadFlag = uint32_t{1} << 31;
 
-// The prefix, [the payload length], the frame, [the payload]. Lengths are little-endian, as is
-// every host Lumen runs on.
-void AppendFrame(std::string* out, const proto::Frame& frame, const char* payload = nullptr,
-                 size_t payload_size = 0) {
+// The prefix, [the payload length], the frame: what goes before a payload of `payload_size`
+// bytes (with_payload) or alone. Lengths are little-endian, as is every host Lumen runs on.
+void AppendHeader(std::string* out, const proto::Frame& frame, bool with_payload,
+                  size_t payload_size, size_t reserve_extra) {
   const size_t size = frame.ByteSizeLong();
-  const bool with_payload = payload != nullptr;
   const size_t header = with_payload ? 12 : 4;
   const size_t old = out->size();
-  out->reserve(old + header + size + payload_size);
+  out->reserve(old + header + size + reserve_extra);
   out->resize(old + header + size);
   char* at = out->data() + old;
   const auto le = static_cast<uint32_t>(size) | (with_payload ? kPayloadFlag : 0);
@@ -88,6 +88,13 @@ void AppendFrame(std::string* out, const proto::Frame& frame, const char* payloa
     std::memcpy(at + 4, &payload_le, 8);
   }
   frame.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(at + header));
+}
+
+// The header, then [the payload].
+void AppendFrame(std::string* out, const proto::Frame& frame, const char* payload = nullptr,
+                 size_t payload_size = 0) {
+  const bool with_payload = payload != nullptr;
+  AppendHeader(out, frame, with_payload, payload_size, payload_size);
   // Appended, not resized then copied: the payload's bytes are written once.
   if (with_payload) out->append(payload, payload_size);
 }
@@ -343,11 +350,14 @@ void Connection::FinishClose() {
   hello_timer_.cancel();
   LeaveUnauthenticated();
   std::string reason;
+  std::deque<BorrowedWrite> borrowed;  // their keep-alives go once the lock is released
   {
     absl::MutexLock lock(&mu_);
     reason = close_reason_;
     pending_.clear();
     pending_.shrink_to_fit();
+    borrowed.swap(borrowed_);
+    borrowed_bytes_ = 0;
   }
   Handlers handlers = std::move(handlers_);
   handlers_ = Handlers();
@@ -611,15 +621,17 @@ bool Connection::SendWithPayload(const proto::Frame& frame, const char* payload,
   if (closed()) return false;
   // A large payload would rarely leave in one send; queued, it reuses the queue's buffers.
   if (flush && size <= kKeepBuffer && TrySendAlone(frame, payload, size)) return true;
-  bool overflow = false;
   size_t queued = 0;
   {
     absl::MutexLock lock(&mu_);
     AppendFrame(&pending_, frame, payload, size);
-    queued = pending_.size() + async_out_.size();
-    overflow = queued > options_.max_outbound_bytes;
+    queued = pending_.size() + async_out_.size() + borrowed_bytes_;
   }
-  if (overflow) {
+  return Queued(queued, flush);
+}
+
+bool Connection::Queued(size_t queued, bool flush) {
+  if (queued > options_.max_outbound_bytes) {
     LUMEN_LOG(WARNING) << "closing connection to " << peer_ << ": " << queued
                        << " bytes queued that the peer does not read";
     Close("the peer does not read");
@@ -632,7 +644,7 @@ bool Connection::SendWithPayload(const proto::Frame& frame, const char* payload,
 bool Connection::TrySendAlone(const proto::Frame& frame, const char* payload, size_t payload_size) {
   {
     absl::MutexLock lock(&mu_);
-    if (writing_ || !pending_.empty()) return false;
+    if (writing_ || !pending_.empty() || !borrowed_.empty()) return false;
     writing_ = true;
   }
   // Nothing else queued and nobody writing: serialize into this thread's buffer and write.
@@ -665,14 +677,17 @@ bool Connection::TrySendAlone(const proto::Frame& frame, const char* payload, si
   }
   {
     absl::MutexLock lock(&mu_);
-    if (rest.empty() && pending_.empty()) {
+    if (rest.empty() && pending_.empty() && borrowed_.empty()) {
       writing_ = false;
       written_.SignalAll();
       return true;
     }
-    // What the socket did not take, and what others queued meanwhile, go in order.
-    rest.append(pending_);
-    pending_.clear();
+    // What the socket did not take, and what others queued meanwhile, go in order (borrowed
+    // payloads queued meanwhile hold what was queued before them; they follow `rest`).
+    if (borrowed_.empty()) {
+      rest.append(pending_);
+      pending_.clear();
+    }
   }
   asio::post(strand_, [self = shared_from_this(), rest = std::move(rest)]() mutable {
     self->WriteAsync(std::move(rest), 0);
@@ -684,8 +699,12 @@ void Connection::Flush() {
   std::string out;
   {
     absl::MutexLock lock(&mu_);
-    if (writing_ || pending_.empty() || closed()) return;
+    if (writing_ || (pending_.empty() && borrowed_.empty()) || closed()) return;
     writing_ = true;
+    if (!borrowed_.empty()) {
+      asio::post(strand_, [self = shared_from_this()] { self->WriteNext(); });
+      return;
+    }
     out.swap(pending_);
     pending_.swap(spare_);
   }
@@ -718,10 +737,14 @@ void Connection::Flush() {
     }
     absl::MutexLock lock(&mu_);
     out.clear();
-    if (pending_.empty() || closed()) {
+    if ((pending_.empty() && borrowed_.empty()) || closed()) {
       if (spare_.capacity() < out.capacity()) spare_.swap(out);
       writing_ = false;
       written_.SignalAll();
+      return;
+    }
+    if (!borrowed_.empty()) {
+      asio::post(strand_, [self = shared_from_this()] { self->WriteNext(); });
       return;
     }
     out.swap(pending_);
@@ -766,26 +789,76 @@ void Connection::OnWritten(const std::error_code& error) {
     Close(absl::StrCat("write failed: ", error.message()));
     return;
   }
+  WriteNext();
+}
+
+void Connection::WriteNext() {
   std::string next;
+  bool borrowed = false;
   {
     absl::MutexLock lock(&mu_);
     async_out_.clear();
-    if (pending_.empty() || closed()) {
+    if ((pending_.empty() && borrowed_.empty()) || closed()) {
       writing_ = false;
       written_.SignalAll();
       return;
     }
-    next.swap(pending_);
-    pending_.swap(spare_);  // queue into a buffer that has room already
+    borrowed = !borrowed_.empty();
+    if (borrowed) {
+      borrowed_out_ = std::move(borrowed_.front());
+      borrowed_.pop_front();
+      borrowed_bytes_ -= borrowed_out_.head.size() + borrowed_out_.payload.size;
+    } else {
+      next.swap(pending_);
+      pending_.swap(spare_);  // queue into a buffer that has room already
+    }
   }
-  WriteAsync(std::move(next), 0);
+  if (borrowed) {
+    WriteBorrowed();
+  } else {
+    WriteAsync(std::move(next), 0);
+  }
+}
+
+void Connection::WriteBorrowed() {
+  const std::array<asio::const_buffer, 2> buffers = {
+      asio::buffer(borrowed_out_.head),
+      asio::buffer(borrowed_out_.payload.data, borrowed_out_.payload.size)};
+  asio::async_write(socket_, buffers,
+                    asio::bind_executor(
+                        strand_, [self = shared_from_this()](const std::error_code& error, size_t) {
+                          // The kernel has the bytes (or never will): the payload may go.
+                          self->borrowed_out_ = BorrowedWrite();
+                          self->OnWritten(error);
+                        }));
+}
+
+bool Connection::SendBorrowed(const proto::Frame& frame, BorrowedPayload payload, bool flush) {
+  if (payload.size < kMinBorrowedBytes) {
+    // Small: copied into the queue like any payload, and the borrowed bytes are free at once.
+    return SendWithPayload(frame, payload.data != nullptr ? payload.data : "", payload.size, flush);
+  }
+  size_t queued = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    // Checked under mu_: FinishClose, which drops what is queued, takes it after closed_ is set.
+    if (closed()) return false;
+    BorrowedWrite write;
+    write.head.swap(pending_);  // what was queued before goes first
+    AppendHeader(&write.head, frame, /*with_payload=*/true, payload.size, /*reserve_extra=*/0);
+    write.payload = std::move(payload);
+    borrowed_bytes_ += write.head.size() + write.payload.size;
+    borrowed_.push_back(std::move(write));
+    queued = pending_.size() + async_out_.size() + borrowed_bytes_;
+  }
+  return Queued(queued, flush);
 }
 
 bool Connection::FlushAndWait(absl::Duration timeout) {
   Flush();
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
-  while (writing_ || !pending_.empty()) {
+  while (writing_ || !pending_.empty() || !borrowed_.empty()) {
     if (closed()) return false;
     if (!writing_) {
       // Queued by another thread after our flush, and nobody writes it: write it ourselves.
@@ -801,7 +874,7 @@ bool Connection::FlushAndWait(absl::Duration timeout) {
 
 size_t Connection::outbound_bytes() const {
   absl::MutexLock lock(&mu_);
-  return pending_.size();
+  return pending_.size() + borrowed_bytes_;
 }
 
 }  // namespace lumen::net

@@ -10,7 +10,10 @@
 // and a 64-bit payload length follows it), so that bulk data such as object chunks is copied
 // once into the outbound queue instead of through a proto field. The receiver's payload_sink
 // names where the bytes go (e.g. straight into the object store); the socket is then read into
-// that memory, and on_frame runs once the whole payload has arrived.
+// that memory, and on_frame runs once the whole payload has arrived. SendBorrowed sends a large
+// payload without copying it at all: the connection writes it from the caller's memory (a
+// gather write of the frame's header and the payload) and holds the payload's keep-alive until
+// the kernel has the bytes (see borrowed_payload.h).
 //
 // Reading: frames are handled in arrival order on the connection's strand (an I/O thread);
 // handlers must not block. The read buffer grows only as bytes arrive, never to a size a peer
@@ -36,6 +39,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +48,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "net/borrowed_payload.h"
 #include "net/io_pool.h"
 #include "proto/wire.pb.h"
 
@@ -112,6 +117,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // most ConnectionOptions::max_frame_bytes). The peer needs a payload_sink.
   bool SendWithPayload(const proto::Frame& frame, const char* payload, size_t size,
                        bool flush = true);
+  // Queues `frame` followed by the payload's bytes without copying them (a payload under
+  // kMinBorrowedBytes is copied as SendWithPayload does). Frames queued before and after go
+  // before and after it. The payload is written from the I/O thread; its keep_alive is dropped
+  // once the kernel has the bytes or the connection closed. False (keep_alive dropped) once
+  // closed.
+  bool SendBorrowed(const proto::Frame& frame, BorrowedPayload payload, bool flush = true);
+  static constexpr size_t kMinBorrowedBytes = size_t{64} << 10;
   // In on_frame: the size on the wire of the frame being handled, and of its payload.
   size_t current_frame_bytes() const { return current_frame_bytes_; }
   size_t current_payload_bytes() const { return current_payload_bytes_; }
@@ -156,6 +168,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The payload of frame_ is complete: hands the frame on. False if the connection closed.
   bool FinishPayload();
   void OnWritten(const std::error_code& error);
+  // After queueing: closes the connection if `queued` bytes pass the limit, else flushes if
+  // asked. False if closed.
+  bool Queued(size_t queued, bool flush);
+  // On the strand, while writing_: writes the next borrowed payload, else what is queued, else
+  // ends the writing.
+  void WriteNext();
+  // Writes borrowed_out_ (its head, then its payload) from the strand.
+  void WriteBorrowed();
   void FinishClose();
   void LeaveUnauthenticated();
 
@@ -200,6 +220,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A thread (direct Flush) or the I/O thread (WriteAsync) is writing; the others only queue.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::string close_reason_ ABSL_GUARDED_BY(mu_);
+  // Borrowed payloads queued, in order. Each head holds what was queued before it (pending_ is
+  // moved into it), then its frame's header: pending_ always goes after every one of them.
+  struct BorrowedWrite {
+    std::string head;
+    BorrowedPayload payload;
+  };
+  std::deque<BorrowedWrite> borrowed_ ABSL_GUARDED_BY(mu_);
+  size_t borrowed_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // The borrowed write in progress: only touched on the strand while writing_.
+  BorrowedWrite borrowed_out_;
 };
 
 // The hello a client sends first: the cluster token, and the sender's own fast-path address

@@ -12,6 +12,20 @@ namespace {
 
 std::string ShortId(const std::string& id) { return absl::BytesToHexString(id.substr(0, 8)); }
 
+// One pin on an object held while a chunk of it is sent from the store's memory: taken by
+// Serve, dropped by the connection once the kernel has the chunk's bytes (or it closed).
+class ServePin {
+ public:
+  ServePin(ObjectStore& store, std::string id) : store_(store), id_(std::move(id)) {}
+  ~ServePin() { store_.Unpin(id_, ObjectDataPlane::kServeClient).IgnoreError(); }
+  ServePin(const ServePin&) = delete;
+  ServePin& operator=(const ServePin&) = delete;
+
+ private:
+  ObjectStore& store_;
+  const std::string id_;
+};
+
 // Chunks (8 MiB) are payloads, which may be as large as the connection's frame limit.
 net::ConnectionOptions DataOptions() { return net::ConnectionOptions::FromEnvironment(); }
 
@@ -218,13 +232,12 @@ void ObjectDataPlane::Serve(net::Connection& conn, const proto::ObjectChunkReque
     absl::MutexLock lock(&mu_);
     copies_[request.object_id()].insert(peer);
   }
-  // The bytes go as the frame's payload: copied once, from the store into the outbound queue,
-  // while the object is pinned.
-  conn.SendWithPayload(
-      frame,
-      reinterpret_cast<const char*>(store_.region().data() + location->offset + request.offset()),
-      request.length());
-  store_.Unpin(request.object_id(), kServeClient).IgnoreError();
+  // The bytes go as the frame's payload, written to the socket straight from the store's memory;
+  // the object stays pinned until the kernel has them.
+  conn.SendBorrowed(frame, {.data = reinterpret_cast<const char*>(
+                                store_.region().data() + location->offset + request.offset()),
+                            .size = request.length(),
+                            .keep_alive = std::make_shared<ServePin>(store_, request.object_id())});
 }
 
 ObjectDataPlane::Stats ObjectDataPlane::stats() const {

@@ -9,10 +9,11 @@
 //
 // Protocol (proto/wire.proto): the puller connects with a hello naming its own data address,
 // sends ObjectChunkRequest frames (several in flight) and gets ObjectChunk frames back on the
-// same connection. The holder pins the object while it copies a chunk, so a release racing a
-// transfer fails that transfer (NOT_FOUND) and never exposes reused bytes. The holder of an
-// object remembers every node that pulled it; releasing the object there frees its copy and
-// forwards the release to each of those nodes, so that freeing removes every copy.
+// same connection. The holder sends each chunk from its store's memory without copying it
+// (net::Connection::SendBorrowed) and pins the object until the kernel has the chunk's bytes,
+// so a release racing a transfer fails that transfer (NOT_FOUND) and never exposes reused bytes.
+// The holder of an object remembers every node that pulled it; releasing the object there frees its
+// copy and forwards the release to each of those nodes, so that freeing removes every copy.
 //
 // Thread-safe. Frames are handled on the plane's own I/O thread. Stop() before the store goes.
 #pragma once
@@ -42,7 +43,7 @@ class ObjectDataPlane final : private PullManager::ChunkSource {
     uint64_t chunks_served = 0;
     uint64_t releases_forwarded = 0;
   };
-  // The store client id chunks are pinned under while they are copied out.
+  // The store client id chunks are pinned under while they are sent.
   static constexpr uint64_t kServeClient = 2;
 
   // Listens on ip:0. UNAVAILABLE if it cannot. With `spill` (may be null; must outlive the
