@@ -3,6 +3,14 @@
 // cache of recently read chunks. Every read verifies the checksum; Scrub verifies every file.
 // A replica that fails its checksum is deleted and remembered until TakeCorrupt reports it.
 //
+// Durability: Write returns once the bytes are in the file, written around the page cache
+// (O_DIRECT, see chunk_file.h) where the file system allows, so they have reached the device;
+// there is no fsync, so the file's name and size reach the disk with the file system's next
+// journal commit (ext4: within 5 s). As in HDFS, where a block is acknowledged once the pipeline
+// has it and hsync is optional, a write survives through its R replicas on distinct nodes: a
+// replica lost in a machine's crash is an under-replicated chunk that the name node repairs, and
+// a torn file fails its header or checksum check and is dropped.
+//
 //   absl::StatusOr<std::unique_ptr<ChunkStore>> store = ChunkStore::Open(dir, 32 << 20);
 //   (*store)->Write("00000000000000a1-0", Checksum(data), data);
 //   absl::StatusOr<lumen::Array<char>> read = (*store)->Read("00000000000000a1-0");

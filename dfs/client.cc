@@ -77,6 +77,26 @@ std::optional<ActorHandle<T>> FindActor(const std::string& name) {
   }
 }
 
+// Fills `buffer` from `source` block by block, each block hashed into `whole` and into the
+// chunk's own checksum while it is still in the cache. Returns how many bytes it read.
+size_t ReadAndSum(std::istream& source, std::vector<char>& buffer, ChecksumStream& whole,
+                  uint64_t* checksum) {
+  constexpr size_t kBlock = size_t{64} << 10;
+  ChecksumStream own;
+  size_t done = 0;
+  while (done < buffer.size()) {
+    const size_t want = std::min(kBlock, buffer.size() - done);
+    source.read(buffer.data() + done, static_cast<std::streamsize>(want));
+    const auto got = static_cast<size_t>(source.gcount());
+    own.Update(buffer.data() + done, got);
+    whole.Update(buffer.data() + done, got);
+    done += got;
+    if (got < want) break;
+  }
+  *checksum = own.Digest();
+  return done;
+}
+
 }  // namespace
 
 absl::Status StatusFromError(const Error& error) {
@@ -342,17 +362,15 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
   for (uint64_t index = 0; index < plan->placements.size(); ++index) {
     const uint64_t offset = index * plan->chunk_size;
     std::vector<char> buffer(std::min(plan->chunk_size, size - offset));
-    source.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (static_cast<uint64_t>(source.gcount()) != buffer.size()) {
-      return abort(absl::DataLossError(
-          absl::StrCat("the input ended after ", offset + static_cast<uint64_t>(source.gcount()),
-                       " of ", size, " bytes (did it change while being uploaded?)")));
-    }
-    whole.Update(buffer.data(), buffer.size());
     InFlight chunk;
+    const size_t got = ReadAndSum(source, buffer, whole, &chunk.info.checksum);
+    if (got != buffer.size()) {
+      return abort(
+          absl::DataLossError(absl::StrCat("the input ended after ", offset + got, " of ", size,
+                                           " bytes (did it change while being uploaded?)")));
+    }
     chunk.info.id = ChunkId(write_id, index);
     chunk.info.size = buffer.size();
-    chunk.info.checksum = Checksum(buffer.data(), buffer.size());
     chunk.want = plan->placements[index].size();
     try {
       // Put once; every replica's storage node reads it in place from the store.
@@ -468,8 +486,9 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
         // In place in the object store: the bytes are not copied out.
         std::shared_ptr<Array<char>> array = Get(*fetch.data, kChunkCallMs);
         const std::string_view data(array->data(), array->size());
-        if (data.size() == chunk.size && Checksum(data) == chunk.checksum) {
-          whole.Update(data);
+        ChecksumStream with_chunk = whole;  // whole goes on only with good bytes
+        if (data.size() == chunk.size && ChecksumAlso(data, with_chunk) == chunk.checksum) {
+          whole = with_chunk;
           if (auto status = sink(data); !status.ok()) return status;
           break;
         }
