@@ -8,8 +8,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "dfs/checksum.h"
 
 namespace lumen::dfs {
@@ -35,6 +39,53 @@ char* ThreadBuffer() {
       static_cast<char*>(std::aligned_alloc(kAlignment, kIoBytes)));  // NOLINT
   return buffer.get();
 }
+
+// Aligned read buffers kept for reuse, so that a read neither allocates nor faults in fresh
+// pages; at most kPoolBytes of them wait idle.
+class BufferPool {
+ public:
+  static BufferPool& Get() {
+    static auto* pool = new BufferPool();  // never destroyed: buffers may return at exit
+    return *pool;
+  }
+
+  // A buffer of at least `size` bytes, given back when the last copy of the pointer goes.
+  std::shared_ptr<char> Take(size_t size) {
+    size = RoundUp(size);
+    char* buffer = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = idle_.find(size);
+      if (it != idle_.end() && !it->second.empty()) {
+        buffer = it->second.back();
+        it->second.pop_back();
+        idle_bytes_ -= size;
+      }
+    }
+    if (buffer == nullptr) buffer = static_cast<char*>(std::aligned_alloc(kAlignment, size));
+    if (buffer == nullptr) return nullptr;
+    return std::shared_ptr<char>(buffer, [this, size](char* p) { Give(p, size); });
+  }
+
+ private:
+  static constexpr size_t kPoolBytes = size_t{64} << 20;
+
+  void Give(char* buffer, size_t size) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (idle_bytes_ + size <= kPoolBytes) {
+        idle_[size].push_back(buffer);
+        idle_bytes_ += size;
+        return;
+      }
+    }
+    std::free(buffer);  // NOLINT(cppcoreguidelines-no-malloc)
+  }
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<size_t, std::vector<char*>> idle_ ABSL_GUARDED_BY(mu_);
+  size_t idle_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 absl::Status ErrnoError(const std::string& what, const std::string& path) {
   return absl::ErrnoToStatus(errno, absl::StrCat(what, " ", path));
@@ -139,41 +190,41 @@ absl::StatusOr<uint64_t> WriteChunkFile(const std::string& path, std::string_vie
 
 absl::StatusOr<ChunkFileRead> ReadChunkFile(const std::string& path, size_t header_size,
                                             size_t data_size) {
-  if (header_size > kIoBytes) return absl::InvalidArgumentError("chunk header too large");
   bool direct = false;
   const int fd = OpenMaybeDirect(path, O_RDONLY, &direct);
   if (fd < 0) {
     if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no file ", path));
     return ErrnoError("cannot open", path);
   }
-  char* buffer = ThreadBuffer();
-  ChunkFileRead read;
-  read.data.resize(data_size);
-  ChecksumStream sum;
   const size_t total = header_size + data_size;
-  size_t offset = 0;  // of the buffer in the file
+  std::shared_ptr<char> buffer = BufferPool::Get().Take(total);
+  if (buffer == nullptr) {
+    close(fd);
+    return absl::ResourceExhaustedError(absl::StrCat("no memory to read ", path));
+  }
+  // Straight into the buffer, in kIoBytes pieces (offsets and lengths stay aligned).
+  size_t got = 0;
   absl::Status status;
-  while (offset < total) {
-    auto got = ReadAt(fd, &direct, buffer, std::min(kIoBytes, RoundUp(total - offset)),
-                      static_cast<off_t>(offset), path);
-    if (!got.ok()) {
-      status = got.status();
+  while (got < total) {
+    auto n = ReadAt(fd, &direct, buffer.get() + got, std::min(kIoBytes, RoundUp(total - got)),
+                    static_cast<off_t>(got), path);
+    if (!n.ok()) {
+      status = n.status();
       break;
     }
-    const size_t end = std::min(offset + *got, total);
-    if (offset == 0) read.header.assign(buffer, std::min(end, header_size));
-    const size_t from = std::max(offset, header_size);
-    if (end > from) {
-      CopyAndSum(read.data.data() + (from - header_size), buffer + (from - offset), end - from,
-                 sum);
-    }
-    if (end < offset + std::min(kIoBytes, total - offset)) break;  // the file ended early
-    offset = end;
+    got += *n;
+    if (*n < std::min(kIoBytes, total - (got - *n))) break;  // the file ended
   }
   close(fd);
   if (!status.ok()) return status;
-  read.complete = offset >= total;
-  read.checksum = sum.Digest();
+  ChunkFileRead read;
+  read.header.assign(buffer.get(), std::min(got, header_size));
+  read.complete = got >= total;
+  if (read.complete) {
+    const char* data = buffer.get() + header_size;
+    read.checksum = Checksum(data, data_size);
+    read.data = ChunkBytes(data, data_size, std::move(buffer));
+  }
   return read;
 }
 

@@ -156,7 +156,7 @@ absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, std::st
   return absl::OkStatus();
 }
 
-absl::StatusOr<Array<char>> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
+absl::StatusOr<ChunkBytes> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
   auto read = ReadChunkFile(PathOf(id), kHeaderSize, entry.size);
   if (absl::IsNotFound(read.status())) {
     return absl::NotFoundError(absl::StrCat("no replica of chunk ", id));
@@ -174,10 +174,10 @@ absl::StatusOr<Array<char>> ChunkStore::ReadFile(const std::string& id, const En
     return absl::DataLossError(
         absl::StrCat("replica of chunk ", id, " failed its checksum: its bytes are damaged"));
   }
-  return Array<char>(std::move(read->data));
+  return std::move(read->data);
 }
 
-absl::StatusOr<Array<char>> ChunkStore::Read(const std::string& id) {
+absl::StatusOr<ChunkBytes> ChunkStore::Read(const std::string& id) {
   Entry entry;
   {
     absl::MutexLock lock(&mu_);
@@ -187,7 +187,7 @@ absl::StatusOr<Array<char>> ChunkStore::Read(const std::string& id) {
     auto cached = cached_.find(id);
     if (cached != cached_.end()) {
       lru_.splice(lru_.begin(), lru_, cached->second);
-      const Array<char>& data = cached->second->second;
+      const ChunkBytes& data = cached->second->second;
       // A damaged copy in memory is dropped; the file is read instead.
       if (Checksum(data.data(), data.size()) == entry.checksum) return data;
       UncacheLocked(id);
@@ -286,7 +286,7 @@ absl::Status ChunkStore::Purge() {
   return absl::OkStatus();
 }
 
-void ChunkStore::CacheLocked(const std::string& id, const Array<char>& data) {
+void ChunkStore::CacheLocked(const std::string& id, const ChunkBytes& data) {
   if (data.size() > cache_bytes_ || cached_.contains(id)) return;
   cached_bytes_ += data.size();
   lru_.emplace_front(id, data);

@@ -304,7 +304,7 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
 
   struct InFlight {
     ChunkInfo info;
-    ObjectRef<Array<char>> data;
+    ObjectRef<ChunkBytes> data;
     std::vector<std::pair<int, ObjectRef<bool>>> writes;
     std::vector<int> tried;
     size_t want = 0;
@@ -359,9 +359,11 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
 
   ChecksumStream whole;
   uint64_t next_to_finish = 0;
+  // One buffer for every chunk: Put has copied it into the store when it returns.
+  std::vector<char> buffer;
   for (uint64_t index = 0; index < plan->placements.size(); ++index) {
     const uint64_t offset = index * plan->chunk_size;
-    std::vector<char> buffer(std::min(plan->chunk_size, size - offset));
+    buffer.resize(std::min(plan->chunk_size, size - offset));
     InFlight chunk;
     const size_t got = ReadAndSum(source, buffer, whole, &chunk.info.checksum);
     if (got != buffer.size()) {
@@ -374,7 +376,7 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
     chunk.want = plan->placements[index].size();
     try {
       // Put once; every replica's storage node reads it in place from the store.
-      chunk.data = Put(Array<char>(std::move(buffer)));
+      chunk.data = Put(ChunkBytes(buffer.data(), buffer.size(), nullptr));
     } catch (const Error& e) {
       return abort(absl::ResourceExhaustedError(
           absl::StrCat("cannot put chunk ", index, " in the object store: ", e.what())));
@@ -432,7 +434,7 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
     std::vector<int> order;  // replicas to try, the listed ones first
     size_t next = 0;
     int node = -1;
-    std::optional<ObjectRef<Array<char>>> data;
+    std::optional<ObjectRef<ChunkBytes>> data;
   };
   // Starts reading from the next replica in order; false when none is left.
   auto start = [this](Fetch& fetch, const ChunkInfo& chunk) {
@@ -484,8 +486,8 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
       }
       try {
         // In place in the object store: the bytes are not copied out.
-        std::shared_ptr<Array<char>> array = Get(*fetch.data, kChunkCallMs);
-        const std::string_view data(array->data(), array->size());
+        std::shared_ptr<ChunkBytes> bytes = Get(*fetch.data, kChunkCallMs);
+        const std::string_view data = bytes->view();
         ChecksumStream with_chunk = whole;  // whole goes on only with good bytes
         if (data.size() == chunk.size && ChecksumAlso(data, with_chunk) == chunk.checksum) {
           whole = with_chunk;
