@@ -1,7 +1,8 @@
-// Checksums of chunks and artifacts: XXH3, 64 bits (xxHash).
+// Checksums of chunks and artifacts: XXH3, 64 bits (xxHash), on the widest vector unit there is.
 //
 //   uint64_t sum = dfs::Checksum(data.data(), data.size());
 //   dfs::ChecksumStream whole;  whole.Update(part1);  whole.Update(part2);  whole.Digest();
+//   uint64_t chunk = dfs::ChecksumAlso(part3, whole);  // == Checksum(part3); whole has it too
 //
 // ChecksumStream is not thread-safe; Checksum is.
 #pragma once
@@ -23,8 +24,9 @@ class ChecksumStream {
  public:
   ChecksumStream();
   ~ChecksumStream();
-  ChecksumStream(const ChecksumStream&) = delete;
-  ChecksumStream& operator=(const ChecksumStream&) = delete;
+  // A copy goes on from the same point, independently.
+  ChecksumStream(const ChecksumStream& other);
+  ChecksumStream& operator=(const ChecksumStream& other);
 
   void Update(const char* data, size_t size);
   void Update(std::string_view data) { Update(data.data(), data.size()); }
@@ -33,5 +35,9 @@ class ChecksumStream {
  private:
   XXH3_state_s* state_;
 };
+
+// Checksum(data), feeding `data` to `also` in the same pass over memory: block by block, each
+// hashed twice while it is in the cache.
+uint64_t ChecksumAlso(std::string_view data, ChecksumStream& also);
 
 }  // namespace lumen::dfs

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "dfs/checksum.h"
+#include "dfs/chunk_file.h"
 
 namespace lumen::dfs {
 namespace {
@@ -63,17 +64,6 @@ absl::StatusOr<bool> ReadAt(int fd, char* out, size_t size, off_t offset, const 
     done += static_cast<size_t>(n);
   }
   return true;
-}
-
-absl::Status WriteAll(int fd, const char* data, size_t size, const std::string& path) {
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = write(fd, data + done, size - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("cannot write", path);
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -136,21 +126,18 @@ absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, std::st
   if (!ParseChunkId(id, &write_id, &index)) {
     return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a chunk id"));
   }
-  if (Checksum(data) != checksum) {
-    return absl::DataLossError(absl::StrCat("chunk ", id, " arrived damaged: its checksum is ",
-                                            ChecksumHex(Checksum(data)), ", not ",
-                                            ChecksumHex(checksum)));
-  }
   static std::atomic<uint64_t> counter{0};
   const std::string path = PathOf(id);
   const std::string temp =
       absl::StrCat(dir_, "/.", id, ".", getpid(), ".", counter.fetch_add(1), kTempSuffix);
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("cannot create", temp);
-  const std::string header = EncodeHeader(Header{data.size(), checksum});
-  absl::Status status = WriteAll(fd, header.data(), header.size(), temp);
-  if (status.ok()) status = WriteAll(fd, data.data(), data.size(), temp);
-  if (close(fd) != 0 && status.ok()) status = ErrnoError("cannot write", temp);
+  // The bytes are checked in the pass that writes them; a damaged chunk's file goes again.
+  auto written = WriteChunkFile(temp, EncodeHeader(Header{data.size(), checksum}), data);
+  absl::Status status = written.status();
+  if (status.ok() && *written != checksum) {
+    status =
+        absl::DataLossError(absl::StrCat("chunk ", id, " arrived damaged: its checksum is ",
+                                         ChecksumHex(*written), ", not ", ChecksumHex(checksum)));
+  }
   if (status.ok() && rename(temp.c_str(), path.c_str()) != 0) {
     status = ErrnoError("cannot rename to", path);
   }
@@ -169,41 +156,28 @@ absl::Status ChunkStore::Write(const std::string& id, uint64_t checksum, std::st
   return absl::OkStatus();
 }
 
-absl::StatusOr<Array<char>> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
-  const std::string path = PathOf(id);
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat("no replica of chunk ", id));
-    return ErrnoError("cannot open", path);
+absl::StatusOr<ChunkBytes> ChunkStore::ReadFile(const std::string& id, const Entry& entry) const {
+  auto read = ReadChunkFile(PathOf(id), kHeaderSize, entry.size);
+  if (absl::IsNotFound(read.status())) {
+    return absl::NotFoundError(absl::StrCat("no replica of chunk ", id));
   }
-  char raw[kHeaderSize];
+  if (!read.ok()) return read.status();
   Header header;
-  std::vector<char> data;
-  absl::Status status;
-  auto read = ReadAt(fd, raw, kHeaderSize, 0, path);
-  if (!read.ok()) {
-    status = read.status();
-  } else if (!*read || !DecodeHeader(raw, &header) || header.size != entry.size ||
-             header.checksum != entry.checksum) {
-    status = absl::DataLossError(absl::StrCat("replica of chunk ", id, " has a damaged header"));
-  } else {
-    data.resize(header.size);
-    read = ReadAt(fd, data.data(), data.size(), kHeaderSize, path);
-    if (!read.ok()) {
-      status = read.status();
-    } else if (!*read) {
-      status = absl::DataLossError(absl::StrCat("replica of chunk ", id, " is truncated"));
-    } else if (Checksum(data.data(), data.size()) != header.checksum) {
-      status = absl::DataLossError(
-          absl::StrCat("replica of chunk ", id, " failed its checksum: its bytes are damaged"));
-    }
+  if (read->header.size() < kHeaderSize || !DecodeHeader(read->header.data(), &header) ||
+      header.size != entry.size || header.checksum != entry.checksum) {
+    return absl::DataLossError(absl::StrCat("replica of chunk ", id, " has a damaged header"));
   }
-  close(fd);
-  if (!status.ok()) return status;
-  return Array<char>(std::move(data));
+  if (!read->complete) {
+    return absl::DataLossError(absl::StrCat("replica of chunk ", id, " is truncated"));
+  }
+  if (read->checksum != header.checksum) {
+    return absl::DataLossError(
+        absl::StrCat("replica of chunk ", id, " failed its checksum: its bytes are damaged"));
+  }
+  return std::move(read->data);
 }
 
-absl::StatusOr<Array<char>> ChunkStore::Read(const std::string& id) {
+absl::StatusOr<ChunkBytes> ChunkStore::Read(const std::string& id) {
   Entry entry;
   {
     absl::MutexLock lock(&mu_);
@@ -213,7 +187,7 @@ absl::StatusOr<Array<char>> ChunkStore::Read(const std::string& id) {
     auto cached = cached_.find(id);
     if (cached != cached_.end()) {
       lru_.splice(lru_.begin(), lru_, cached->second);
-      const Array<char>& data = cached->second->second;
+      const ChunkBytes& data = cached->second->second;
       // A damaged copy in memory is dropped; the file is read instead.
       if (Checksum(data.data(), data.size()) == entry.checksum) return data;
       UncacheLocked(id);
@@ -312,7 +286,7 @@ absl::Status ChunkStore::Purge() {
   return absl::OkStatus();
 }
 
-void ChunkStore::CacheLocked(const std::string& id, const Array<char>& data) {
+void ChunkStore::CacheLocked(const std::string& id, const ChunkBytes& data) {
   if (data.size() > cache_bytes_ || cached_.contains(id)) return;
   cached_bytes_ += data.size();
   lru_.emplace_front(id, data);

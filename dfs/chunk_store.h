@@ -3,13 +3,21 @@
 // cache of recently read chunks. Every read verifies the checksum; Scrub verifies every file.
 // A replica that fails its checksum is deleted and remembered until TakeCorrupt reports it.
 //
+// Durability: Write returns once the bytes are in the file, written around the page cache
+// (O_DIRECT, see chunk_file.h) where the file system allows, so they have reached the device;
+// there is no fsync, so the file's name and size reach the disk with the file system's next
+// journal commit (ext4: within 5 s). As in HDFS, where a block is acknowledged once the pipeline
+// has it and hsync is optional, a write survives through its R replicas on distinct nodes: a
+// replica lost in a machine's crash is an under-replicated chunk that the name node repairs, and
+// a torn file fails its header or checksum check and is dropped.
+//
 //   absl::StatusOr<std::unique_ptr<ChunkStore>> store = ChunkStore::Open(dir, 32 << 20);
 //   (*store)->Write("00000000000000a1-0", Checksum(data), data);
-//   absl::StatusOr<lumen::Array<char>> read = (*store)->Read("00000000000000a1-0");
+//   absl::StatusOr<ChunkBytes> read = (*store)->Read("00000000000000a1-0");
 //
-// Read gives an immutable buffer shared with the cache (a lumen::Array, which a storage node
+// Read gives an immutable buffer shared with the cache (a ChunkBytes, which a storage node
 // returns from a task and a client reads in place from the object store), so neither a cached
-// read nor the way out copies the bytes.
+// read nor the way out copies the bytes before they go into the object store.
 //
 // Thread-safe: file I/O runs outside the lock, so reads and writes of different chunks overlap.
 #pragma once
@@ -27,8 +35,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "dfs/chunk_bytes.h"
 #include "dfs/messages.h"
-#include "lumen/array.h"
 
 namespace lumen::dfs {
 
@@ -46,7 +54,7 @@ class ChunkStore {
   [[nodiscard]] absl::Status Write(const std::string& id, uint64_t checksum, std::string_view data);
   // The replica's bytes after checking them. NOT_FOUND if there is none; DATA_LOSS if they do
   // not match their checksum (the replica is then deleted and reported by TakeCorrupt).
-  [[nodiscard]] absl::StatusOr<Array<char>> Read(const std::string& id);
+  [[nodiscard]] absl::StatusOr<ChunkBytes> Read(const std::string& id);
   // Deletes a replica; false if there was none.
   bool Delete(const std::string& id);
   // Every replica: id, size, checksum.
@@ -71,9 +79,9 @@ class ChunkStore {
       : dir_(std::move(dir)), cache_bytes_(cache_bytes) {}
   std::string PathOf(const std::string& id) const;
   // Reads and checks the file of `id` against `entry`.
-  absl::StatusOr<Array<char>> ReadFile(const std::string& id, const Entry& entry) const;
+  absl::StatusOr<ChunkBytes> ReadFile(const std::string& id, const Entry& entry) const;
   void DropCorrupt(const std::string& id, const Entry& seen) ABSL_LOCKS_EXCLUDED(mu_);
-  void CacheLocked(const std::string& id, const Array<char>& data)
+  void CacheLocked(const std::string& id, const ChunkBytes& data)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UncacheLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -86,8 +94,8 @@ class ChunkStore {
   uint64_t total_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::string> corrupt_ ABSL_GUARDED_BY(mu_);
   // The cache: most recently used first.
-  std::list<std::pair<std::string, Array<char>>> lru_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::list<std::pair<std::string, Array<char>>>::iterator> cached_
+  std::list<std::pair<std::string, ChunkBytes>> lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::list<std::pair<std::string, ChunkBytes>>::iterator> cached_
       ABSL_GUARDED_BY(mu_);
   uint64_t cached_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -77,6 +77,26 @@ std::optional<ActorHandle<T>> FindActor(const std::string& name) {
   }
 }
 
+// Fills `buffer` from `source` block by block, each block hashed into `whole` and into the
+// chunk's own checksum while it is still in the cache. Returns how many bytes it read.
+size_t ReadAndSum(std::istream& source, std::vector<char>& buffer, ChecksumStream& whole,
+                  uint64_t* checksum) {
+  constexpr size_t kBlock = size_t{64} << 10;
+  ChecksumStream own;
+  size_t done = 0;
+  while (done < buffer.size()) {
+    const size_t want = std::min(kBlock, buffer.size() - done);
+    source.read(buffer.data() + done, static_cast<std::streamsize>(want));
+    const auto got = static_cast<size_t>(source.gcount());
+    own.Update(buffer.data() + done, got);
+    whole.Update(buffer.data() + done, got);
+    done += got;
+    if (got < want) break;
+  }
+  *checksum = own.Digest();
+  return done;
+}
+
 }  // namespace
 
 absl::Status StatusFromError(const Error& error) {
@@ -284,7 +304,7 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
 
   struct InFlight {
     ChunkInfo info;
-    ObjectRef<Array<char>> data;
+    ObjectRef<ChunkBytes> data;
     std::vector<std::pair<int, ObjectRef<bool>>> writes;
     std::vector<int> tried;
     size_t want = 0;
@@ -339,24 +359,24 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
 
   ChecksumStream whole;
   uint64_t next_to_finish = 0;
+  // One buffer for every chunk: Put has copied it into the store when it returns.
+  std::vector<char> buffer;
   for (uint64_t index = 0; index < plan->placements.size(); ++index) {
     const uint64_t offset = index * plan->chunk_size;
-    std::vector<char> buffer(std::min(plan->chunk_size, size - offset));
-    source.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (static_cast<uint64_t>(source.gcount()) != buffer.size()) {
-      return abort(absl::DataLossError(
-          absl::StrCat("the input ended after ", offset + static_cast<uint64_t>(source.gcount()),
-                       " of ", size, " bytes (did it change while being uploaded?)")));
-    }
-    whole.Update(buffer.data(), buffer.size());
+    buffer.resize(std::min(plan->chunk_size, size - offset));
     InFlight chunk;
+    const size_t got = ReadAndSum(source, buffer, whole, &chunk.info.checksum);
+    if (got != buffer.size()) {
+      return abort(
+          absl::DataLossError(absl::StrCat("the input ended after ", offset + got, " of ", size,
+                                           " bytes (did it change while being uploaded?)")));
+    }
     chunk.info.id = ChunkId(write_id, index);
     chunk.info.size = buffer.size();
-    chunk.info.checksum = Checksum(buffer.data(), buffer.size());
     chunk.want = plan->placements[index].size();
     try {
       // Put once; every replica's storage node reads it in place from the store.
-      chunk.data = Put(Array<char>(std::move(buffer)));
+      chunk.data = Put(ChunkBytes(buffer.data(), buffer.size(), nullptr));
     } catch (const Error& e) {
       return abort(absl::ResourceExhaustedError(
           absl::StrCat("cannot put chunk ", index, " in the object store: ", e.what())));
@@ -414,7 +434,7 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
     std::vector<int> order;  // replicas to try, the listed ones first
     size_t next = 0;
     int node = -1;
-    std::optional<ObjectRef<Array<char>>> data;
+    std::optional<ObjectRef<ChunkBytes>> data;
   };
   // Starts reading from the next replica in order; false when none is left.
   auto start = [this](Fetch& fetch, const ChunkInfo& chunk) {
@@ -466,10 +486,11 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
       }
       try {
         // In place in the object store: the bytes are not copied out.
-        std::shared_ptr<Array<char>> array = Get(*fetch.data, kChunkCallMs);
-        const std::string_view data(array->data(), array->size());
-        if (data.size() == chunk.size && Checksum(data) == chunk.checksum) {
-          whole.Update(data);
+        std::shared_ptr<ChunkBytes> bytes = Get(*fetch.data, kChunkCallMs);
+        const std::string_view data = bytes->view();
+        ChecksumStream with_chunk = whole;  // whole goes on only with good bytes
+        if (data.size() == chunk.size && ChecksumAlso(data, with_chunk) == chunk.checksum) {
+          whole = with_chunk;
           if (auto status = sink(data); !status.ok()) return status;
           break;
         }

@@ -336,7 +336,7 @@ void NameNode::RunRepairs() {
     if (!source.handle.has_value() || !target.handle.has_value()) continue;
     map_.StartRepair(repair);
     // The bytes go from the source's reply straight into the target's call, never through here.
-    ObjectRef<Array<char>> data = source.handle->Task(&StorageNode::ReadChunk).Remote(repair.chunk);
+    ObjectRef<ChunkBytes> data = source.handle->Task(&StorageNode::ReadChunk).Remote(repair.chunk);
     ObjectRef<bool> done = target.handle->Task(&StorageNode::WriteChunk)
                                .Remote(repair.chunk, map_.ChunkChecksum(repair.chunk), data);
     repairs_.push_back(RepairCall{repair, std::move(done), now});

@@ -56,16 +56,15 @@ void StorageNode::ScrubLoop() {
   }
 }
 
-bool StorageNode::WriteChunk(const std::string& id, uint64_t checksum, const Array<char>& data) {
-  if (auto status = store_->Write(id, checksum, std::string_view(data.data(), data.size()));
-      !status.ok()) {
+bool StorageNode::WriteChunk(const std::string& id, uint64_t checksum, const ChunkBytes& data) {
+  if (auto status = store_->Write(id, checksum, data.view()); !status.ok()) {
     ThrowStatus(absl::Status(status.code(),
                              absl::StrCat(StorageDisplayName(index_), ": ", status.message())));
   }
   return true;
 }
 
-Array<char> StorageNode::ReadChunk(const std::string& id) {
+ChunkBytes StorageNode::ReadChunk(const std::string& id) {
   auto data = store_->Read(id);
   if (!data.ok()) {
     ThrowStatus(absl::Status(data.status().code(), absl::StrCat(StorageDisplayName(index_), ": ",

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "dfs/chunk_bytes.h"
 #include "dfs/chunk_store.h"
 #include "dfs/messages.h"
-#include "lumen/array.h"
 
 namespace lumen::dfs {
 
@@ -35,9 +35,9 @@ class StorageNode {
 
   // Stores a replica; throws DATA_LOSS if `data` does not match `checksum`. `data` is read in
   // place from the object store.
-  bool WriteChunk(const std::string& id, uint64_t checksum, const Array<char>& data);
+  bool WriteChunk(const std::string& id, uint64_t checksum, const ChunkBytes& data);
   // The replica's bytes, checked; throws NOT_FOUND or DATA_LOSS (the replica is then dropped).
-  Array<char> ReadChunk(const std::string& id);
+  ChunkBytes ReadChunk(const std::string& id);
   StorageReport Ping();
   std::vector<ChunkSummary> Inventory();
   // Deletes replicas; returns how many it had.

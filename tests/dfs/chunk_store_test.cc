@@ -53,7 +53,7 @@ void Corrupt(const std::string& dir, const std::string& id, size_t offset = 0) {
 const std::string kId = ChunkId(7, 0);
 
 // The bytes a successful read gave, as text.
-std::string Text(const absl::StatusOr<Array<char>>& read) {
+std::string Text(const absl::StatusOr<ChunkBytes>& read) {
   INFO(read.status().ToString());
   REQUIRE(read.ok());
   return std::string(read->data(), read->size());
