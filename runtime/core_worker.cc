@@ -432,6 +432,8 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<V
 
 void CoreWorker::SetBlocked(bool blocked) {
   if (!config_.is_worker) return;
+  // A task about to block hands over the I/O role it may have left vacant (TaskReceiver).
+  if (blocked && receiver_ != nullptr) receiver_->YieldIo();
   {
     absl::MutexLock lock(&state_mu_);
     blocked_depth_ += blocked ? 1 : -1;
@@ -445,12 +447,7 @@ void CoreWorker::SetBlocked(bool blocked) {
 
 void CoreWorker::AdmitCall(net::InFlightLimiter& limiter, size_t bytes) {
   if (!limiter.Acquire(
-          bytes,
-          [this] {
-            if (receiver_ != nullptr) receiver_->YieldIo();
-            SetBlocked(true);
-          },
-          [this] { SetBlocked(false); })) {
+          bytes, [this] { SetBlocked(true); }, [this] { SetBlocked(false); })) {
     throw Error("lumen: Shutdown() was called while this call waited to be sent");
   }
 }
@@ -563,7 +560,6 @@ std::vector<ValuePtr> CoreWorker::WaitValues(const std::vector<const RefParts*>&
   waiter->mu.Lock();
   if (!enough()) {
     waiter->mu.Unlock();
-    if (receiver_ != nullptr) receiver_->YieldIo();
     SetBlocked(true);
     waiter->mu.Lock();
     if (timeout_ms < 0) {
