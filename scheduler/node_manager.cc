@@ -38,6 +38,15 @@ absl::Time StartDeadline(const grpc::ServerContext& context) {
   return std::min(own, callers);
 }
 
+bool SameAmounts(const ResourceMap& a, const ResourceMap& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [name, amount] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || it->second != amount) return false;
+  }
+  return true;
+}
+
 bool Valid(const ResourceMap& shape, std::string* why) {
   for (const auto& [name, amount] : shape) {
     if (!std::isfinite(amount) || amount < 0) {
@@ -960,14 +969,18 @@ void NodeManager::MaintenanceLoop() {
 void NodeManager::HeartbeatLoop() {
   int failures = 0;
   HeadWatch head_watch(config_.head_lost_timeout);
+  ResourceMap reported;  // the availability the head last heard
   while (true) {
     {
+      // Any change wakes this loop, but one made while a heartbeat was in flight would wait
+      // a whole period: the head (and `lumen status`) would show a released lease as held.
       absl::MutexLock lock(&mu_);
-      cv_.WaitWithTimeout(&mu_, config_.heartbeat_period);
+      if (SameAmounts(available_, reported)) cv_.WaitWithTimeout(&mu_, config_.heartbeat_period);
       if (stopping_) return;
     }
     proto::HeartbeatRequest request;
     *request.mutable_node() = Info();
+    reported = request.node().available();
     request.set_deaths_seen(deaths_seen_);
     request.set_finished_jobs_seen(finished_jobs_seen_);
     proto::HeartbeatReply reply;
