@@ -369,9 +369,11 @@ void CoreWorker::FlushReleases() {
   }
 }
 
-void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& remote) {
-  auto pulled =
-      PullToLocalNode(NodeStub(config_.node_address), config_.token, remote, kRemotePullTimeout);
+void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& remote,
+                             absl::Time deadline) {
+  const absl::Duration timeout =
+      std::clamp(deadline - absl::Now(), absl::Milliseconds(1), kRemotePullTimeout);
+  auto pulled = PullToLocalNode(NodeStub(config_.node_address), config_.token, remote, timeout);
   if (pulled.ok()) return;
   const std::string message(pulled.message());
   if (absl::IsAborted(pulled) && config_.is_worker) {
@@ -382,11 +384,14 @@ void CoreWorker::PullOrThrow(const std::vector<const proto::StoreLocation*>& rem
   }
   if (absl::IsNotFound(pulled)) throw ObjectLostError(message);
   if (absl::IsResourceExhausted(pulled)) throw ObjectStoreFullError(message);
-  if (absl::IsUnavailable(pulled)) throw SourceUnreachable(message);
+  if (absl::IsUnavailable(pulled) || absl::IsDeadlineExceeded(pulled)) {
+    throw SourceUnreachable(message);
+  }
   throw Error(message);
 }
 
-std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<ValuePtr>& values) {
+std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<ValuePtr>& values,
+                                                             absl::Time deadline) {
   std::vector<const proto::StoreLocation*> stored;
   std::vector<const proto::StoreLocation*> remote;
   for (const ValuePtr& value : values) {
@@ -399,11 +404,11 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::MakeBuffers(const std::vector<V
   std::vector<std::shared_ptr<Buffer>> pinned;
   if (!stored.empty()) {
     // Objects of other nodes are copied here first, then pinned here like local ones.
-    PullOrThrow(remote);
+    PullOrThrow(remote, deadline);
     auto result = pins_->Pin(stored);
     if (!remote.empty() && absl::IsNotFound(result.status())) {
       // A pulled copy was evicted before it was pinned: once more.
-      PullOrThrow(remote);
+      PullOrThrow(remote, deadline);
       result = pins_->Pin(stored);
     }
     if (!result.ok()) {
@@ -472,7 +477,7 @@ std::vector<std::shared_ptr<Buffer>> CoreWorker::Get(const std::vector<const Ref
           " objects are not ready (`lumen status` shows tasks that wait for resources)"));
     }
     try {
-      return MakeBuffers(values);
+      return MakeBuffers(values, deadline);
     } catch (const SourceUnreachable& e) {
       // Once the head declares the node dead, the owner rebuilds the object or marks it lost,
       // and the values read again say so; a node that answers again serves the pull.

@@ -138,10 +138,12 @@ class CoreWorker {
   void FlushReleases();
   // Buffers over the values, in order: inline bytes, or store objects pinned for as long as their
   // buffer lives (one round trip for all of them). Throws the value's error, or ObjectLostError.
-  std::vector<std::shared_ptr<Buffer>> MakeBuffers(const std::vector<ValuePtr>& values);
-  // Copies objects held by other nodes into this node's store. Throws ObjectLostError,
-  // ObjectStoreFullError or Error when that fails.
-  void PullOrThrow(const std::vector<const proto::StoreLocation*>& remote);
+  // Copies from other nodes give up at `deadline` (a Get's timeout) with SourceUnreachable.
+  std::vector<std::shared_ptr<Buffer>> MakeBuffers(const std::vector<ValuePtr>& values,
+                                                   absl::Time deadline = absl::InfiniteFuture());
+  // Copies objects held by other nodes into this node's store, by `deadline` at the latest.
+  // Throws ObjectLostError, ObjectStoreFullError or Error when that fails.
+  void PullOrThrow(const std::vector<const proto::StoreLocation*>& remote, absl::Time deadline);
 
   // ---- tasks
   using SubmitFn = std::function<void(std::unique_ptr<PendingTask>)>;

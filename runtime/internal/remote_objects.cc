@@ -16,8 +16,13 @@ absl::Status PullToLocalNode(proto::NodeService::Stub* stub, const std::string& 
   request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
   proto::PullObjectsReply reply;
   grpc::ClientContext context;
-  PrepareContext(&context, token, timeout + absl::Seconds(5));
+  const absl::Time answer_by = absl::Now() + timeout + absl::Seconds(5);
+  PrepareContext(&context, token, answer_by - absl::Now());
   auto status = stub->PullObjects(&context, request, &reply);
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && absl::Now() < answer_by) {
+    // The node manager answered: the copies did not arrive within `timeout` (they go on).
+    return absl::DeadlineExceededError(status.error_message());
+  }
   if (!status.ok()) {
     return absl::AbortedError(
         absl::StrCat("cannot pull objects from other nodes: this node's manager did not answer: ",

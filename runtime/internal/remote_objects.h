@@ -18,8 +18,9 @@
 namespace lumen::internal {
 
 // OK once every object is in the local store. NOT_FOUND if the node holding one lost it,
-// RESOURCE_EXHAUSTED if one cannot fit this node's store, ABORTED if the local node manager
-// itself did not answer (this node is going away), otherwise the failure with its reason.
+// RESOURCE_EXHAUSTED if one cannot fit this node's store, DEADLINE_EXCEEDED if they did not
+// arrive within `timeout` (the copies go on), ABORTED if the local node manager itself did not
+// answer (this node is going away), otherwise the failure with its reason.
 [[nodiscard]] absl::Status PullToLocalNode(proto::NodeService::Stub* stub, const std::string& token,
                                            const std::vector<const proto::StoreLocation*>& remote,
                                            absl::Duration timeout);

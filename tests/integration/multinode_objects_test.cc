@@ -1,6 +1,8 @@
 // Objects across nodes: a head on 127.0.0.1 and a second node on 127.0.0.2 in one session, each
 // with its own node manager, store and data plane, real TCP between them. Tasks reach the second
 // node through its custom resource {"b": 1}.
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -108,6 +110,46 @@ TEST_CASE("objects made on one node are read, passed and freed on another",
   CHECK(freed);
   driver.WriteLine("");
   CHECK(driver.Wait(60) == 0);
+}
+
+TEST_CASE("a Get with a timeout ends at its timeout while the node holding the object is silent",
+          "[integration][multinode]") {
+  // A long heartbeat timeout: the stopped node stays alive for the head, so only the Get's own
+  // timeout can end the Get (the data plane's peer timeout is 10 s).
+  TestCluster cluster(1, 256 * kMiB, {"--heartbeat-timeout-ms=30000"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  const std::string node_dir = lumen::testing::MakeTempDir();
+  const auto joined =
+      Run({"lumen", "start", "--address=" + cluster.address(), "--token=" + cluster.Token(),
+           "--ip=127.0.0.2", "--num-cpus=1", "--resources={\"b\": 1}",
+           "--object-store-memory=" + std::to_string(128 * kMiB), "--temp-dir=" + node_dir},
+          60);
+  INFO(joined.output);
+  REQUIRE(joined.exit_code == 0);
+  const int node_pid = lumen::testing::DaemonPid(node_dir);
+  REQUIRE(node_pid > 0);
+  // 4 Mi doubles: 32 MiB in the other node's store.
+  Child driver(
+      {"lumen_objects_driver", "silent-holder", std::to_string(4 * kMiB), cluster.TempDirFlag()});
+  REQUIRE(driver.WaitForOutput("READY", 60));
+  REQUIRE(kill(node_pid, SIGSTOP) == 0);
+  driver.WriteLine("");
+  const bool ended = driver.WaitForOutput("seconds ", 60);
+  kill(node_pid, SIGCONT);
+  driver.WriteLine("");
+  const int rc = driver.Wait(90);
+  Run({"lumen", "stop", "--temp-dir=" + node_dir}, 60);
+  const std::string out = driver.Output();
+  INFO(out);
+  REQUIRE(ended);
+  CHECK_THAT(out, Contains("silent-get GetTimeoutError: lumen::Get timed out after 1500 ms"));
+  const auto seconds = out.find("\nseconds ");
+  REQUIRE(seconds != std::string::npos);
+  CHECK(std::stod(out.substr(seconds + 9)) < 5);
+  // Nothing was lost: once the node goes on, the same Get returns the whole value.
+  const std::string expected = std::to_string(4 * kMiB * (4 * kMiB - 1) / 2);
+  CHECK_THAT(out, Contains("after sum " + expected + " expected " + expected));
+  CHECK(rc == 0);
 }
 
 TEST_CASE("an object larger than the receiving node's store fails its task with a clear error",

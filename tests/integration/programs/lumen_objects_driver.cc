@@ -1,6 +1,7 @@
 // Objects that move between nodes, for the integration tests: the mode is argv[1], cluster flags
 // follow. Tasks reach the other node through its custom resource {"b": 1}; everything else runs
 // on the driver's node. Each task says where it ran, so that a test cannot pass on one node.
+#include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <numeric>
@@ -153,6 +154,30 @@ int FullPull(int64_t n) {
   return 0;
 }
 
+// An object of n doubles made on the other node; once it is ready the test stops that node's
+// manager: a Get with a timeout must end at its timeout, and after the node goes on, the value
+// is whole.
+int SilentHolder(int64_t n) {
+  auto remote = lumen::Task(MakeRamp).SetResources(kOtherNode).Remote(n);
+  lumen::Wait(std::vector{remote}, 1, -1);
+  std::cout << "READY" << std::endl;
+  WaitForLine();
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    lumen::Get(remote, 1500);
+    std::cout << "silent-get returned" << std::endl;
+  } catch (const lumen::GetTimeoutError& e) {
+    std::cout << "silent-get GetTimeoutError: " << e.what() << std::endl;
+  }
+  std::cout << "seconds "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
+            << std::endl;
+  WaitForLine();
+  std::cout << "after sum " << Sum(*lumen::Get(remote, 60000)) << " expected " << Expected(n)
+            << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -165,6 +190,7 @@ int main(int argc, char** argv) {
     if (mode == "too-large") rc = TooLarge(n);
     if (mode == "spill") rc = Spill(n);
     if (mode == "full-pull") rc = FullPull(n);
+    if (mode == "silent-holder") rc = SilentHolder(n);
   } catch (const std::exception& e) {
     std::cout << "error: " << e.what() << std::endl;
     rc = 1;
