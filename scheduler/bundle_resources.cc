@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 
@@ -38,6 +39,26 @@ bool IsBundleResource(const std::string& name) { return GroupSuffix(name) != std
 bool IsResourceOfGroup(const std::string& name, const std::string& group_id) {
   const size_t sep = GroupSuffix(name);
   return sep != std::string::npos && name.substr(sep + 1) == internal::Hex(group_id);
+}
+
+std::vector<std::pair<std::string, int>> HeldBundles(const ResourceShape& total) {
+  const std::string prefix = absl::StrCat(kMarker, "_group_");
+  std::vector<std::pair<std::string, int>> held;
+  for (const auto& [name, amount] : total) {
+    // "bundle_group_<index>_<hex>"; "bundle_group_<hex>" (any bundle) has no index.
+    const size_t sep = GroupSuffix(name);
+    if (sep == std::string::npos || !absl::StartsWith(name, prefix) || sep <= prefix.size()) {
+      continue;
+    }
+    int index = -1;
+    std::string group;
+    if (!absl::SimpleAtoi(name.substr(prefix.size(), sep - prefix.size()), &index) || index < 0 ||
+        !internal::Unhex(name.substr(sep + 1), &group)) {
+      continue;
+    }
+    held.emplace_back(std::move(group), index);
+  }
+  return held;
 }
 
 ResourceShape BundleNodeResources(const std::string& group_id, int index,

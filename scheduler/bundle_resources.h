@@ -12,6 +12,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "scheduler/placement_policy.h"
 
@@ -23,6 +25,8 @@ std::string BundleResourceName(const std::string& resource, const std::string& g
 bool IsBundleResource(const std::string& name);
 // True for a name BundleResourceName made for `group_id`.
 bool IsResourceOfGroup(const std::string& name, const std::string& group_id);
+// The bundles a node's `total` says it holds, as (group id, index), one per bundle marker.
+std::vector<std::pair<std::string, int>> HeldBundles(const ResourceShape& total);
 // What bundle `index` of `group_id` adds to its node's total when it is reserved there.
 ResourceShape BundleNodeResources(const std::string& group_id, int index,
                                   const ResourceShape& bundle);

@@ -6,6 +6,7 @@
 #include "common/kv_limits.h"
 #include "common/logging.h"
 #include "common/rpc.h"
+#include "scheduler/bundle_resources.h"
 
 namespace lumen::scheduler {
 
@@ -311,6 +312,9 @@ grpc::Status HeadService::RegisterNode(grpc::ServerContext* context,
                       << node.info.address();
     }
   }
+  // Bundles reserved there that no group here places there (a head that died between
+  // reserving and storing them) go back to the node.
+  groups_->NodeRegistered(request->node().node_id(), HeldBundles(ToShape(request->node().total())));
   // Actors a previous head knew there are confirmed, or restarted if their process is gone.
   actors_->NodeRegistered(request->node());
   actors_->RetryPlacements();  // actors waiting for a node may fit on this one

@@ -369,6 +369,30 @@ void PlacementGroupManager::PlaceOne(const std::string& id) {
   if (hooks_.placed) hooks_.placed();
 }
 
+void PlacementGroupManager::NodeRegistered(const std::string& node_id,
+                                           const std::vector<std::pair<std::string, int>>& held) {
+  std::map<std::string, std::vector<int>> stale;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [group_id, index] : held) {
+      auto it = groups_.find(group_id);
+      // PlaceOne names a bundle's node in the table before it reserves it: a reservation in
+      // flight is never stale.
+      const bool placed_here = it != groups_.end() &&
+                               it->second.info.state() != proto::PlacementGroupInfo::REMOVED &&
+                               index < it->second.info.bundles_size() &&
+                               it->second.info.bundles(index).node_id() == node_id;
+      if (!placed_here) stale[group_id].push_back(index);
+    }
+  }
+  for (const auto& [group_id, indexes] : stale) {
+    LUMEN_LOG(WARNING) << "node " << node_id << " holds " << indexes.size()
+                       << " bundle(s) of placement group " << internal::Hex(group_id)
+                       << " that the head does not place there; releasing them";
+    nodes_->Release(node_id, group_id, indexes);
+  }
+}
+
 void PlacementGroupManager::AdjustViews(std::vector<NodeView>* views) {
   absl::MutexLock lock(&mu_);
   for (NodeView& view : *views) {

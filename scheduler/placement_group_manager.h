@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -85,6 +86,13 @@ class PlacementGroupManager {
   // Tries to place every group that waits, oldest first; bundles on nodes that died are placed
   // again. Returns at once when nothing waits.
   void PlacePending();
+
+  // A node registered (joined, or came back to a restarted head) holding `held` bundles
+  // (HeldBundles of its total). Those the table does not place on that node are released
+  // there: a group it does not know or removed, a bundle it places elsewhere or nowhere. That
+  // is what a head leaves behind when it dies between reserving bundles and storing the group.
+  void NodeRegistered(const std::string& node_id,
+                      const std::vector<std::pair<std::string, int>>& held);
 
   // Rewrites nodes' views (as they report them) for the bundles reserved on them: the plain
   // resources a bundle holds leave the node's total, the bundle's own resources join it.

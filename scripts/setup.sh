@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libasio-dev libcereal-dev catch2 libcli11-dev
   nlohmann-json3-dev libspdlog-dev libxxhash-dev libedit-dev
-  libcpp-httplib-dev libbenchmark-dev libsqlite3-dev libjemalloc-dev iproute2 procps
+  libcpp-httplib-dev libbenchmark-dev libsqlite3-dev sqlite3 libjemalloc-dev iproute2 procps
   "$@"
 )
 

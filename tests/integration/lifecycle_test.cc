@@ -348,6 +348,59 @@ TEST_CASE("a head killed with SIGKILL restarts on its session and finds its acto
   CHECK(actor["restarts"] == 0);
 }
 
+TEST_CASE("a restarted head frees the bundles a node holds for a group it never stored",
+          "[integration][lifecycle]") {
+  // What a head that dies after reserving a group's bundles and before storing the group leaves
+  // behind: a reservation on a node that no stored group accounts for. Made here by deleting
+  // the stored group while the head is down.
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--resources={\"special\": 1}"});
+  REQUIRE(node.start_result().exit_code == 0);
+  const CommandResult created =
+      cluster.RunProgram({"lumen_placement_group_driver", "detached-special"});
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  REQUIRE_THAT(created.output, Contains("ready true"));
+  // CPUs free on the second node as the head reports them, and whether it holds any bundle;
+  // -1 if it cannot be read.
+  auto free_cpus = [&](bool* holds_bundles) {
+    const nlohmann::json status =
+        ParseOrNull(cluster.RunProgram({"lumen", "status", "--json"}, 30).output);
+    if (!status.is_object()) return -1.0;
+    for (const auto& n : status.value("nodes", nlohmann::json::array())) {
+      if (n.value("ip", "") != "127.0.0.2" || !n.value("alive", false)) continue;
+      *holds_bundles = false;
+      for (const auto& [name, amount] : n.at("total").items()) {
+        *holds_bundles = *holds_bundles || name.rfind("bundle_group_", 0) == 0;
+      }
+      return n.at("available").value("CPU", 0.0);
+    }
+    return -1.0;
+  };
+  bool holds = false;
+  REQUIRE(WaitUntil([&] { return free_cpus(&holds) == 0 && holds; }, 30));
+
+  const std::string session = KillHead(cluster);
+  const CommandResult deleted = Run({"/usr/bin/sqlite3", session + "/head.db",
+                                     "DELETE FROM records WHERE tbl = 'placement_groups';"},
+                                    30);
+  INFO(deleted.output);
+  REQUIRE(deleted.exit_code == 0);
+  const CommandResult restarted = RestartHead(cluster, session, 1500);
+  INFO(restarted.output);
+  REQUIRE(restarted.exit_code == 0);
+  // The head's stored view of the node is from before the group; the node's own report comes
+  // when it registers again, and then the bundle goes.
+  CHECK(WaitUntil(
+      [&] {
+        return HeadLog(cluster).find("that the head does not place there; releasing them") !=
+               std::string::npos;
+      },
+      30));
+  CHECK(WaitUntil([&] { return free_cpus(&holds) == 1 && !holds; }, 30));
+}
+
 TEST_CASE("a restarted head shows a node stopped during its outage and declares it dead in time",
           "[integration][lifecycle]") {
   TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});

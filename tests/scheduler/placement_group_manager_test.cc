@@ -272,4 +272,74 @@ TEST_CASE("a restarted head reads its placement groups back from the store") {
   fs::remove_all(dir, ignored);
 }
 
+TEST_CASE("a node's bundle markers name the bundles it holds") {
+  ResourceShape total = {{"CPU", 4}, {"bundle", 2}, {"bundle_group_x", 1}};
+  for (const auto& [name, amount] : BundleNodeResources("\x01\xab", 3, {{"CPU", 1}})) {
+    total[name] += amount;
+  }
+  for (const auto& [name, amount] : BundleNodeResources("\x02", 0, {{"GPU", 1}})) {
+    total[name] += amount;
+  }
+  const auto held = HeldBundles(total);
+  CHECK(std::set<std::pair<std::string, int>>(held.begin(), held.end()) ==
+        std::set<std::pair<std::string, int>>{{"\x01\xab", 3}, {"\x02", 0}});
+}
+
+TEST_CASE("bundles a node holds that the table does not place there are released there") {
+  Fixture f;
+  f.nodes.cpus_by_node = {{"a", 2}, {"b", 2}};
+  REQUIRE(f.manager.Create(Group("g", proto::PlacementGroupInfo::STRICT_PACK, 2)).ok());
+  const std::string home = f.Get("g").bundles(0).node_id();
+  const std::string other = home == "a" ? "b" : "a";
+  // Reservations left by a head that died before storing them: a group it never stored, and a
+  // bundle of "g" on the node the table does not place it on.
+  f.nodes.held[other]["lost"][0] = 1;
+  f.nodes.held[other]["g"][1] = 1;
+  f.manager.NodeRegistered(home, {{"g", 0}, {"g", 1}});
+  f.manager.NodeRegistered(other, {{"lost", 0}, {"g", 1}});
+  CHECK(f.nodes.Reserved(home) == 2);
+  CHECK(f.nodes.Reserved(other) == 0);
+  CHECK(f.Get("g").state() == proto::PlacementGroupInfo::CREATED);
+  // A removed group's bundles go too.
+  REQUIRE(f.manager.Remove("g").ok());
+  f.nodes.held[home]["g"][0] = 1;
+  f.manager.NodeRegistered(home, {{"g", 0}});
+  CHECK(f.nodes.Reserved(home) == 0);
+}
+
+TEST_CASE("a head restarted after reserving a group's bundles but before storing them frees them") {
+  namespace fs = std::filesystem;
+  std::string dir = (fs::temp_directory_path() / "lumen_pg_test_XXXXXX").string();
+  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  FakeNodes nodes;
+  nodes.cpus_by_node = {{"a", 1}};
+  {
+    // Stored while it waited for room (PENDING, no node); then placed, and the head died
+    // before it stored CREATED: the reservation is on the node, the store does not know it.
+    auto store = HeadStore::Open(dir + "/head.db");
+    REQUIRE(store.ok());
+    Fixture f(store->get());
+    f.nodes.cpus_by_node = {{"a", 0}};
+    REQUIRE(f.manager.Create(Group("w", proto::PlacementGroupInfo::PACK, 1)).ok());
+    REQUIRE(f.Get("w").state() == proto::PlacementGroupInfo::PENDING);
+  }
+  nodes.held["a"]["w"][0] = 1;
+  {
+    auto store = HeadStore::Open(dir + "/head.db");
+    REQUIRE(store.ok());
+    Fixture f(store->get());
+    f.nodes.cpus_by_node = nodes.cpus_by_node;
+    f.nodes.held = nodes.held;
+    REQUIRE(f.manager.Recover().ok());
+    CHECK(f.Get("w").state() == proto::PlacementGroupInfo::PENDING);
+    f.manager.NodeRegistered("a", {{"w", 0}});
+    CHECK(f.nodes.Reserved("a") == 0);  // freed, so that it can be placed again
+    f.manager.PlacePending();
+    CHECK(f.Get("w").state() == proto::PlacementGroupInfo::CREATED);
+    CHECK(f.nodes.Reserved("a") == 1);
+  }
+  std::error_code ignored;
+  fs::remove_all(dir, ignored);
+}
+
 }  // namespace lumen::scheduler

@@ -96,6 +96,13 @@ int Run(const std::string& mode) {
     WaitForLine("exit");
     return 0;
   }
+  if (mode == "detached-special") {
+    // One detached bundle on the node with {"special": 1}; it outlives this driver.
+    lumen::PlacementGroup group = lumen::CreatePlacementGroup(
+        {{{"CPU", 1}, {"special", 1}}}, lumen::PlacementStrategy::kPack, "kept", true);
+    std::cout << "ready " << (group.Wait(kTimeoutMs) ? "true" : "false") << std::endl;
+    return 0;
+  }
   if (mode == "bad-input") {
     try {
       lumen::CreatePlacementGroup({}, lumen::PlacementStrategy::kPack);
