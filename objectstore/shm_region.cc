@@ -1,6 +1,7 @@
 #include "objectstore/shm_region.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -98,6 +100,10 @@ absl::StatusOr<std::unique_ptr<ShmRegion>> ShmRegion::Create(const std::string& 
   }
   int fd = shm_open(shm_name->c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoError(errno, "cannot create shared memory", *shm_name);
+  // Held while this region lives here: RemoveAbandoned in another process leaves it alone.
+  // (Blocking: such a sweep holds it only to look, never while this process is alive.)
+  while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
+  }
 
   // Undoes everything on a failure below and returns `status`.
   auto fail = [&](absl::Status status, void* mapping) {
@@ -155,6 +161,27 @@ absl::Status ShmRegion::Unlink(const std::string& name) {
     return ErrnoError(errno, "cannot unlink shared memory", *shm_name);
   }
   return absl::OkStatus();
+}
+
+ShmRegion::Removed ShmRegion::RemoveAbandoned(
+    const std::string& prefix, const std::function<bool(const std::string& name)>& creator_gone) {
+  Removed removed;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !creator_gone(name)) continue;
+    const std::string shm_name = "/" + name;
+    const int fd = shm_open(shm_name.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) continue;  // gone meanwhile, or not ours to open
+    struct stat st {};
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+        shm_unlink(shm_name.c_str()) == 0) {
+      ++removed.regions;
+      removed.bytes += static_cast<uint64_t>(st.st_size);
+    }
+    close(fd);
+  }
+  return removed;
 }
 
 void ShmRegion::Prefault(size_t offset, size_t len) const {

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,19 @@ class ShmRegion {
 
   // Removes the name; mappings stay valid until unmapped. OK if it does not exist.
   [[nodiscard]] static absl::Status Unlink(const std::string& name);
+
+  // Regions a dead process created and never unlinked (a node killed with SIGKILL keeps its
+  // whole store in /dev/shm until reboot otherwise). A region is abandoned when nobody holds its
+  // creator's lock (Create takes it for as long as the region lives in the creator, and the
+  // kernel drops it when the creator dies, in whatever PID namespace) and `creator_gone(name)`
+  // agrees. Removes every abandoned region whose name starts with `prefix`; the others, and
+  // names it may not open, are left alone.
+  struct Removed {
+    int regions = 0;
+    uint64_t bytes = 0;
+  };
+  static Removed RemoveAbandoned(const std::string& prefix,
+                                 const std::function<bool(const std::string& name)>& creator_gone);
 
   ShmRegion(const ShmRegion&) = delete;
   ShmRegion& operator=(const ShmRegion&) = delete;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -37,6 +38,22 @@
 
 namespace lumen::scheduler {
 namespace {
+
+constexpr char kStorePrefix[] = "lumen-";
+
+// Whether the process that made the store named "lumen-<pid>-<id>" is gone (from this PID
+// namespace); false for a name of another shape.
+bool StoreCreatorGone(const std::string& name) {
+  const size_t dash = name.find('-', sizeof(kStorePrefix) - 1);
+  int pid = 0;
+  if (dash == std::string::npos ||
+      !absl::SimpleAtoi(name.substr(sizeof(kStorePrefix) - 1, dash - sizeof(kStorePrefix) + 1),
+                        &pid) ||
+      pid <= 0) {
+    return false;
+  }
+  return kill(pid, 0) != 0 && errno == ESRCH;
+}
 
 int64_t DefaultStoreBytes() {
   const int64_t pages = sysconf(_SC_PHYS_PAGES);
@@ -223,7 +240,15 @@ int RunDaemon(const DaemonConfig& config) {
   }
 
   const std::string node_id = internal::Hex(internal::RandomBytes(8));
-  const std::string shm_name = absl::StrCat("lumen-", getpid(), "-", node_id.substr(0, 8));
+  // Stores of nodes on this host that died without removing them (SIGKILL, the OOM killer) hold
+  // their memory until reboot: they go first.
+  const objectstore::ShmRegion::Removed swept =
+      objectstore::ShmRegion::RemoveAbandoned(kStorePrefix, StoreCreatorGone);
+  if (swept.regions > 0) {
+    LUMEN_LOG(INFO) << "removed " << swept.regions << " object store(s) of " << swept.bytes
+                    << " bytes in all, left in /dev/shm by nodes that died";
+  }
+  const std::string shm_name = absl::StrCat(kStorePrefix, getpid(), "-", node_id.substr(0, 8));
   const int64_t store_bytes =
       config.object_store_memory > 0 ? config.object_store_memory : DefaultStoreBytes();
   auto region = objectstore::ShmRegion::Create(shm_name, static_cast<size_t>(store_bytes));

@@ -348,6 +348,35 @@ TEST_CASE("a head killed with SIGKILL restarts on its session and finds its acto
   CHECK(actor["restarts"] == 0);
 }
 
+TEST_CASE("the object store of a node killed with SIGKILL is removed when a node starts",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1, 256ll << 20);
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode doomed(cluster, "127.0.0.2");
+  REQUIRE(doomed.start_result().exit_code == 0);
+  std::string store;
+  const std::string prefix = "lumen-" + std::to_string(doomed.pid()) + "-";
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
+    if (entry.path().filename().string().rfind(prefix, 0) == 0) store = entry.path();
+  }
+  REQUIRE(!store.empty());
+  REQUIRE(kill(doomed.pid(), SIGKILL) == 0);
+  REQUIRE(WaitUntil([&] { return ProcessGone(doomed.pid()); }, 10));
+  // Nothing of that node removed it: its 64 MiB stay in memory.
+  REQUIRE(std::filesystem::exists(store));
+  TestNode next(cluster, "127.0.0.3");
+  REQUIRE(next.start_result().exit_code == 0);
+  CHECK_FALSE(std::filesystem::exists(store));
+  // The live nodes' stores stay.
+  const std::string own = "lumen-" + std::to_string(next.pid()) + "-";
+  bool kept = false;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm")) {
+    kept = kept || entry.path().filename().string().rfind(own, 0) == 0;
+  }
+  CHECK(kept);
+  CHECK(cluster.RunProgram({"lumen", "status"}, 30).exit_code == 0);
+}
+
 TEST_CASE("a restarted head frees the bundles a node holds for a group it never stored",
           "[integration][lifecycle]") {
   // What a head that dies after reserving a group's bundles and before storing the group leaves

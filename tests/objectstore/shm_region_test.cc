@@ -138,5 +138,32 @@ TEST_CASE("prefaulting any range, even past the end, is harmless") {
   CHECK((*region)->data()[9999] == 1);
 }
 
+TEST_CASE("regions whose creator died are removed, those of a live creator stay") {
+  ScopedName live;
+  ScopedName abandoned;
+  auto region = ShmRegion::Create(live.get(), 1 << 20);
+  REQUIRE(region.ok());
+  // A creator that exits without unlinking, as one killed with SIGKILL would.
+  const pid_t child = fork();
+  if (child == 0) _exit(ShmRegion::Create(abandoned.get(), 2 << 20).ok() ? 0 : 1);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  REQUIRE(WEXITSTATUS(status) == 0);
+  const std::string prefix = absl::StrCat("lumen_shm_test_", getpid(), "_");
+
+  // The caller's own check comes first: nothing goes while it says the creator lives.
+  ShmRegion::Removed removed =
+      ShmRegion::RemoveAbandoned(prefix, [](const std::string&) { return false; });
+  CHECK(removed.regions == 0);
+  CHECK(ShmRegion::Open(abandoned.get()).ok());
+
+  // Told every creator is gone, it still keeps the region whose creator holds its lock.
+  removed = ShmRegion::RemoveAbandoned(prefix, [](const std::string&) { return true; });
+  CHECK(removed.regions == 1);
+  CHECK(removed.bytes == (2u << 20));
+  CHECK(absl::IsNotFound(ShmRegion::Open(abandoned.get()).status()));
+  CHECK(ShmRegion::Open(live.get()).ok());
+}
+
 }  // namespace
 }  // namespace lumen::objectstore
