@@ -19,15 +19,22 @@
 namespace lumen::dfs {
 namespace {
 
-// Chunks in flight at once during an upload or a download: enough bytes to keep every storage
-// node busy, never more than a few chunks (they sit in the object store while in flight).
+// Chunks travel in batches: consecutive chunks put in the object store as one object and
+// written or read by one call per storage node, so that the runtime's cost per object and per
+// call (a store create and seal, a pin, a task) is paid once per batch instead of per chunk.
+// Batches in flight at once: enough bytes to keep every storage node busy, never more than a
+// few chunks (they sit in the object store while in flight).
+constexpr uint64_t kBatchBytes = uint64_t{4} << 20;
 constexpr uint64_t kWindowBytes = uint64_t{8} << 20;
-constexpr size_t kMinWindow = 2;
-constexpr size_t kMaxWindow = 8;
+constexpr uint64_t kMaxBatch = 64;
 
-size_t WindowFor(uint64_t chunk_size) {
-  return std::clamp<size_t>(static_cast<size_t>(kWindowBytes / std::max<uint64_t>(chunk_size, 1)),
-                            kMinWindow, kMaxWindow);
+// Chunks per batch.
+uint64_t BatchFor(uint64_t chunk_size) {
+  return std::clamp<uint64_t>(kBatchBytes / std::max<uint64_t>(chunk_size, 1), 1, kMaxBatch);
+}
+
+size_t BatchesInFlight(uint64_t chunk_size) {
+  return std::max<size_t>(2, kWindowBytes / (BatchFor(chunk_size) * chunk_size));
 }
 
 constexpr int64_t kChunkCallMs = 120000;
@@ -77,19 +84,19 @@ std::optional<ActorHandle<T>> FindActor(const std::string& name) {
   }
 }
 
-// Fills `buffer` from `source` block by block, each block hashed into `whole` and into the
-// chunk's own checksum while it is still in the cache. Returns how many bytes it read.
-size_t ReadAndSum(std::istream& source, std::vector<char>& buffer, ChecksumStream& whole,
+// Fills `size` bytes of `buffer` from `source` block by block, each block hashed into `whole` and
+// into the chunk's own checksum while it is still in the cache. Returns how many bytes it read.
+size_t ReadAndSum(std::istream& source, char* buffer, size_t size, ChecksumStream& whole,
                   uint64_t* checksum) {
   constexpr size_t kBlock = size_t{64} << 10;
   ChecksumStream own;
   size_t done = 0;
-  while (done < buffer.size()) {
-    const size_t want = std::min(kBlock, buffer.size() - done);
-    source.read(buffer.data() + done, static_cast<std::streamsize>(want));
+  while (done < size) {
+    const size_t want = std::min(kBlock, size - done);
+    source.read(buffer + done, static_cast<std::streamsize>(want));
     const auto got = static_cast<size_t>(source.gcount());
-    own.Update(buffer.data() + done, got);
-    whole.Update(buffer.data() + done, got);
+    own.Update(buffer + done, got);
+    whole.Update(buffer + done, got);
     done += got;
     if (got < want) break;
   }
@@ -302,96 +309,156 @@ absl::StatusOr<ArtifactInfo> Client::Upload(const std::string& name, std::istrea
     return status;
   };
 
-  struct InFlight {
+  // A chunk whose replicas are being written.
+  struct Pending {
     ChunkInfo info;
-    ObjectRef<ChunkBytes> data;
-    std::vector<std::pair<int, ObjectRef<bool>>> writes;
-    std::vector<int> tried;
+    std::vector<int> tried;  // its placement, then replacements
+    std::vector<int> written;
     size_t want = 0;
   };
+  // One WriteChunks call: the batch's chunks (positions in it) that `node` stores.
+  struct Call {
+    int node = -1;
+    std::vector<size_t> positions;
+    ObjectRef<std::vector<std::string>> result;
+  };
+  // Consecutive chunks put in the store as one object.
+  struct Batch {
+    uint64_t first = 0;  // index of its first chunk
+    std::vector<Pending> chunks;
+    std::vector<uint64_t> offsets;  // of each chunk in `data`
+    ObjectRef<ChunkBytes> data;
+    std::vector<Call> calls;
+  };
   std::vector<ChunkInfo> chunks(plan->placements.size());
-  std::deque<InFlight> window;
+  std::deque<Batch> window;
   std::string last_error;
   uint64_t done_bytes = 0;
-  auto issue = [&](InFlight& chunk, int node) {
-    chunk.tried.push_back(node);
+  auto issue = [&](Batch& batch, int node, std::vector<size_t> positions) {
     auto storage = Storage(node);
     if (!storage.has_value()) {
       last_error = absl::StrCat(StorageDisplayName(node), " is not running");
       return;
     }
-    chunk.writes.emplace_back(node, storage->Task(&StorageNode::WriteChunk)
-                                        .Remote(chunk.info.id, chunk.info.checksum, chunk.data));
+    std::vector<ChunkSlice> slices;
+    for (size_t position : positions) {
+      const ChunkInfo& info = batch.chunks[position].info;
+      slices.push_back(ChunkSlice{info.id, info.checksum, batch.offsets[position], info.size});
+    }
+    auto result = storage->Task(&StorageNode::WriteChunks).Remote(slices, batch.data);
+    batch.calls.push_back(Call{node, std::move(positions), std::move(result)});
   };
-  // Waits for a chunk's writes; replaces failed replicas with nodes the name node picks.
-  auto finish = [&](InFlight& chunk, uint64_t index) -> absl::Status {
-    while (true) {
-      for (auto& [node, write] : chunk.writes) {
-        try {
-          Get(write, kChunkCallMs);
+  // Waits for the batch's calls and notes which replicas they wrote.
+  auto collect = [&](Batch& batch) {
+    for (Call& call : batch.calls) {
+      try {
+        const std::vector<std::string> errors = *Get(call.result, kChunkCallMs);
+        for (size_t j = 0; j < call.positions.size(); ++j) {
+          if (j < errors.size() && errors[j].empty()) {
+            batch.chunks[call.positions[j]].written.push_back(call.node);
+          } else {
+            last_error = j < errors.size() ? std::string(StatusFromRemote(errors[j]).message())
+                                           : "a storage node answered too few chunks";
+          }
+        }
+      } catch (const Error& e) {
+        last_error = e.what();
+        Storage(call.node, /*refresh=*/true);
+      }
+    }
+    batch.calls.clear();
+  };
+  // Waits for a batch's writes; replaces failed replicas with nodes the name node picks.
+  auto finish = [&](Batch& batch) -> absl::Status {
+    collect(batch);
+    for (size_t position = 0; position < batch.chunks.size(); ++position) {
+      Pending& chunk = batch.chunks[position];
+      while (chunk.written.size() < chunk.want) {
+        auto replacement = CallNameNode<int>(
+            [&](ActorHandle<NameNode>& nn) {
+              return nn.Task(&NameNode::ReplaceReplica).Remote(write_id, chunk.tried);
+            },
+            /*retry=*/true);
+        if (!replacement.ok()) return replacement.status();
+        if (*replacement < 0) break;
+        chunk.tried.push_back(*replacement);
+        issue(batch, *replacement, {position});
+        collect(batch);
+      }
+      const uint64_t index = batch.first + position;
+      if (chunk.written.empty()) {
+        return absl::UnavailableError(
+            absl::StrCat("chunk ", index, " of '", name,
+                         "' could not be written to any storage node: ", last_error));
+      }
+      // In the order tried: the placement's first.
+      for (int node : chunk.tried) {
+        if (std::find(chunk.written.begin(), chunk.written.end(), node) != chunk.written.end()) {
           chunk.info.replicas.push_back(node);
-        } catch (const Error& e) {
-          last_error = e.what();
-          Storage(node, /*refresh=*/true);
         }
       }
-      chunk.writes.clear();
-      if (chunk.info.replicas.size() >= chunk.want) break;
-      auto replacement = CallNameNode<int>(
-          [&](ActorHandle<NameNode>& nn) {
-            return nn.Task(&NameNode::ReplaceReplica).Remote(write_id, chunk.tried);
-          },
-          /*retry=*/true);
-      if (!replacement.ok()) return replacement.status();
-      if (*replacement < 0) break;
-      issue(chunk, *replacement);
+      done_bytes += chunk.info.size;
+      chunks[index] = std::move(chunk.info);
+      if (progress) progress(done_bytes, size);
     }
-    if (chunk.info.replicas.empty()) {
-      return absl::UnavailableError(
-          absl::StrCat("chunk ", index, " of '", name,
-                       "' could not be written to any storage node: ", last_error));
-    }
-    done_bytes += chunk.info.size;
-    chunks[index] = std::move(chunk.info);
-    if (progress) progress(done_bytes, size);
     return absl::OkStatus();
   };
 
   ChecksumStream whole;
-  uint64_t next_to_finish = 0;
-  // One buffer for every chunk: Put has copied it into the store when it returns.
+  const uint64_t num_chunks = plan->placements.size();
+  const uint64_t per_batch = BatchFor(plan->chunk_size);
+  // One buffer for every batch: Put has copied it into the store when it returns.
   std::vector<char> buffer;
-  for (uint64_t index = 0; index < plan->placements.size(); ++index) {
-    const uint64_t offset = index * plan->chunk_size;
-    buffer.resize(std::min(plan->chunk_size, size - offset));
-    InFlight chunk;
-    const size_t got = ReadAndSum(source, buffer, whole, &chunk.info.checksum);
-    if (got != buffer.size()) {
-      return abort(
-          absl::DataLossError(absl::StrCat("the input ended after ", offset + got, " of ", size,
-                                           " bytes (did it change while being uploaded?)")));
+  for (uint64_t first = 0; first < num_chunks; first += per_batch) {
+    const uint64_t count = std::min(per_batch, num_chunks - first);
+    const uint64_t offset = first * plan->chunk_size;
+    buffer.resize(std::min(count * plan->chunk_size, size - offset));
+    Batch batch;
+    batch.first = first;
+    for (uint64_t k = 0; k < count; ++k) {
+      const uint64_t at = k * plan->chunk_size;
+      const uint64_t length = std::min(plan->chunk_size, buffer.size() - at);
+      Pending chunk;
+      const size_t got =
+          ReadAndSum(source, buffer.data() + at, length, whole, &chunk.info.checksum);
+      if (got != length) {
+        return abort(absl::DataLossError(
+            absl::StrCat("the input ended after ", offset + at + got, " of ", size,
+                         " bytes (did it change while being uploaded?)")));
+      }
+      chunk.info.id = ChunkId(write_id, first + k);
+      chunk.info.size = length;
+      chunk.tried = plan->placements[first + k];
+      chunk.want = chunk.tried.size();
+      batch.chunks.push_back(std::move(chunk));
+      batch.offsets.push_back(at);
     }
-    chunk.info.id = ChunkId(write_id, index);
-    chunk.info.size = buffer.size();
-    chunk.want = plan->placements[index].size();
     try {
-      // Put once; every replica's storage node reads it in place from the store.
-      chunk.data = Put(ChunkBytes(buffer.data(), buffer.size(), nullptr));
+      // Put once; every replica's storage node reads its chunks in place from the store.
+      batch.data = Put(ChunkBytes(buffer.data(), buffer.size(), nullptr));
     } catch (const Error& e) {
       return abort(absl::ResourceExhaustedError(
-          absl::StrCat("cannot put chunk ", index, " in the object store: ", e.what())));
+          absl::StrCat("cannot put chunk ", first, " in the object store: ", e.what())));
     }
-    for (int node : plan->placements[index]) issue(chunk, node);
-    window.push_back(std::move(chunk));
-    while (window.size() >= WindowFor(plan->chunk_size)) {
-      if (auto status = finish(window.front(), next_to_finish++); !status.ok()) {
-        return abort(status);
+    // One call per storage node, for every chunk of the batch it holds a replica of.
+    std::vector<std::pair<int, std::vector<size_t>>> per_node;
+    for (size_t position = 0; position < batch.chunks.size(); ++position) {
+      for (int node : batch.chunks[position].tried) {
+        auto it = std::find_if(per_node.begin(), per_node.end(),
+                               [node](const auto& entry) { return entry.first == node; });
+        if (it == per_node.end()) it = per_node.insert(per_node.end(), {node, {}});
+        it->second.push_back(position);
       }
+    }
+    for (auto& [node, positions] : per_node) issue(batch, node, std::move(positions));
+    window.push_back(std::move(batch));
+    while (window.size() >= BatchesInFlight(plan->chunk_size)) {
+      if (auto status = finish(window.front()); !status.ok()) return abort(status);
       window.pop_front();
     }
   }
   while (!window.empty()) {
-    if (auto status = finish(window.front(), next_to_finish++); !status.ok()) return abort(status);
+    if (auto status = finish(window.front()); !status.ok()) return abort(status);
     window.pop_front();
   }
   const uint64_t checksum = whole.Digest();
@@ -430,13 +497,20 @@ absl::StatusOr<ArtifactInfo> Client::LookupForRead(const std::string& name) {
 
 absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
                                 const Progress& progress) {
+  // Reads `count` consecutive chunks from `first` on: a batch from one node (ReadChunks), or
+  // one chunk tried on each replica in turn (ReadChunk), which is also what the chunks of a
+  // batch that failed fall back to.
   struct Fetch {
-    std::vector<int> order;  // replicas to try, the listed ones first
-    size_t next = 0;
+    size_t first = 0;
+    size_t count = 1;
     int node = -1;
+    std::optional<ObjectRef<ChunkBatch>> batch;
+    std::vector<int> order;  // one chunk: replicas to try, the listed ones first
+    size_t next = 0;
     std::optional<ObjectRef<ChunkBytes>> data;
   };
-  // Starts reading from the next replica in order; false when none is left.
+  const std::vector<ChunkInfo>& chunks = info.chunks;
+  // Starts reading one chunk from the next replica in order; false when none is left.
   auto start = [this](Fetch& fetch, const ChunkInfo& chunk) {
     while (fetch.next < fetch.order.size()) {
       const int node = fetch.order[fetch.next++];
@@ -448,36 +522,134 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
     }
     return false;
   };
-  std::deque<Fetch> window;
-  size_t next_to_start = 0;
-  auto fill = [&] {
-    while (window.size() < WindowFor(config_.chunk_size) && next_to_start < info.chunks.size()) {
-      const ChunkInfo& chunk = info.chunks[next_to_start];
-      Fetch fetch;
-      fetch.order = chunk.replicas;
-      // Spread the reads of consecutive chunks over their replicas.
-      if (!fetch.order.empty()) {
-        std::rotate(
-            fetch.order.begin(),
-            fetch.order.begin() + static_cast<std::ptrdiff_t>(next_to_start % fetch.order.size()),
-            fetch.order.end());
+  // A one-chunk fetch, started; `last` (a node that just failed) is tried last.
+  auto single = [&](size_t index, int last) {
+    const ChunkInfo& chunk = chunks[index];
+    Fetch fetch;
+    fetch.first = index;
+    fetch.order = chunk.replicas;
+    // Spread the reads of consecutive chunks over their replicas.
+    if (!fetch.order.empty()) {
+      std::rotate(fetch.order.begin(),
+                  fetch.order.begin() + static_cast<std::ptrdiff_t>(index % fetch.order.size()),
+                  fetch.order.end());
+    }
+    for (int node = 0; node < config_.storage_nodes; ++node) {
+      if (std::find(chunk.replicas.begin(), chunk.replicas.end(), node) == chunk.replicas.end()) {
+        fetch.order.push_back(node);
       }
-      for (int node = 0; node < config_.storage_nodes; ++node) {
-        if (std::find(chunk.replicas.begin(), chunk.replicas.end(), node) == chunk.replicas.end()) {
-          fetch.order.push_back(node);
+    }
+    if (auto it = std::find(fetch.order.begin(), fetch.order.end(), last);
+        it != fetch.order.end()) {
+      std::rotate(it, it + 1, fetch.order.end());
+    }
+    start(fetch, chunk);
+    return fetch;
+  };
+  auto holds = [&chunks](size_t index, int node) {
+    return std::find(chunks[index].replicas.begin(), chunks[index].replicas.end(), node) !=
+           chunks[index].replicas.end();
+  };
+  const size_t per_batch = BatchFor(config_.chunk_size);
+  const size_t window_chunks = per_batch * BatchesInFlight(config_.chunk_size);
+  std::deque<Fetch> window;
+  size_t in_window = 0;  // chunks
+  size_t next_to_start = 0;
+  size_t batches = 0;
+  auto fill = [&] {
+    while (in_window < window_chunks && next_to_start < chunks.size()) {
+      // The listed replica that holds the longest run of the next chunks; the first of them
+      // rotates, to spread the reads over the nodes.
+      const std::vector<int>& replicas = chunks[next_to_start].replicas;
+      int best = -1;
+      size_t best_run = 0;
+      for (size_t i = 0; i < replicas.size(); ++i) {
+        const int node = replicas[(i + batches) % replicas.size()];
+        size_t run = 0;
+        while (run < per_batch && next_to_start + run < chunks.size() &&
+               holds(next_to_start + run, node)) {
+          ++run;
+        }
+        if (run > best_run) {
+          best = node;
+          best_run = run;
         }
       }
-      start(fetch, chunk);
-      window.push_back(std::move(fetch));
-      ++next_to_start;
+      std::optional<ActorHandle<StorageNode>> storage;
+      if (best_run >= 2) storage = Storage(best);
+      if (storage.has_value()) {
+        Fetch fetch;
+        fetch.first = next_to_start;
+        fetch.count = best_run;
+        fetch.node = best;
+        std::vector<std::string> ids;
+        for (size_t i = 0; i < best_run; ++i) ids.push_back(chunks[next_to_start + i].id);
+        fetch.batch = storage->Task(&StorageNode::ReadChunks).Remote(ids);
+        window.push_back(std::move(fetch));
+        ++batches;
+      } else {
+        window.push_back(single(next_to_start, -1));
+      }
+      in_window += window.back().count;
+      next_to_start += window.back().count;
     }
   };
   ChecksumStream whole;
   uint64_t done = 0;
-  for (size_t index = 0; index < info.chunks.size(); ++index) {
+  // Checks a chunk's bytes and passes them on; false if they are damaged.
+  auto take = [&](const ChunkInfo& chunk, std::string_view data, absl::Status* status) {
+    ChecksumStream with_chunk = whole;  // whole goes on only with good bytes
+    if (data.size() != chunk.size || ChecksumAlso(data, with_chunk) != chunk.checksum) return false;
+    whole = with_chunk;
+    *status = sink(data);
+    done += chunk.size;
+    if (progress) progress(done, info.size);
+    return true;
+  };
+  // The name node listed `node` for the chunk: it should ask that node what it holds.
+  auto report = [&](const ChunkInfo& chunk, int node) {
+    if (std::find(chunk.replicas.begin(), chunk.replicas.end(), node) != chunk.replicas.end()) {
+      name_node_.Task(&NameNode::ReportBadReplica).Remote(chunk.id, node);
+    }
+  };
+  for (size_t index = 0; index < chunks.size();) {
     fill();
-    Fetch& fetch = window.front();
-    const ChunkInfo& chunk = info.chunks[index];
+    Fetch fetch = std::move(window.front());
+    window.pop_front();
+    in_window -= fetch.count;
+    if (fetch.batch.has_value()) {
+      size_t good = 0;
+      try {
+        // In place in the object store: the bytes are not copied out.
+        std::shared_ptr<ChunkBatch> bytes = Get(*fetch.batch, kChunkCallMs);
+        const std::string_view data = bytes->view();
+        uint64_t offset = 0;
+        for (; good < fetch.count; ++good) {
+          const ChunkInfo& chunk = chunks[fetch.first + good];
+          absl::Status status;
+          if (offset > data.size() ||
+              !take(chunk,
+                    data.substr(offset, std::min<uint64_t>(chunk.size, data.size() - offset)),
+                    &status)) {
+            report(chunk, fetch.node);
+            break;
+          }
+          if (!status.ok()) return status;
+          offset += chunk.size;
+        }
+      } catch (const Error& e) {
+        if (dynamic_cast<const ActorDiedError*>(&e) != nullptr) Storage(fetch.node, true);
+        report(chunks[fetch.first], fetch.node);
+      }
+      index += good;
+      // The rest, one by one from the other replicas first.
+      for (size_t i = fetch.count; i > good; --i) {
+        window.push_front(single(fetch.first + i - 1, fetch.node));
+        ++in_window;
+      }
+      continue;
+    }
+    const ChunkInfo& chunk = chunks[index];
     std::string error = "no storage node is running";
     while (true) {
       if (!fetch.data.has_value()) {
@@ -485,13 +657,10 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
                                                 "' has no readable replica (", error, ")"));
       }
       try {
-        // In place in the object store: the bytes are not copied out.
         std::shared_ptr<ChunkBytes> bytes = Get(*fetch.data, kChunkCallMs);
-        const std::string_view data = bytes->view();
-        ChecksumStream with_chunk = whole;  // whole goes on only with good bytes
-        if (data.size() == chunk.size && ChecksumAlso(data, with_chunk) == chunk.checksum) {
-          whole = with_chunk;
-          if (auto status = sink(data); !status.ok()) return status;
+        absl::Status status;
+        if (take(chunk, bytes->view(), &status)) {
+          if (!status.ok()) return status;
           break;
         }
         error = absl::StrCat(StorageDisplayName(fetch.node), " returned damaged bytes");
@@ -499,17 +668,11 @@ absl::Status Client::ReadChunks(const ArtifactInfo& info, const ReadSink& sink,
         error = e.what();
         if (dynamic_cast<const ActorDiedError*>(&e) != nullptr) Storage(fetch.node, true);
       }
-      if (std::find(chunk.replicas.begin(), chunk.replicas.end(), fetch.node) !=
-          chunk.replicas.end()) {
-        // The name node listed it: it should ask that node what it holds.
-        name_node_.Task(&NameNode::ReportBadReplica).Remote(chunk.id, fetch.node);
-      }
+      report(chunk, fetch.node);
       fetch.data.reset();
       start(fetch, chunk);
     }
-    window.pop_front();
-    done += chunk.size;
-    if (progress) progress(done, info.size);
+    ++index;
   }
   if (whole.Digest() != info.checksum) {
     return absl::DataLossError(

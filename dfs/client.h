@@ -5,9 +5,11 @@
 //   (*dfs)->UploadBytes("notes", "hello", /*update=*/false);
 //   absl::StatusOr<std::string> text = (*dfs)->GetBytes("notes");
 //
-// Chunks go straight between this process and the storage nodes: each chunk is put in the
-// object store once and its ref passed to every replica's storage node, a few chunks in flight
-// at once, so a large file never sits whole in memory. A replica that fails is replaced (the
+// Chunks go straight between this process and the storage nodes, in batches of consecutive
+// chunks (4 MiB): each batch is put in the object store once and its ref passed to every storage
+// node that holds a replica of one of its chunks, one call per node; reads take a run of chunks
+// from one replica in one call. Two batches are in flight at once, so a large file never sits
+// whole in memory. A replica that fails is replaced (the
 // name node picks another node) and a corrupt or missing one is skipped (and reported) on
 // reads. Reads see one whole committed version: when a version is replaced under a reader, the
 // read starts again on the new one. While the name node restarts, reads fall back to the

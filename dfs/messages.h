@@ -85,6 +85,20 @@ struct WritePlan {
   }
 };
 
+// One chunk of a batch: where its bytes are in the object that carries the batch
+// (StorageNode::WriteChunks), so that one object and one call carry several chunks.
+struct ChunkSlice {
+  std::string id;
+  uint64_t checksum = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(id, checksum, offset, size);
+  }
+};
+
 // A storage node's answer to Ping.
 struct StorageReport {
   std::string boot_id;       // new each time the actor starts

@@ -64,6 +64,27 @@ bool StorageNode::WriteChunk(const std::string& id, uint64_t checksum, const Chu
   return true;
 }
 
+std::vector<std::string> StorageNode::WriteChunks(const std::vector<ChunkSlice>& slices,
+                                                  const ChunkBytes& data) {
+  std::vector<std::string> errors(slices.size());
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const ChunkSlice& slice = slices[i];
+    absl::Status status;
+    if (slice.offset > data.size() || slice.size > data.size() - slice.offset) {
+      status = absl::InvalidArgumentError(absl::StrCat("chunk ", slice.id, " lies outside the ",
+                                                       data.size(), " bytes it came with"));
+    } else {
+      status =
+          store_->Write(slice.id, slice.checksum, data.view().substr(slice.offset, slice.size));
+    }
+    if (!status.ok()) {
+      errors[i] = absl::StrCat(static_cast<int>(status.code()), ":", StorageDisplayName(index_),
+                               ": ", status.message());
+    }
+  }
+  return errors;
+}
+
 ChunkBytes StorageNode::ReadChunk(const std::string& id) {
   auto data = store_->Read(id);
   if (!data.ok()) {
@@ -71,6 +92,13 @@ ChunkBytes StorageNode::ReadChunk(const std::string& id) {
                                                                 data.status().message())));
   }
   return *std::move(data);
+}
+
+ChunkBatch StorageNode::ReadChunks(const std::vector<std::string>& ids) {
+  std::vector<ChunkBytes> parts;
+  parts.reserve(ids.size());
+  for (const std::string& id : ids) parts.push_back(ReadChunk(id));
+  return ChunkBatch(std::move(parts));
 }
 
 StorageReport StorageNode::Ping() {
@@ -99,8 +127,9 @@ bool StorageNode::Purge() {
   return true;
 }
 
-LUMEN_REMOTE(StorageNode::Create, &StorageNode::WriteChunk, &StorageNode::ReadChunk,
-             &StorageNode::Ping, &StorageNode::Inventory, &StorageNode::DeleteChunks,
-             &StorageNode::Scrub, &StorageNode::Purge);
+LUMEN_REMOTE(StorageNode::Create, &StorageNode::WriteChunk, &StorageNode::WriteChunks,
+             &StorageNode::ReadChunk, &StorageNode::ReadChunks, &StorageNode::Ping,
+             &StorageNode::Inventory, &StorageNode::DeleteChunks, &StorageNode::Scrub,
+             &StorageNode::Purge);
 
 }  // namespace lumen::dfs

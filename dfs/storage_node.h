@@ -7,6 +7,7 @@
 //   auto storage = lumen::Actor(StorageNode::Create).SetName(StorageActorName(0))
 //                      .SetDetached().SetMaxConcurrency(4).Remote(0, std::string(), cache, scrub);
 //   storage.Task(&StorageNode::WriteChunk).Remote(id, checksum, data_ref);
+//   storage.Task(&StorageNode::WriteChunks).Remote(slices, batch_ref);  // several chunks at once
 //
 // Thread-safe: calls run on the actor's thread pool, and the scrub on its own thread. Methods
 // report failures by throwing (ThrowStatus), which the caller sees as a lumen::TaskError.
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "dfs/chunk_batch.h"
 #include "dfs/chunk_bytes.h"
 #include "dfs/chunk_store.h"
 #include "dfs/messages.h"
@@ -36,8 +38,15 @@ class StorageNode {
   // Stores a replica; throws DATA_LOSS if `data` does not match `checksum`. `data` is read in
   // place from the object store.
   bool WriteChunk(const std::string& id, uint64_t checksum, const ChunkBytes& data);
+  // Stores a replica of each slice of `data` (several chunks put in the store as one object).
+  // One entry per slice: empty if stored, else why not (StatusFromRemote reads it).
+  std::vector<std::string> WriteChunks(const std::vector<ChunkSlice>& slices,
+                                       const ChunkBytes& data);
   // The replica's bytes, checked; throws NOT_FOUND or DATA_LOSS (the replica is then dropped).
   ChunkBytes ReadChunk(const std::string& id);
+  // Several replicas' bytes back to back, each checked; throws as ReadChunk for the first that
+  // fails.
+  ChunkBatch ReadChunks(const std::vector<std::string>& ids);
   StorageReport Ping();
   std::vector<ChunkSummary> Inventory();
   // Deletes replicas; returns how many it had.

@@ -378,6 +378,31 @@ TEST_CASE("with R - 1 of a chunk's nodes killed it still reads back intact", "[i
   CHECK_THAT(out, Contains("storage nodes: 4 (2 alive)"));
 }
 
+TEST_CASE("a download reads around replicas damaged on disk, whichever batch they are in",
+          "[integration][dfs]") {
+  DfsCluster dfs;
+  const std::string input = dfs.cluster().temp_dir() + "/input.bin";
+  MakeFile(input, (6 << 20) + 77, 6);
+  dfs.Ok("upload-file data " + input);
+  // Chunks 1 and 4 damaged on two of their three replicas: a batch read that includes them on
+  // those nodes fails, and its chunks must come from the good replicas instead.
+  for (const int index : {1, 4}) {
+    const auto [id, replicas] = Chunk(dfs, "data", index);
+    REQUIRE(replicas.size() == 3);
+    for (size_t k = 0; k < 2; ++k) {
+      const std::string path = absl::StrCat(dfs.StorageDir(replicas[k]), "/", id, ".chunk");
+      const std::string good = ReadFile(path);
+      REQUIRE(good.size() == 32 + (1 << 20));
+      std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+      file.seekp(32 + 100);
+      file.put(static_cast<char>(good[32 + 100] ^ 0x01));
+    }
+  }
+  const std::string output = dfs.cluster().temp_dir() + "/output.bin";
+  dfs.Ok("download data " + output);
+  CHECK(FileChecksum(output) == FileChecksum(input));
+}
+
 TEST_CASE("a name node killed after and during uploads restarts with every committed artifact",
           "[integration][dfs]") {
   DfsCluster dfs;
