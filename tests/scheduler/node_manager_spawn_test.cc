@@ -145,9 +145,10 @@ struct HeadNode {
 
 TEST_CASE("a node manager keeps reporting to the head while a worker process is being started",
           "[scheduler]") {
-  HeadNode node;
+  // Before the node: its destructor joins the caller, which writes these.
   grpc::Status started;
   proto::StartActorReply reply;
+  HeadNode node;
   node.caller = std::thread([&] {
     proto::StartActorRequest request;
     request.mutable_spec()->set_actor_id("actor-1");
@@ -160,9 +161,10 @@ TEST_CASE("a node manager keeps reporting to the head while a worker process is 
 
   // The start is still held: the head hears of the starting worker all the same.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  bool seen = false;
-  while (!(seen = node.HeadSeesStartingActor()) && std::chrono::steady_clock::now() < deadline) {
+  bool seen = node.HeadSeesStartingActor();
+  while (!seen && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    seen = node.HeadSeesStartingActor();
   }
   CHECK(seen);
 
