@@ -190,14 +190,25 @@ std::string NodeManager::StartWorkerLocked(const std::string& executable, uint64
   // so workers watch their parent themselves instead.
   options.detach = false;
   options.death_signal = 0;
-  auto pid = internal::StartProcess(options);
-  if (!pid.ok()) {
-    LUMEN_LOG(ERROR) << "cannot start a worker (" << executable << "): " << pid.status();
-    return "";
-  }
-  worker.pid = *pid;
+  // Listed at once (starting, no pid yet), so that concurrent requests count it. Forking and
+  // waiting for the exec take long on a busy machine, and without mu_ heartbeats, leases and
+  // registrations go on meanwhile: 300 starts under mu_ kept the heartbeat out for seconds.
   std::string id = worker.id;
   workers_[id] = std::move(worker);
+  mu_.Unlock();
+  absl::StatusOr<int> pid = config_.spawn(options);
+  mu_.Lock();
+  // Only OnWorkerExitLocked erases workers, by pid: this one is still listed.
+  auto it = workers_.find(id);
+  if (!pid.ok()) {
+    LUMEN_LOG(ERROR) << "cannot start a worker (" << executable << "): " << pid.status();
+    workers_.erase(it);
+    cv_.SignalAll();
+    return "";
+  }
+  it->second.pid = *pid;
+  // Stopped, fenced or killed while it was being started: it goes now that it has a pid.
+  if (stopping_ || it->second.dying) KillWorkerLocked(it->second);
   return id;
 }
 

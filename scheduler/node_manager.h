@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -27,6 +28,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/process.h"
 #include "net/io_pool.h"
 #include "net/listener.h"
 #include "objectstore/object_data_plane.h"
@@ -57,6 +59,8 @@ struct NodeManagerConfig {
   // A node (not the head) that cannot reach the head for this long stops its workers and
   // exits: nobody can tell it whether what it runs is still wanted.
   absl::Duration head_lost_timeout = absl::Seconds(60);
+  // Starts a worker process (tests pass a fake); called without the node manager's mutex.
+  std::function<absl::StatusOr<int>(const internal::SpawnOptions&)> spawn = internal::StartProcess;
 };
 
 class NodeManager final : public proto::NodeService::Service {
@@ -166,6 +170,8 @@ class NodeManager final : public proto::NodeService::Service {
 
   // Starts a worker process running `executable` for `job` (0: any job of that executable);
   // with `actor`, a dedicated worker that constructs that actor. Returns its id ("" on error).
+  // Releases mu_ while the process is forked and exec'd: callers keep no references into the
+  // state across the call. The worker is listed (starting, pid 0) before mu_ is released.
   std::string StartWorkerLocked(const std::string& executable, uint64_t job,
                                 const proto::StartActorRequest* actor = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
