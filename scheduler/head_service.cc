@@ -398,6 +398,9 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
   const Placement placement = PickNode(views, placement_request, &lease_spread_cursor_);
   reply->set_infeasible(placement.infeasible);
   reply->set_unschedulable(placement.unschedulable);
+  if (request->strategy().kind() == proto::SchedulingStrategy::SPREAD) {
+    reply->set_feasible_nodes(CountFeasibleNodes(views, shape));
+  }
   auto node = nodes_.find(placement.node_id);
   if (node == nodes_.end()) return grpc::Status::OK;
   reply->set_address(node->second.info.address());

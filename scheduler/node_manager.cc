@@ -372,6 +372,7 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   const LeaseRouting route = RouteLease(*request, self, feasible_here, available_here);
   if (route.ask_head) {
     proto::FindNodeReply other = FindOtherNode(*request, route.exclude_self);
+    reply->set_feasible_nodes(other.feasible_nodes());
     if (!other.unschedulable().empty()) {
       reply->set_unschedulable(other.unschedulable());
       return grpc::Status::OK;

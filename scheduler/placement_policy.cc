@@ -130,6 +130,12 @@ double NodeLoad(const NodeView& node) {
   return load;
 }
 
+int CountFeasibleNodes(const std::vector<NodeView>& nodes, const ResourceShape& shape) {
+  return static_cast<int>(std::count_if(nodes.begin(), nodes.end(), [&](const NodeView& node) {
+    return node.alive && ShapeFits(node.total, shape);
+  }));
+}
+
 Placement PickNode(const std::vector<NodeView>& nodes, const PlacementRequest& request,
                    uint64_t* spread_cursor) {
   switch (request.strategy.kind()) {

@@ -56,6 +56,8 @@ bool ShapeFits(const ResourceShape& available, const ResourceShape& shape);
 std::string DescribeShape(const ResourceShape& shape);
 // The node's load as the largest used fraction among the resources it has (0: idle).
 double NodeLoad(const NodeView& node);
+// How many live nodes hold `shape` in total (busy or not).
+int CountFeasibleNodes(const std::vector<NodeView>& nodes, const ResourceShape& shape);
 
 template <typename Map>
 ResourceShape ToShape(const Map& map) {

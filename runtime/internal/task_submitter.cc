@@ -102,6 +102,10 @@ void TaskSubmitter::Submit(std::unique_ptr<PendingTask> task) {
       shape.resources = task->resources;
       shape.strategy = task->strategy;
     }
+    if (task->strategy.kind() == proto::SchedulingStrategy::SPREAD) {
+      if (!shape.spread.has_value()) shape.spread.emplace();
+      if (IdleLocked(shape)) shape.spread->StartBurst();
+    }
     task->spec.set_seq(next_seq_++);
     shape.queue.push_back(std::move(task));
     DispatchLocked(shape, &out);
@@ -119,6 +123,12 @@ int TaskSubmitter::PipelineDepthLocked(const ShapeQueue& shape, const std::strin
       std::clamp(depth, 1.0, static_cast<double>(options_.max_in_flight_per_worker)));
 }
 
+bool TaskSubmitter::IdleLocked(const ShapeQueue& shape) {
+  return shape.queue.empty() &&
+         std::all_of(shape.workers.begin(), shape.workers.end(),
+                     [](const auto& worker) { return worker->in_flight.empty(); });
+}
+
 void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
   const absl::Time now = absl::Now();
   while (!shape.queue.empty()) {
@@ -131,9 +141,11 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
            worker->in_flight_bytes + bytes > options_.max_in_flight_bytes_per_worker)) {
         continue;
       }
+      if (shape.spread && !shape.spread->MayTake(worker->spread, shape.queue.size())) continue;
       if (best == nullptr || worker->in_flight.size() < best->in_flight.size()) best = worker;
     }
     if (best == nullptr) return;
+    if (shape.spread) shape.spread->Took(best->spread);
     std::unique_ptr<PendingTask> task = std::move(shape.queue.front());
     shape.queue.pop_front();
     const bool was_idle = best->in_flight.empty();
@@ -154,8 +166,10 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
 
 void TaskSubmitter::RequestLeasesLocked(const std::string& key, ShapeQueue& shape, Outbox* out) {
   if (shape.queue.empty() || shutdown_ || absl::Now() < shape.retry_after) return;
-  const int wanted =
-      std::min<int>(options_.max_pending_leases_per_shape, static_cast<int>(shape.queue.size()));
+  const int wanted = shape.spread ? shape.spread->LeasesWanted(
+                                        shape.queue.size(), options_.max_pending_leases_per_shape)
+                                  : std::min<int>(options_.max_pending_leases_per_shape,
+                                                  static_cast<int>(shape.queue.size()));
   while (shape.pending_leases < wanted) {
     ++shape.pending_leases;
     ++outstanding_lease_rpcs_;
@@ -206,6 +220,12 @@ void TaskSubmitter::RequestLease(const std::string& key, const std::string& node
 
 void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node_address,
                                  const grpc::Status& status, const proto::LeaseReply& reply) {
+  // Only the head's SPREAD placements carry the node count (spread_dispatch.h).
+  const bool routed = node_address != options_.local_node_address;
+  if (reply.feasible_nodes() > 0) {
+    absl::MutexLock lock(&mu_);
+    if (auto& spread = shapes_[key].spread) spread->set_feasible_nodes(reply.feasible_nodes());
+  }
   if (status.ok() && reply.has_granted()) {
     ConnectWorker(key, node_address, reply.granted());
     return;  // still pending until connected
@@ -214,8 +234,10 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     proto::SchedulingStrategy strategy;
     {
       absl::MutexLock lock(&mu_);
-      resources = shapes_[key].resources;
-      strategy = shapes_[key].strategy;
+      ShapeQueue& shape = shapes_[key];
+      resources = shape.resources;
+      strategy = shape.strategy;
+      if (shape.spread && !routed) shape.spread->OnRouted();
     }
     RequestLease(key, reply.spillback_address(), resources, strategy,
                  SpillTicket{reply.executable(), reply.job_id()});
@@ -228,6 +250,7 @@ void TaskSubmitter::OnLeaseReply(const std::string& key, const std::string& node
     --outstanding_lease_rpcs_;
     ShapeQueue& shape = shapes_[key];
     --shape.pending_leases;
+    if (shape.spread && routed) shape.spread->OnRoutedDone();
     if (!status.ok() && shutdown_) {
       // Cancelled by Shutdown: nothing to report.
     } else if (status.ok() && !reply.unschedulable().empty()) {
@@ -318,11 +341,15 @@ void TaskSubmitter::AddWorker(const std::string& key, const std::string& node_ad
     --outstanding_lease_rpcs_;
     ShapeQueue& shape = shapes_[key];
     --shape.pending_leases;
+    if (shape.spread && node_address != options_.local_node_address) {
+      shape.spread->OnRoutedDone();
+    }
     if (worker != nullptr && shutdown_) {
       worker->conn->Close("shutting down");
     } else if (worker != nullptr) {
       shape.lease_failures = 0;
       shape.workers.push_back(worker);
+      if (shape.spread) shape.spread->WorkerAdded(worker->node_id);
       out.flush.push_back(worker->conn);  // the hello, at least
     } else {
       shape.retry_after = absl::Now() + absl::Milliseconds(100);
@@ -395,7 +422,9 @@ void TaskSubmitter::OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker,
     worker->dead = true;
     ShapeQueue& shape = shapes_[worker->key];
     auto& list = shape.workers;
-    list.erase(std::remove(list.begin(), list.end(), worker), list.end());
+    const auto gone = std::remove(list.begin(), list.end(), worker);
+    if (shape.spread && gone != list.end()) shape.spread->WorkerGone(worker->node_id);
+    list.erase(gone, list.end());
     for (auto& [seq, task] : worker->in_flight) {
       if (task->retries_left > 0 && !shutdown_) {
         --task->retries_left;
@@ -472,6 +501,7 @@ void TaskSubmitter::Tick() {
           LeasedWorker& w = **it;
           if (w.in_flight.empty() && now - w.idle_since > options_.lease_idle_timeout) {
             w.dead = true;
+            if (shape.spread) shape.spread->WorkerGone(w.node_id);
             to_return.push_back(*it);
             it = list.erase(it);
           } else {

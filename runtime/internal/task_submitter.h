@@ -2,7 +2,8 @@
 // for a resource shape, push tasks straight to it over a fast-path connection with many in
 // flight, keep the lease while work of that shape is queued, and return it once idle. Retries a
 // task whose worker died, went silent, or whose node the head declared dead, up to its max
-// retries.
+// retries. SPREAD shapes ask for a lease on every feasible node and share their tasks out over
+// those leases (spread_dispatch.h) instead of pipelining them all to the first leases granted.
 //
 // Bounds: at most max_in_flight_per_worker calls and max_in_flight_bytes_per_worker bytes are
 // pushed to one worker ahead of its replies; the rest wait here. limiter() bounds everything a
@@ -17,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,7 @@
 #include "proto/control.grpc.pb.h"
 #include "proto/wire.pb.h"
 #include "runtime/internal/object_table.h"
+#include "runtime/internal/spread_dispatch.h"
 #include "runtime/internal/task_events.h"
 
 namespace lumen::internal {
@@ -99,6 +102,7 @@ class TaskSubmitter {
     absl::Time idle_since;
     absl::Time last_reply;
     bool dead = false;
+    SpreadDispatch::Tally spread;  // SPREAD shapes only
   };
   struct ShapeQueue {
     std::map<std::string, double> resources;
@@ -108,6 +112,7 @@ class TaskSubmitter {
     int pending_leases = 0;
     int lease_failures = 0;
     absl::Time retry_after = absl::InfinitePast();
+    std::optional<SpreadDispatch> spread;  // set for SPREAD shapes
     // Moving average of one task's service time on a worker, by function.
     absl::flat_hash_map<std::string, double> service_us;
   };
@@ -131,6 +136,8 @@ class TaskSubmitter {
 
   int PipelineDepthLocked(const ShapeQueue& shape, const std::string& function) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Nothing queued and nothing in flight.
+  static bool IdleLocked(const ShapeQueue& shape);
   static std::string ShapeKey(const std::map<std::string, double>& resources,
                               const proto::SchedulingStrategy& strategy);
   // Pushes queued tasks to workers with room.

@@ -201,6 +201,26 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("many trivial SPREAD tasks run on every node of five", "[multinode]") {
+  LUMEN_REQUIRE_NETNS();
+  constexpr int kHosts = 5;
+  NetnsCluster cluster(kHosts);
+  REQUIRE(cluster.StartHead({"--num-cpus=1", "--object-store-memory=67108864"}).exit_code == 0);
+  for (int host = 1; host < kHosts; ++host) {
+    const CommandResult node =
+        cluster.StartNode(host, {"--num-cpus=1", "--object-store-memory=67108864"});
+    INFO(node.output);
+    REQUIRE(node.exit_code == 0);
+  }
+  // Each task takes microseconds: the first lease granted could run them all.
+  const CommandResult run = cluster.Run(
+      0, {"lumen_multinode_driver", "spread", "2000", "0", "--address=" + cluster.HeadAddress()},
+      60);
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  CHECK(ValueOf(run.output, "distinct-nodes") == std::to_string(kHosts));
+}
+
 TEST_CASE("lumen pi over two namespace hosts runs a worker on every CPU of both", "[multinode]") {
   LUMEN_REQUIRE_NETNS();
   NetnsCluster cluster(2);

@@ -241,6 +241,28 @@ TEST_CASE("FindNode picks another node with the shape available, or says it is i
   }
 }
 
+TEST_CASE("FindNode tells a SPREAD request how many live nodes could ever hold its shape",
+          "[scheduler][head][spread]") {
+  HeadFixture head(absl::Seconds(30));
+  REQUIRE(head.Register("busy", 2, 0).ok());
+  REQUIRE(head.Register("idle", 2, 2).ok());
+  REQUIRE(head.Register("small", 1, 1).ok());
+  auto find = [&](double cpus, proto::SchedulingStrategy::Kind kind) {
+    proto::FindNodeRequest request;
+    (*request.mutable_resources())["CPU"] = cpus;
+    request.mutable_strategy()->set_kind(kind);
+    proto::FindNodeReply reply;
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, kToken, absl::Seconds(5));
+    REQUIRE(head.stub->FindNode(&context, request, &reply).ok());
+    return reply;
+  };
+  CHECK(find(1, proto::SchedulingStrategy::SPREAD).feasible_nodes() == 3);
+  CHECK(find(2, proto::SchedulingStrategy::SPREAD).feasible_nodes() == 2);  // busy counts too
+  CHECK(find(8, proto::SchedulingStrategy::SPREAD).feasible_nodes() == 0);
+  CHECK(find(1, proto::SchedulingStrategy::DEFAULT).feasible_nodes() == 0);  // only for SPREAD
+}
+
 TEST_CASE("Fits compares every resource of a shape", "[scheduler][head]") {
   google::protobuf::Map<std::string, double> available;
   available["CPU"] = 2;

@@ -3,7 +3,7 @@
 // arguments follow; cluster flags (--address=, --temp-dir=, --token=) go to lumen::Init.
 #include <chrono>
 #include <iostream>
-#include <set>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,15 +28,18 @@ class Where {
 LUMEN_REMOTE(NodeOf);
 LUMEN_REMOTE(Where::Create, &Where::Node);
 
-// Runs `count` tasks of `sleep_ms` each and prints the distinct nodes they ran on.
+// Runs `count` tasks of `sleep_ms` each and prints how many ran on each node and on how many
+// distinct nodes they ran.
 int Distinct(int count, int sleep_ms, const lumen::SchedulingStrategy& strategy) {
   std::vector<lumen::ObjectRef<std::string>> refs;
   for (int i = 0; i < count; ++i) {
     refs.push_back(lumen::Task(NodeOf).SetSchedulingStrategy(strategy).Remote(sleep_ms));
   }
-  std::set<std::string> nodes;
-  for (const auto& node : lumen::Get(refs, kTimeoutMs)) nodes.insert(*node);
-  std::cout << "distinct-nodes " << nodes.size() << std::endl;
+  std::map<std::string, int> per_node;
+  for (const auto& node : lumen::Get(refs, kTimeoutMs)) ++per_node[*node];
+  std::cout << "tasks-per-node";
+  for (const auto& [node, tasks] : per_node) std::cout << " " << node << ":" << tasks;
+  std::cout << "\ndistinct-nodes " << per_node.size() << std::endl;
   return 0;
 }
 
@@ -48,8 +51,10 @@ int Run(const std::string& mode, const std::vector<std::string>& args) {
     return 0;
   }
   if (mode == "load") return Distinct(std::stoi(args.at(0)), 1500, {});
-  if (mode == "spread")
-    return Distinct(std::stoi(args.at(0)), 300, lumen::SchedulingStrategy::Spread());
+  if (mode == "spread") {
+    const int sleep_ms = args.size() > 1 ? std::stoi(args[1]) : 300;
+    return Distinct(std::stoi(args.at(0)), sleep_ms, lumen::SchedulingStrategy::Spread());
+  }
   if (mode == "affinity") {
     const auto strategy = lumen::SchedulingStrategy::NodeAffinity(args.at(0), args.at(1) == "soft");
     try {
