@@ -55,7 +55,7 @@ Placement ActorPlacer::Place(const proto::ActorSpec& spec, const std::string& ow
                            .strategy = spec.strategy(),
                            .preferred_node_id = owner_node_id};
   Placement placement =
-      PickNode(UnreservedLocked(nodes, spec.actor_id()), request, &spread_cursor_);
+      PickNode(UnreservedLocked(nodes, spec.actor_id()), request, &spread_last_);
   if (!placement.node_id.empty()) {
     reserved_[spec.actor_id()] = Reservation{placement.node_id, request.shape};
     queue_.erase(spec.actor_id());

@@ -53,7 +53,7 @@ class ActorPlacer {
   // Queued actors by arrival, and their entries by actor id.
   uint64_t next_arrival_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, std::pair<uint64_t, proto::PendingActor>> queue_ ABSL_GUARDED_BY(mu_);
-  uint64_t spread_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string spread_last_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lumen::scheduler

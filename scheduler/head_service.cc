@@ -395,7 +395,7 @@ grpc::Status HeadService::FindNode(grpc::ServerContext* context,
   PlacementRequest placement_request{.shape = shape,
                                      .strategy = request->strategy(),
                                      .preferred_node_id = request->requester_node_id()};
-  const Placement placement = PickNode(views, placement_request, &lease_spread_cursor_);
+  const Placement placement = PickNode(views, placement_request, &lease_spread_last_);
   reply->set_infeasible(placement.infeasible);
   reply->set_unschedulable(placement.unschedulable);
   if (request->strategy().kind() == proto::SchedulingStrategy::SPREAD) {

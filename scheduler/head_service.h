@@ -145,7 +145,7 @@ class HeadService final : public proto::HeadService::Service {
   // the ones a node has not seen, and its node manager tells its clients.
   std::vector<proto::NodeDeath> deaths_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> finished_jobs_ ABSL_GUARDED_BY(mu_);  // relayed in heartbeat replies
-  uint64_t lease_spread_cursor_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string lease_spread_last_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
   ActorPlacer placer_;
   std::unique_ptr<GrpcBundleNodes> bundle_nodes_;

@@ -63,15 +63,20 @@ Placement Default(const std::vector<NodeView>& nodes, const PlacementRequest& re
   return NoneNow(nodes, request.shape);
 }
 
-Placement Spread(const std::vector<NodeView>& nodes, const ResourceShape& shape, uint64_t* cursor) {
-  std::vector<const NodeView*> free;
+Placement Spread(const std::vector<NodeView>& nodes, const ResourceShape& shape,
+                 std::string* last) {
+  // The free node with the smallest id after `last`, else the smallest of all (a turn of the
+  // round): the turns follow node ids, not positions in a list that changes as nodes get busy.
+  const NodeView* next = nullptr;
+  const NodeView* first = nullptr;
   for (const NodeView& node : nodes) {
-    if (node.alive && ShapeFits(node.available, shape)) free.push_back(&node);
+    if (!node.alive || !ShapeFits(node.available, shape)) continue;
+    if (first == nullptr || node.node_id < first->node_id) first = &node;
+    if (node.node_id > *last && (next == nullptr || node.node_id < next->node_id)) next = &node;
   }
-  if (free.empty()) return NoneNow(nodes, shape);
-  std::sort(free.begin(), free.end(),
-            [](const NodeView* a, const NodeView* b) { return a->node_id < b->node_id; });
-  return At(free[(*cursor)++ % free.size()]->node_id);
+  if (first == nullptr) return NoneNow(nodes, shape);
+  *last = (next != nullptr ? next : first)->node_id;
+  return At(*last);
 }
 
 Placement Affinity(const std::vector<NodeView>& nodes, const PlacementRequest& request) {
@@ -137,10 +142,10 @@ int CountFeasibleNodes(const std::vector<NodeView>& nodes, const ResourceShape& 
 }
 
 Placement PickNode(const std::vector<NodeView>& nodes, const PlacementRequest& request,
-                   uint64_t* spread_cursor) {
+                   std::string* spread_last) {
   switch (request.strategy.kind()) {
     case proto::SchedulingStrategy::SPREAD:
-      return Spread(nodes, request.shape, spread_cursor);
+      return Spread(nodes, request.shape, spread_last);
     case proto::SchedulingStrategy::NODE_AFFINITY:
       return Affinity(nodes, request);
     default:

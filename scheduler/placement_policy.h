@@ -47,8 +47,10 @@ struct Placement {
   std::string reason;         // why no node was picked
 };
 
+// `spread_last`: the node SPREAD chose last (updated); SPREAD takes the next free node after it
+// in node-id order, so that a node busy at its turn is not skipped for a whole round.
 Placement PickNode(const std::vector<NodeView>& nodes, const PlacementRequest& request,
-                   uint64_t* spread_cursor);
+                   std::string* spread_last);
 
 // True if `available` has at least `shape` of every resource (zero amounts always fit).
 bool ShapeFits(const ResourceShape& available, const ResourceShape& shape);

@@ -142,7 +142,13 @@ void TaskSubmitter::DispatchLocked(ShapeQueue& shape, Outbox* out) {
         continue;
       }
       if (shape.spread && !shape.spread->MayTake(worker->spread, shape.queue.size())) continue;
-      if (best == nullptr || worker->in_flight.size() < best->in_flight.size()) best = worker;
+      const bool less_busy = best == nullptr || worker->in_flight.size() < best->in_flight.size();
+      // SPREAD: among equally busy workers, the one whose last task is oldest, so that tasks
+      // submitted one at a time go round the nodes.
+      const bool less_recent = shape.spread && best != nullptr &&
+                               worker->in_flight.size() == best->in_flight.size() &&
+                               worker->spread.burst < best->spread.burst;
+      if (less_busy || less_recent) best = worker;
     }
     if (best == nullptr) return;
     if (shape.spread) shape.spread->Took(best->spread);
@@ -377,6 +383,7 @@ void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
   std::unique_ptr<PendingTask> task;
   Outbox out;
   bool retry = false;
+  bool retired = false;
   {
     absl::MutexLock lock(&mu_);
     auto it = worker->in_flight.find(reply.seq());
@@ -403,8 +410,19 @@ void TaskSubmitter::OnTaskReply(const std::shared_ptr<LeasedWorker>& worker,
       retry = true;
     }
     DispatchLocked(shape, &out);
+    // SPREAD while some feasible node holds no lease of the shape: a worker left idle with
+    // nothing queued goes back at once, so that the next task asks the head again and lands on
+    // another node (tasks submitted one at a time would otherwise all reuse this one).
+    if (shape.spread && shape.queue.empty() && worker->in_flight.empty() && !worker->dead &&
+        shape.spread->held_nodes() < shape.spread->feasible_nodes()) {
+      RetireLocked(shape, *worker);
+      auto& list = shape.workers;
+      list.erase(std::remove(list.begin(), list.end(), worker), list.end());
+      retired = true;
+    }
   }
   Deliver(out);
+  if (retired) GiveBack(worker);
   if (retry) return;
   auto value = std::make_shared<proto::Value>();
   value->Swap(reply.mutable_result());
@@ -500,8 +518,7 @@ void TaskSubmitter::Tick() {
         for (auto it = list.begin(); it != list.end();) {
           LeasedWorker& w = **it;
           if (w.in_flight.empty() && now - w.idle_since > options_.lease_idle_timeout) {
-            w.dead = true;
-            if (shape.spread) shape.spread->WorkerGone(w.node_id);
+            RetireLocked(shape, w);
             to_return.push_back(*it);
             it = list.erase(it);
           } else {
@@ -513,10 +530,17 @@ void TaskSubmitter::Tick() {
     }
   }
   Deliver(out);
-  for (auto& worker : to_return) {
-    ReturnLease(worker->node_address, worker->lease_id, /*disconnect=*/false);
-    worker->conn->Close("lease returned");
-  }
+  for (auto& worker : to_return) GiveBack(worker);
+}
+
+void TaskSubmitter::RetireLocked(ShapeQueue& shape, LeasedWorker& worker) {
+  worker.dead = true;
+  if (shape.spread) shape.spread->WorkerGone(worker.node_id);
+}
+
+void TaskSubmitter::GiveBack(const std::shared_ptr<LeasedWorker>& worker) {
+  ReturnLease(worker->node_address, worker->lease_id, /*disconnect=*/false);
+  worker->conn->Close("lease returned");
 }
 
 void TaskSubmitter::Shutdown() {

@@ -158,6 +158,9 @@ class TaskSubmitter {
   void OnTaskReply(const std::shared_ptr<LeasedWorker>& worker, proto::TaskReply& reply);
   void OnWorkerClosed(const std::shared_ptr<LeasedWorker>& worker, const std::string& reason);
   void ReturnLease(const std::string& node_address, uint64_t lease_id, bool disconnect);
+  // Takes an idle worker out of its shape; the caller returns its lease (GiveBack) unlocked.
+  void RetireLocked(ShapeQueue& shape, LeasedWorker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GiveBack(const std::shared_ptr<LeasedWorker>& worker);
   void Finish(std::unique_ptr<PendingTask> task, ValuePtr value);
   void FailShapeLocked(ShapeQueue& shape, const std::string& message,
                        std::vector<std::unique_ptr<PendingTask>>* failed)

@@ -201,7 +201,8 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("many trivial SPREAD tasks run on every node of five", "[multinode]") {
+TEST_CASE("trivial SPREAD tasks run on every node of five in a burst and one by one",
+          "[multinode]") {
   LUMEN_REQUIRE_NETNS();
   constexpr int kHosts = 5;
   NetnsCluster cluster(kHosts);
@@ -219,6 +220,15 @@ TEST_CASE("many trivial SPREAD tasks run on every node of five", "[multinode]") 
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK(ValueOf(run.output, "distinct-nodes") == std::to_string(kHosts));
+  // Tasks submitted one at a time, each waited for, go round the nodes too.
+  const CommandResult one_by_one =
+      cluster.Run(0,
+                  {"lumen_multinode_driver", "spread-one-by-one", std::to_string(2 * kHosts),
+                   "--address=" + cluster.HeadAddress()},
+                  60);
+  INFO(one_by_one.output);
+  REQUIRE(one_by_one.exit_code == 0);
+  CHECK(ValueOf(one_by_one.output, "distinct-nodes") == std::to_string(kHosts));
 }
 
 TEST_CASE("lumen pi over two namespace hosts runs a worker on every CPU of both", "[multinode]") {

@@ -47,7 +47,7 @@ proto::ActorInfo Info(const std::string& id, proto::ActorInfo::State state,
 }  // namespace
 
 TEST_CASE("the default policy keeps work on the preferred node until it is busy") {
-  uint64_t cursor = 0;
+  std::string cursor;
   const std::vector<NodeView> nodes = {Node("a", 2, 1), Node("b", 4, 4), Node("c", 4, 1)};
   const ResourceShape one_cpu = {{"CPU", 1}};
   CHECK(PickNode(nodes, {.shape = one_cpu, .strategy = {}, .preferred_node_id = "a"}, &cursor)
@@ -87,7 +87,7 @@ TEST_CASE("the default policy keeps work on the preferred node until it is busy"
 }
 
 TEST_CASE("SPREAD visits every node that has the shape free in turn") {
-  uint64_t cursor = 0;
+  std::string cursor;
   const std::vector<NodeView> nodes = {Node("a", 2, 2), Node("b", 2, 2), Node("c", 2, 0)};
   const PlacementRequest spread{.shape = {{"CPU", 1}},
                                 .strategy = Strategy(proto::SchedulingStrategy::SPREAD),
@@ -98,8 +98,25 @@ TEST_CASE("SPREAD visits every node that has the shape free in turn") {
   CHECK(picked.count("b") == 2);
 }
 
+TEST_CASE("SPREAD keeps its turns when a node is busy at its turn") {
+  std::string last;
+  const PlacementRequest spread{.shape = {{"CPU", 1}},
+                                .strategy = Strategy(proto::SchedulingStrategy::SPREAD),
+                                .preferred_node_id = "a"};
+  const std::vector<NodeView> all = {Node("a", 1, 1), Node("b", 1, 1), Node("c", 1, 1),
+                                     Node("d", 1, 1)};
+  const std::vector<NodeView> b_busy = {Node("a", 1, 1), Node("b", 1, 0), Node("c", 1, 1),
+                                        Node("d", 1, 1)};
+  CHECK(PickNode(all, spread, &last).node_id == "a");
+  CHECK(PickNode(b_busy, spread, &last).node_id == "c");
+  // Not c again: the turn after c is d, then the round starts over with a and b.
+  CHECK(PickNode(all, spread, &last).node_id == "d");
+  CHECK(PickNode(all, spread, &last).node_id == "a");
+  CHECK(PickNode(all, spread, &last).node_id == "b");
+}
+
 TEST_CASE("node affinity places on the named node, hard fails for good, soft falls back") {
-  uint64_t cursor = 0;
+  std::string cursor;
   std::vector<NodeView> nodes = {Node("a", 2, 2), Node("b", 2, 0)};
   nodes.push_back(Node("dead", 2, 2));
   nodes.back().alive = false;

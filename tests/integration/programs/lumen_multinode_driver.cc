@@ -30,6 +30,13 @@ LUMEN_REMOTE(Where::Create, &Where::Node);
 
 // Runs `count` tasks of `sleep_ms` each and prints how many ran on each node and on how many
 // distinct nodes they ran.
+int PrintNodes(const std::map<std::string, int>& per_node) {
+  std::cout << "tasks-per-node";
+  for (const auto& [node, tasks] : per_node) std::cout << " " << node << ":" << tasks;
+  std::cout << "\ndistinct-nodes " << per_node.size() << std::endl;
+  return 0;
+}
+
 int Distinct(int count, int sleep_ms, const lumen::SchedulingStrategy& strategy) {
   std::vector<lumen::ObjectRef<std::string>> refs;
   for (int i = 0; i < count; ++i) {
@@ -37,10 +44,17 @@ int Distinct(int count, int sleep_ms, const lumen::SchedulingStrategy& strategy)
   }
   std::map<std::string, int> per_node;
   for (const auto& node : lumen::Get(refs, kTimeoutMs)) ++per_node[*node];
-  std::cout << "tasks-per-node";
-  for (const auto& [node, tasks] : per_node) std::cout << " " << node << ":" << tasks;
-  std::cout << "\ndistinct-nodes " << per_node.size() << std::endl;
-  return 0;
+  return PrintNodes(per_node);
+}
+
+// One SPREAD task at a time, each waited for before the next is submitted.
+int OneByOne(int count) {
+  std::map<std::string, int> per_node;
+  for (int i = 0; i < count; ++i) {
+    auto ref = lumen::Task(NodeOf).SetSchedulingStrategy(lumen::SchedulingStrategy::Spread());
+    ++per_node[*lumen::Get(ref.Remote(0), kTimeoutMs)];
+  }
+  return PrintNodes(per_node);
 }
 
 int Run(const std::string& mode, const std::vector<std::string>& args) {
@@ -55,6 +69,7 @@ int Run(const std::string& mode, const std::vector<std::string>& args) {
     const int sleep_ms = args.size() > 1 ? std::stoi(args[1]) : 300;
     return Distinct(std::stoi(args.at(0)), sleep_ms, lumen::SchedulingStrategy::Spread());
   }
+  if (mode == "spread-one-by-one") return OneByOne(std::stoi(args.at(0)));
   if (mode == "affinity") {
     const auto strategy = lumen::SchedulingStrategy::NodeAffinity(args.at(0), args.at(1) == "soft");
     try {
