@@ -54,8 +54,7 @@ Placement ActorPlacer::Place(const proto::ActorSpec& spec, const std::string& ow
   PlacementRequest request{.shape = ToShape(spec.resources()),
                            .strategy = spec.strategy(),
                            .preferred_node_id = owner_node_id};
-  Placement placement =
-      PickNode(UnreservedLocked(nodes, spec.actor_id()), request, &spread_last_);
+  Placement placement = PickNode(UnreservedLocked(nodes, spec.actor_id()), request, &spread_last_);
   if (!placement.node_id.empty()) {
     reserved_[spec.actor_id()] = Reservation{placement.node_id, request.shape};
     queue_.erase(spec.actor_id());
