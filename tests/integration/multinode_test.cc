@@ -220,7 +220,17 @@ TEST_CASE("trivial SPREAD tasks run on every node of five in a burst and one by 
   INFO(run.output);
   REQUIRE(run.exit_code == 0);
   CHECK(ValueOf(run.output, "distinct-nodes") == std::to_string(kHosts));
-  // Tasks submitted one at a time, each waited for, go round the nodes too.
+  // Tasks submitted one at a time, each waited for, go round the free nodes too: once the last
+  // job's leases are back on every node (the head hears it with each node's next heartbeat).
+  REQUIRE(WaitForStatus(
+      cluster,
+      [](const nlohmann::json& status) {
+        for (const auto& n : status.at("nodes")) {
+          if (n.at("alive").get<bool>() && n.at("available").value("CPU", 0.0) < 1) return false;
+        }
+        return true;
+      },
+      30));
   const CommandResult one_by_one =
       cluster.Run(0,
                   {"lumen_multinode_driver", "spread-one-by-one", std::to_string(2 * kHosts),
