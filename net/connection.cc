@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <asio/bind_executor.hpp>
 #include <asio/connect.hpp>
+#include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <asio/write.hpp>
 #include <cerrno>
@@ -44,7 +46,7 @@ int64_t EnvMillis(const char* name, int64_t fallback) {
   return fallback;
 }
 
-void SetSocketOptions(int fd, const ConnectionOptions& options) {
+void SetTcpOptions(int fd, const ConnectionOptions& options) {
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
@@ -61,11 +63,25 @@ void SetSocketOptions(int fd, const ConnectionOptions& options) {
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-std::string Endpoint(const asio::ip::tcp::socket& socket) {
-  std::error_code error;
-  auto endpoint = socket.remote_endpoint(error);
-  if (error) return "?";
-  return absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+bool IsUnixSocket(int fd) {
+  int domain = 0;
+  socklen_t size = sizeof(domain);
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0 && domain == AF_UNIX;
+}
+
+// Whether the process at the other end of a Unix socket runs as this process's user. Anyone
+// on the host can listen on any free abstract name, so a client checks before it sends the
+// cluster token there; a process of the same user could read the token from the session folder
+// anyway.
+bool OwnUser(int fd, const std::string& address) {
+  ucred credentials{};
+  socklen_t size = sizeof(credentials);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return false;
+  if (credentials.uid == geteuid()) return true;
+  LUMEN_LOG(WARNING) << "the same-host socket for " << address << " belongs to pid "
+                     << credentials.pid << " of user " << credentials.uid
+                     << ", not to this user: connecting over TCP";
+  return false;
 }
 
 // In a length prefix: a 64-bit payload length follows the prefix, and its bytes the frame.
@@ -149,6 +165,25 @@ ConnectionOptions ConnectionOptions::FromEnvironment() {
   return options;
 }
 
+std::string RemoteAddress(const asio::ip::tcp::socket& socket) {
+  std::error_code error;
+  auto endpoint = socket.remote_endpoint(error);
+  if (error) return "?";
+  return absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+}
+
+std::string LocalName(const std::string& host, int port) {
+  return absl::StrCat(absl::string_view("\0", 1), "lumen-fast-path/", host, ":", port);
+}
+
+bool LocalTransportEnabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LUMEN_LOCAL_TRANSPORT");
+    return env == nullptr || std::string_view(env) != "0";
+  }();
+  return enabled;
+}
+
 absl::Status ParseHostPort(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
   int value = 0;
@@ -213,7 +248,11 @@ void Connection::AsyncConnect(IoPool& io, const std::string& address, absl::Dura
   }
   struct Attempt {
     Attempt(IoPool& pool, ConnectCallback callback)
-        : socket(pool.context()), timer(pool.context()), done(std::move(callback)) {}
+        : local(pool.context()),
+          socket(pool.context()),
+          timer(pool.context()),
+          done(std::move(callback)) {}
+    asio::local::stream_protocol::socket local;
     asio::ip::tcp::socket socket;
     asio::steady_timer timer;
     ConnectCallback done;
@@ -222,31 +261,67 @@ void Connection::AsyncConnect(IoPool& io, const std::string& address, absl::Dura
   };
   auto attempt = std::make_shared<Attempt>(io, std::move(done));
   auto strand = asio::make_strand(io.context());
-  asio::post(strand, [&io, attempt, strand, address, timeout, options,
-                      endpoint = asio::ip::tcp::endpoint(ip, static_cast<uint16_t>(port))] {
+  const asio::ip::tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
+  auto fail = [attempt, address, timeout](const std::error_code& error) {
+    attempt->finished = true;
+    attempt->timer.cancel();
+    const std::string reason = attempt->timed_out
+                                   ? absl::StrCat("timed out after ", absl::FormatDuration(timeout))
+                                   : error.message();
+    attempt->done(
+        absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ", reason)));
+  };
+  // TCP, once the Unix socket was not there (or not tried).
+  auto connect_tcp = [&io, attempt, strand, options, fail, endpoint] {
+    attempt->socket.async_connect(
+        endpoint,
+        asio::bind_executor(strand, [&io, attempt, options, fail](const std::error_code& error) {
+          if (error || attempt->timed_out) {
+            fail(error);
+            return;
+          }
+          attempt->finished = true;
+          attempt->timer.cancel();
+          std::string peer = RemoteAddress(attempt->socket);
+          auto conn = std::make_shared<Connection>(io, Socket(std::move(attempt->socket)),
+                                                   std::move(peer), options,
+                                                   /*authenticated=*/true);
+          attempt->done(std::move(conn));
+        }));
+  };
+  const bool try_local = LocalTransportEnabled() && !ip.is_unspecified();
+  asio::post(strand, [&io, attempt, strand, address, timeout, options, fail, connect_tcp, try_local,
+                      local = LocalName(ip.to_string(), port)] {
     attempt->timer.expires_after(ToChrono(timeout));
     attempt->timer.async_wait(asio::bind_executor(strand, [attempt](const std::error_code& e) {
       if (e || attempt->finished) return;
       attempt->timed_out = true;
       std::error_code ignored;
+      attempt->local.close(ignored);
       attempt->socket.close(ignored);
     }));
-    attempt->socket.async_connect(
-        endpoint, asio::bind_executor(strand, [&io, attempt, address, timeout,
-                                               options](const std::error_code& error) {
-          attempt->finished = true;
-          attempt->timer.cancel();
-          if (error || attempt->timed_out) {
-            const std::string reason =
-                attempt->timed_out ? absl::StrCat("timed out after ", absl::FormatDuration(timeout))
-                                   : error.message();
-            attempt->done(
-                absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ", reason)));
-            return;
+    if (!try_local) {
+      connect_tcp();
+      return;
+    }
+    attempt->local.async_connect(
+        asio::local::stream_protocol::endpoint(local),
+        asio::bind_executor(strand, [&io, attempt, address, options, fail,
+                                     connect_tcp](const std::error_code& error) {
+          if (attempt->timed_out) {
+            fail(error);
+          } else if (error || !OwnUser(attempt->local.native_handle(), address)) {
+            // No listener of that name here (the peer is on another host), or not ours.
+            std::error_code ignored;
+            attempt->local.close(ignored);
+            connect_tcp();
+          } else {
+            attempt->finished = true;
+            attempt->timer.cancel();
+            auto conn = std::make_shared<Connection>(io, Socket(std::move(attempt->local)), address,
+                                                     options, /*authenticated=*/true);
+            attempt->done(std::move(conn));
           }
-          auto conn = std::make_shared<Connection>(io, std::move(attempt->socket), options,
-                                                   /*authenticated=*/true);
-          attempt->done(std::move(conn));
         }));
   });
 }
@@ -266,18 +341,19 @@ absl::StatusOr<std::shared_ptr<Connection>> Connection::Connect(IoPool& io,
 
 // ---- Lifetime --------------------------------------------------------------------------
 
-Connection::Connection(IoPool& io, asio::ip::tcp::socket socket, const ConnectionOptions& options,
-                       bool authenticated)
+Connection::Connection(IoPool& io, Socket socket, std::string peer,
+                       const ConnectionOptions& options, bool authenticated)
     : strand_(asio::make_strand(io.context())),
       socket_(std::move(socket)),
       fd_(socket_.native_handle()),
+      local_(IsUnixSocket(fd_)),
       options_(options),
-      peer_(Endpoint(socket_)),
+      peer_(std::move(peer)),
       authenticated_(authenticated),
       buffer_(std::make_unique<ReadBuffer>()),
       liveness_timer_(io.context()),
       hello_timer_(io.context()) {
-  SetSocketOptions(fd_, options_);
+  if (!local_) SetTcpOptions(fd_, options_);
   last_receive_ = last_ping_ = Clock::now();
 }
 

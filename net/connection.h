@@ -1,5 +1,6 @@
-// One long-lived TCP connection of the fast path: length-prefixed proto::Frame messages (a
-// 4-byte little-endian length, then the frame), served by an IoPool.
+// One long-lived connection of the fast path: length-prefixed proto::Frame messages (a 4-byte
+// little-endian length, then the frame), served by an IoPool. Over TCP, or over a Unix socket
+// when the peer listens on the same host (see LocalName below): the frames are the same.
 //
 //   auto conn = Connection::Connect(io, "127.0.0.1:4242", absl::Seconds(5));
 //   (*conn)->Start({.on_frame = ..., .on_close = ...});
@@ -32,6 +33,7 @@
 // Thread-safe. on_close runs once, on the strand, after the last on_frame.
 #pragma once
 
+#include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
@@ -86,8 +88,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using HelloHandler = std::function<Handlers(Connection&, const proto::Hello&)>;
   using ConnectCallback = std::function<void(absl::StatusOr<std::shared_ptr<Connection>>)>;
 
-  // Connects to host:port. `done` runs once, on an I/O thread. UNAVAILABLE naming the address
-  // on failure or timeout; INVALID_ARGUMENT for a malformed address.
+  // A connected stream socket, TCP or Unix.
+  using Socket = asio::generic::stream_protocol::socket;
+
+  // Connects to host:port: over the Unix socket of LocalName(host, port) if a listener on this
+  // host (and in this network namespace) has it, else over TCP. `done` runs once, on an I/O
+  // thread. UNAVAILABLE naming the address on failure or timeout; INVALID_ARGUMENT for a
+  // malformed address.
   static void AsyncConnect(IoPool& io, const std::string& address, absl::Duration timeout,
                            const ConnectionOptions& options, ConnectCallback done);
   // The same, waiting for the result. Not on an I/O thread.
@@ -95,8 +102,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       IoPool& io, const std::string& address, absl::Duration timeout,
       const ConnectionOptions& options = ConnectionOptions::FromEnvironment());
 
-  // Takes a connected socket. A server-side connection starts unauthenticated.
-  Connection(IoPool& io, asio::ip::tcp::socket socket, const ConnectionOptions& options,
+  // Takes a connected socket; `peer` names the other end in logs and reasons. A server-side
+  // connection starts unauthenticated.
+  Connection(IoPool& io, Socket socket, std::string peer, const ConnectionOptions& options,
              bool authenticated);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -138,8 +146,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ResumeReading();
 
   bool closed() const { return closed_.load(std::memory_order_acquire); }
-  // "ip:port" of the other end.
+  // "ip:port" of the other end (over a Unix socket: the address connected to, or on the
+  // server side the peer's pid).
   const std::string& peer() const { return peer_; }
+  // Over a Unix socket (same host).
+  bool local() const { return local_; }
   // Bytes queued and not yet handed to the kernel.
   size_t outbound_bytes() const;
 
@@ -181,8 +192,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Set at construction.
   asio::strand<asio::io_context::executor_type> strand_;
-  asio::ip::tcp::socket socket_;
+  Socket socket_;
   const int fd_;
+  const bool local_;
   const ConnectionOptions options_;
   const std::string peer_;
 
@@ -239,6 +251,19 @@ proto::Frame MakeHello(const std::string& token, const std::string& address,
 
 // Compares secrets in time that depends only on their lengths.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+// The same-host path. A listener on a numeric host:port also listens on a Unix socket of this
+// name in the abstract namespace (a leading NUL: no file, gone with the listener, and private
+// to the network namespace, so a host in another namespace never finds it), and a client
+// connecting to host:port tries it first. It carries the same frames and the same hello with
+// the cluster token; a Unix socket costs the kernel less per message than loopback TCP, and a
+// reply written to it is the peer's to read even if the writer dies next. Off when
+// $LUMEN_LOCAL_TRANSPORT is 0.
+std::string LocalName(const std::string& host, int port);
+bool LocalTransportEnabled();
+
+// "ip:port" of a TCP socket's other end, or "?".
+std::string RemoteAddress(const asio::ip::tcp::socket& socket);
 
 // Splits "host:port"; INVALID_ARGUMENT with the text if malformed.
 absl::Status ParseHostPort(const std::string& address, std::string* host, int* port);

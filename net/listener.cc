@@ -1,5 +1,8 @@
 #include "net/listener.h"
 
+#include <sys/socket.h>
+
+#include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
 #include <chrono>
 #include <future>
@@ -11,17 +14,17 @@ namespace lumen::net {
 
 struct Listener::State {
   State(IoPool& pool, asio::ip::tcp::acceptor acceptor_in)
-      : io(pool), acceptor(std::move(acceptor_in)), retry(pool.context()) {}
+      : io(pool), acceptor(std::move(acceptor_in)), local(pool.context()) {}
   IoPool& io;
   asio::ip::tcp::acceptor acceptor;
-  asio::steady_timer retry;
+  asio::local::stream_protocol::acceptor local;  // closed when there is no same-host socket
   std::string token;
   ConnectionOptions options;
   AcceptHandler on_accept;
   int max_unauthenticated = kDefaultMaxUnauthenticated;
   std::shared_ptr<std::atomic<int>> unauthenticated;
   std::atomic<bool> stopped{false};
-  int64_t refused = 0;  // only touched by the accept handler, which runs one at a time
+  std::atomic<int64_t> refused{0};
 };
 
 absl::StatusOr<std::unique_ptr<Listener>> Listener::Start(IoPool& io, const std::string& host,
@@ -47,13 +50,31 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Start(IoPool& io, const std:
   }
   const int bound = acceptor.local_endpoint().port();
   auto state = std::make_shared<State>(io, std::move(acceptor));
+  if (LocalTransportEnabled() && !ip.is_unspecified()) {
+    // The same-host path (connection.h). Without it local clients use TCP, so a failure only
+    // costs speed: it fails when some other process took the name first (clients then find
+    // that process's socket, and leave it for TCP unless it runs as their own user).
+    const asio::local::stream_protocol::endpoint local(LocalName(ip.to_string(), bound));
+    state->local.open(local.protocol(), error);
+    if (!error) state->local.bind(local, error);
+    if (!error) state->local.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+      LUMEN_LOG(WARNING) << "no same-host socket for " << host << ":" << bound << ": "
+                         << error.message() << "; local clients use TCP";
+      std::error_code ignored;
+      state->local.close(ignored);
+    }
+  }
   state->token = std::move(token);
   state->options = options;
   state->on_accept = std::move(on_accept);
   state->max_unauthenticated = max_unauthenticated;
   state->unauthenticated = std::make_shared<std::atomic<int>>(0);
   std::unique_ptr<Listener> listener(new Listener(state, bound));
-  asio::post(io.context(), [state] { AcceptNext(state); });
+  asio::post(io.context(), [state] {
+    AcceptNext(state);
+    if (state->local.is_open()) AcceptLocal(state);
+  });
   return listener;
 }
 
@@ -67,7 +88,7 @@ void Listener::Stop() {
   if (state_->io.context().stopped()) {  // no I/O thread runs: nothing races with the close
     std::error_code ignored;
     state_->acceptor.close(ignored);
-    state_->retry.cancel();
+    state_->local.close(ignored);
     return;
   }
   // Closing the acceptor must happen where its operations run.
@@ -76,7 +97,7 @@ void Listener::Stop() {
   asio::post(state_->io.context(), [state = state_, done] {
     std::error_code ignored;
     state->acceptor.close(ignored);
-    state->retry.cancel();
+    state->local.close(ignored);
     done->set_value();
   });
   if (IoPool::OnIoThread()) return;
@@ -88,40 +109,71 @@ void Listener::AcceptNext(const std::shared_ptr<State>& state) {
   state->acceptor.async_accept([state](const std::error_code& error, asio::ip::tcp::socket socket) {
     if (state->stopped.load()) return;
     if (error) {
-      // Transient (ENOBUFS, ENOMEM, EMFILE, ENFILE, EPROTO, ECONNABORTED ...): pause, go on.
-      LUMEN_LOG(WARNING) << "accept failed: " << error.message() << "; retrying";
-      state->retry.expires_after(std::chrono::milliseconds(50));
-      state->retry.async_wait([state](const std::error_code& e) {
-        if (!e) AcceptNext(state);
-      });
+      RetryLater(state, error, AcceptNext);
       return;
     }
-    if (state->unauthenticated->load() >= state->max_unauthenticated) {
-      if (state->refused++ % 100 == 0) {
-        LUMEN_LOG(WARNING) << "refusing a connection: " << state->max_unauthenticated
-                           << " connections have not sent their hello yet (" << state->refused
-                           << " refused so far)";
-      }
-      std::error_code ignored;
-      socket.close(ignored);
-      AcceptNext(state);
-      return;
-    }
-    state->unauthenticated->fetch_add(1);
-    auto conn = std::make_shared<Connection>(state->io, std::move(socket), state->options,
-                                             /*authenticated=*/false);
-    std::weak_ptr<State> weak = state;
-    conn->StartServer(
-        [weak](Connection& c, const proto::Hello& hello) {
-          auto s = weak.lock();
-          if (s == nullptr || s->stopped.load() || !ConstantTimeEquals(hello.token(), s->token)) {
-            return Connection::Handlers();
-          }
-          return s->on_accept(c.shared_from_this(), hello);
-        },
-        state->unauthenticated);
+    std::string peer = RemoteAddress(socket);
+    Accepted(state, Connection::Socket(std::move(socket)), std::move(peer));
     AcceptNext(state);
   });
+}
+
+void Listener::AcceptLocal(const std::shared_ptr<State>& state) {
+  if (state->stopped.load()) return;
+  state->local.async_accept(
+      [state](const std::error_code& error, asio::local::stream_protocol::socket socket) {
+        if (state->stopped.load()) return;
+        if (error) {
+          RetryLater(state, error, AcceptLocal);
+          return;
+        }
+        std::string peer = "a process on this host";
+        ucred credentials{};
+        socklen_t size = sizeof(credentials);
+        if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0) {
+          peer = absl::StrCat("pid ", credentials.pid, " on this host");
+        }
+        Accepted(state, Connection::Socket(std::move(socket)), std::move(peer));
+        AcceptLocal(state);
+      });
+}
+
+void Listener::RetryLater(const std::shared_ptr<State>& state, const std::error_code& error,
+                          void (*accept)(const std::shared_ptr<State>&)) {
+  // Transient (ENOBUFS, ENOMEM, EMFILE, ENFILE, EPROTO, ECONNABORTED ...): pause, go on.
+  LUMEN_LOG(WARNING) << "accept failed: " << error.message() << "; retrying";
+  auto timer = std::make_shared<asio::steady_timer>(state->io.context());
+  timer->expires_after(std::chrono::milliseconds(50));
+  timer->async_wait([state, timer, accept](const std::error_code& e) {
+    if (!e && !state->stopped.load()) accept(state);
+  });
+}
+
+void Listener::Accepted(const std::shared_ptr<State>& state, Connection::Socket socket,
+                        std::string peer) {
+  if (state->unauthenticated->load() >= state->max_unauthenticated) {
+    if (state->refused++ % 100 == 0) {
+      LUMEN_LOG(WARNING) << "refusing a connection: " << state->max_unauthenticated
+                         << " connections have not sent their hello yet (" << state->refused
+                         << " refused so far)";
+    }
+    std::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  state->unauthenticated->fetch_add(1);
+  auto conn = std::make_shared<Connection>(state->io, std::move(socket), std::move(peer),
+                                           state->options, /*authenticated=*/false);
+  std::weak_ptr<State> weak = state;
+  conn->StartServer(
+      [weak](Connection& c, const proto::Hello& hello) {
+        auto s = weak.lock();
+        if (s == nullptr || s->stopped.load() || !ConstantTimeEquals(hello.token(), s->token)) {
+          return Connection::Handlers();
+        }
+        return s->on_accept(c.shared_from_this(), hello);
+      },
+      state->unauthenticated);
 }
 
 }  // namespace lumen::net

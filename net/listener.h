@@ -1,5 +1,6 @@
-// Accepts fast-path connections on host:port and hands each to the application once its peer
-// sent a hello with the cluster token.
+// Accepts fast-path connections on host:port, and on the same-host Unix socket named after it
+// (connection.h, LocalName), and hands each to the application once its peer sent a hello with
+// the cluster token.
 //
 //   auto listener = Listener::Start(io, "127.0.0.1", 0, token,
 //   ConnectionOptions::FromEnvironment(),
@@ -51,6 +52,13 @@ class Listener {
   struct State;
   Listener(std::shared_ptr<State> state, int port);
   static void AcceptNext(const std::shared_ptr<State>& state);
+  // The same-host Unix socket's accept loop (connection.h, LocalName).
+  static void AcceptLocal(const std::shared_ptr<State>& state);
+  static void RetryLater(const std::shared_ptr<State>& state, const std::error_code& error,
+                         void (*accept)(const std::shared_ptr<State>&));
+  // A new connection: closed at once if too many are unauthenticated, else waits for its hello.
+  static void Accepted(const std::shared_ptr<State>& state, Connection::Socket socket,
+                       std::string peer);
 
   std::shared_ptr<State> state_;
   std::shared_ptr<std::atomic<int>> unauthenticated_;
