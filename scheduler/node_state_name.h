@@ -8,6 +8,8 @@
 //
 //   if (!HeardFrom(node)) ...  // its resources are not current
 //   std::cout << NodeStateName(node);
+//
+// Pure functions of their argument: thread-safe.
 #pragma once
 
 #include "proto/control.pb.h"

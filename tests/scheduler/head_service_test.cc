@@ -92,6 +92,14 @@ struct HeadFixture {
   std::unique_ptr<proto::HeadService::Stub> stub;
 };
 
+// The store of a previous head that node `id` (with all its `cpus` free) registered with.
+std::shared_ptr<StoreDir> StoreWithNode(const std::string& id, double cpus) {
+  auto dir = std::make_shared<StoreDir>();
+  HeadFixture previous(absl::Seconds(30), dir);
+  REQUIRE(previous.Register(id, cpus, cpus).ok());
+  return dir;
+}
+
 template <typename Request, typename Reply, typename Call>
 grpc::Status Kv(HeadFixture& head, Call call, const Request& request, Reply* reply) {
   grpc::ClientContext context;
@@ -226,11 +234,7 @@ TEST_CASE("a node that stops sending heartbeats is declared dead and told to re-
 
 TEST_CASE("a node read back by a restarted head is unconfirmed until it registers again",
           "[scheduler][head][recovery]") {
-  auto dir = std::make_shared<StoreDir>();
-  {
-    HeadFixture first(absl::Seconds(30), dir);
-    REQUIRE(first.Register("a", 4, 4).ok());
-  }
+  const auto dir = StoreWithNode("a", 4);
   HeadFixture head(absl::Seconds(30), dir);
   const proto::NodeInfo recovered = head.Status().nodes(0);
   CHECK(recovered.alive());  // not declared dead
@@ -263,11 +267,7 @@ TEST_CASE("a node read back by a restarted head is unconfirmed until it register
 
 TEST_CASE("a node read back by a restarted head that never reports is declared dead",
           "[scheduler][head][recovery]") {
-  auto dir = std::make_shared<StoreDir>();
-  {
-    HeadFixture first(absl::Seconds(30), dir);
-    REQUIRE(first.Register("a", 2, 2).ok());
-  }
+  const auto dir = StoreWithNode("a", 2);
   HeadFixture head(absl::Milliseconds(200), dir);
   bool dead = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -287,11 +287,7 @@ TEST_CASE("a restarted head places work on an unconfirmed node by its stored res
           "[scheduler][head][recovery]") {
   // Its node manager usually lives on through the head's outage and judges each lease itself;
   // holding placements back until it reports would fail shapes only it can hold.
-  auto dir = std::make_shared<StoreDir>();
-  {
-    HeadFixture first(absl::Seconds(30), dir);
-    REQUIRE(first.Register("a", 2, 2).ok());
-  }
+  const auto dir = StoreWithNode("a", 2);
   HeadFixture head(absl::Seconds(30), dir);
   proto::FindNodeRequest request;
   (*request.mutable_resources())["CPU"] = 1;
