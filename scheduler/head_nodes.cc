@@ -59,14 +59,13 @@ void HeadService::RecordDeathLocked(Node& node, const std::string& reason) {
   }
 }
 
-void HeadService::MarkUnconfirmedLocked(const std::string& id, proto::NodeInfo* info) {
+void HeadService::MarkUnconfirmed(proto::NodeInfo* info) const {
   info->set_unconfirmed(true);
-  info->set_state_reason(absl::StrCat(
-      "recovered from the head's store, not yet heard from since the head restarted ",
-      absl::FormatDuration(absl::Trunc(liveness_.Silence(id), absl::Milliseconds(100))),
-      " ago; its resources are as it registered with the previous head, and it is declared "
-      "dead if it stays silent for ",
-      absl::FormatDuration(heartbeat_timeout_)));
+  info->set_state_reason(
+      absl::StrCat("recovered from the head's store, not yet heard from since the head "
+                   "restarted; its resources are as it registered with the previous head, and "
+                   "it is declared dead if it stays silent for ",
+                   absl::FormatDuration(heartbeat_timeout_)));
 }
 
 }  // namespace lumen::scheduler

@@ -132,8 +132,7 @@ class HeadService final : public proto::HeadService::Service {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordDeathLocked(Node& node, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Shows a recovered node not heard from yet as unconfirmed, with why (node_state_name.h).
-  void MarkUnconfirmedLocked(const std::string& id, proto::NodeInfo* info)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MarkUnconfirmed(proto::NodeInfo* info) const;
 
   const std::string token_;
   const std::string session_dir_;
