@@ -77,6 +77,16 @@ struct HeadFixture {
     return reply;
   }
 
+  // Whether the first node listed is declared dead within 10 s.
+  bool WaitUntilFirstNodeDead() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!Status().nodes(0).alive()) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
   proto::ClusterStatus Status() {
     proto::ClusterStatus status;
     grpc::ClientContext context;
@@ -214,13 +224,7 @@ TEST_CASE("a node that stops sending heartbeats is declared dead and told to re-
           "[scheduler][head]") {
   HeadFixture head(absl::Milliseconds(200));
   REQUIRE(head.Register("a", 2, 2).ok());
-  bool dead = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!dead && std::chrono::steady_clock::now() < deadline) {
-    dead = !head.Status().nodes(0).alive();
-    if (!dead) std::this_thread::yield();
-  }
-  REQUIRE(dead);
+  REQUIRE(head.WaitUntilFirstNodeDead());
   proto::HeartbeatRequest beat;
   beat.mutable_node()->set_node_id("a");
   proto::HeartbeatReply reply;
@@ -269,13 +273,7 @@ TEST_CASE("a node read back by a restarted head that never reports is declared d
           "[scheduler][head][recovery]") {
   const auto dir = StoreWithNode("a", 2);
   HeadFixture head(absl::Milliseconds(200), dir);
-  bool dead = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!dead && std::chrono::steady_clock::now() < deadline) {
-    dead = !head.Status().nodes(0).alive();
-    if (!dead) std::this_thread::yield();
-  }
-  REQUIRE(dead);
+  REQUIRE(head.WaitUntilFirstNodeDead());
   const proto::NodeInfo node = head.Status().nodes(0);
   CHECK_FALSE(node.unconfirmed());
   CHECK(std::string(NodeStateName(node)) == "DEAD");
