@@ -20,6 +20,7 @@
 #include "scheduler/bundle_resources.h"
 #include "scheduler/cluster_usage.h"
 #include "scheduler/daemon.h"
+#include "scheduler/node_state_name.h"
 
 namespace lumen::cli {
 namespace {
@@ -297,11 +298,16 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["node_id"] = node.node_id();
       n["address"] = node.address();
       n["ip"] = node.ip();
-      n["alive"] = node.alive();
+      // An unconfirmed node's figures are as a previous head stored them: `alive` is false and
+      // `available` null until it reports.
+      n["alive"] = scheduler::HeardFrom(node);
+      n["state"] = scheduler::NodeStateName(node);
+      n["state_reason"] = node.state_reason();
       n["is_head"] = node.is_head();
       n["total"] = std::map<std::string, double>(node.total().begin(), node.total().end());
-      n["available"] =
-          std::map<std::string, double>(node.available().begin(), node.available().end());
+      n["available"] = node.unconfirmed() ? nlohmann::json(nullptr)
+                                          : nlohmann::json(std::map<std::string, double>(
+                                                node.available().begin(), node.available().end()));
       n["store_capacity"] = node.store_capacity();
       n["store_used"] = node.store_used();
       n["store_objects"] = node.store_objects();
@@ -318,7 +324,8 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
       n["workers"] = node.num_workers();
       n["max_workers"] = node.max_workers();
       n["capped_workers"] = node.capped_workers();
-      n["last_heartbeat_ms"] = node.last_heartbeat_ms();
+      n["last_heartbeat_ms"] =
+          node.unconfirmed() ? nlohmann::json(nullptr) : nlohmann::json(node.last_heartbeat_ms());
       n["demands"] = nlohmann::json::array();
       for (const auto& demand : node.demands()) {
         n["demands"].push_back(
@@ -355,23 +362,32 @@ int Status(const std::string& address_flag, const std::string& temp_dir, bool js
   std::cout << "Session: " << status.session_dir() << "\n\nNodes\n";
   for (const auto& node : status.nodes()) {
     std::cout << absl::StrFormat(
-        " %-16s %-21s %-5s %s  workers %d (%d of soft cap %d)  heartbeat %d ms ago\n",
-        node.node_id(), node.address(), node.alive() ? "ALIVE" : "DEAD",
-        node.is_head() ? "head" : "node", node.num_workers(), node.capped_workers(),
-        node.max_workers(), node.last_heartbeat_ms());
+        " %-16s %-21s %-5s %s  workers %d (%d of soft cap %d)  %s\n", node.node_id(),
+        node.address(), scheduler::NodeStateName(node), node.is_head() ? "head" : "node",
+        node.num_workers(), node.capped_workers(), node.max_workers(),
+        node.unconfirmed() ? "not heard from yet"
+                           : absl::StrCat("heartbeat ", node.last_heartbeat_ms(), " ms ago"));
     std::string resources;
     for (const auto& [name, total] :
          std::map<std::string, double>(node.total().begin(), node.total().end())) {
       if (scheduler::IsBundleResource(name)) continue;  // placement groups have their own list
       auto free = node.available().find(name);
-      absl::StrAppend(&resources, resources.empty() ? "" : ", ", name, " ",
-                      total - (free == node.available().end() ? 0 : free->second), "/", total);
+      const std::string used =
+          node.unconfirmed()
+              ? "?"
+              : absl::StrCat(total - (free == node.available().end() ? 0 : free->second));
+      absl::StrAppend(&resources, resources.empty() ? "" : ", ", name, " ", used, "/", total);
     }
     std::cout << "   resources: " << resources << "\n";
+    if (node.unconfirmed()) std::cout << "   unconfirmed: " << node.state_reason() << "\n";
   }
   const scheduler::ClusterUsage usage = scheduler::SumUsage(status.nodes());
   std::cout << "\nResources (used / total, " << usage.alive << " live "
-            << (usage.alive == 1 ? "node" : "nodes") << ")\n";
+            << (usage.alive == 1 ? "node" : "nodes")
+            << (usage.unconfirmed > 0
+                    ? absl::StrCat("; ", usage.unconfirmed, " unconfirmed not counted")
+                    : "")
+            << ")\n";
   for (const auto& [name, amount] : usage.resources) {
     if (scheduler::IsBundleResource(name)) continue;
     std::cout << absl::StrFormat(" %-10s %g / %g\n", name, amount.used, amount.total);

@@ -102,12 +102,16 @@ const std::map<std::string, ListColumns>& Columns() {
        {{"NODE_ID", "ADDRESS", "STATE", "IS_HEAD", "CPU", "OBJECT_STORE", "WORKERS"},
         [](const nlohmann::json& r) -> std::vector<std::string> {
           const double total = r["resources_total"].value("CPU", 0.0);
-          const double free = r["resources_available"].value("CPU", 0.0);
+          // Null for an unconfirmed node: in use unknown until it reports.
+          const nlohmann::json& available = r["resources_available"];
+          const std::string used = available.is_object()
+                                       ? absl::StrFormat("%g", total - available.value("CPU", 0.0))
+                                       : "?";
           return {Text(r["node_id"]),
                   Text(r["address"]),
                   Text(r["state"]),
                   r["is_head"].get<bool>() ? "True" : "False",
-                  absl::StrFormat("%g / %g", total - free, total),
+                  absl::StrFormat("%s / %g", used, total),
                   absl::StrCat(FormatBytes(r["store_used"].get<double>()), " / ",
                                FormatBytes(r["store_capacity"].get<double>())),
                   Text(r["num_workers"])};

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "proto/control.pb.h"
+#include "scheduler/node_state_name.h"
 
 namespace lumen::scheduler {
 
@@ -25,17 +26,22 @@ struct ClusterUsage {
   uint64_t store_objects = 0;
   uint64_t store_pinned_objects = 0;  // read in place by some process
   int alive = 0;
+  int unconfirmed = 0;  // not heard from since the head restarted: not summed
   int dead = 0;
 };
 
-// Sums over any range of proto::NodeInfo (a vector, or a repeated field); dead nodes are only
-// counted.
+// Sums over any range of proto::NodeInfo (a vector, or a repeated field); dead and unconfirmed
+// nodes (node_state_name.h) are only counted: their figures are not current.
 template <typename Nodes>
 ClusterUsage SumUsage(const Nodes& nodes) {
   ClusterUsage usage;
   for (const proto::NodeInfo& node : nodes) {
     if (!node.alive()) {
       ++usage.dead;
+      continue;
+    }
+    if (!HeardFrom(node)) {
+      ++usage.unconfirmed;
       continue;
     }
     ++usage.alive;

@@ -59,4 +59,13 @@ void HeadService::RecordDeathLocked(Node& node, const std::string& reason) {
   }
 }
 
+void HeadService::MarkUnconfirmed(proto::NodeInfo* info) const {
+  info->set_unconfirmed(true);
+  info->set_state_reason(
+      absl::StrCat("recovered from the head's store, not yet heard from since the head "
+                   "restarted; its resources are as it registered with the previous head, and "
+                   "it is declared dead if it stays silent for ",
+                   absl::FormatDuration(heartbeat_timeout_)));
+}
+
 }  // namespace lumen::scheduler

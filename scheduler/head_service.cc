@@ -373,6 +373,7 @@ std::vector<proto::NodeInfo> HeadService::Nodes() {
     proto::NodeInfo& info = out.emplace_back(node.info);
     info.set_alive(liveness_.IsAlive(id));
     info.set_last_heartbeat_ms(absl::ToInt64Milliseconds(liveness_.Silence(id)));
+    if (node.recovered && info.alive()) MarkUnconfirmed(&info);
   }
   return out;
 }

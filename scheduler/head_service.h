@@ -83,7 +83,8 @@ class HeadService final : public proto::HeadService::Service {
                                    const proto::ListPlacementGroupsRequest* request,
                                    proto::ListPlacementGroupsReply* reply) override;
 
-  // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in.
+  // Every node the head knows, with `alive` and `last_heartbeat_ms` filled in, and
+  // `unconfirmed` for those read back from a previous head that have not reported yet.
   std::vector<proto::NodeInfo> Nodes();
   ActorDirectory& actors() { return *actors_; }
   JobTable& jobs() { return jobs_; }
@@ -92,7 +93,9 @@ class HeadService final : public proto::HeadService::Service {
  private:
   struct Node {
     proto::NodeInfo info;
-    // Read from a previous head's table as alive, and not registered with this head yet.
+    // Read from a previous head's table as alive, and not registered with this head yet: shown
+    // unconfirmed, and counted for placement with its stored resources (what it had when it
+    // registered with the previous head) until it registers or is declared dead.
     bool recovered = false;
   };
   // The node an actor should run on, by the placement policy over the head's reservations
@@ -128,6 +131,8 @@ class HeadService final : public proto::HeadService::Service {
   absl::Status RecordRegistrationLocked(const proto::NodeInfo& info)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordDeathLocked(Node& node, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Shows a recovered node not heard from yet as unconfirmed, with why (node_state_name.h).
+  void MarkUnconfirmed(proto::NodeInfo* info) const;
 
   const std::string token_;
   const std::string session_dir_;

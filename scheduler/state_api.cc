@@ -12,6 +12,7 @@
 #include "common/ids.h"
 #include "common/rpc.h"
 #include "scheduler/cluster_usage.h"
+#include "scheduler/node_state_name.h"
 #include "scheduler/node_state_service.h"
 #include "scheduler/placement_group_rows.h"
 
@@ -213,14 +214,18 @@ nlohmann::json StateApi::NodeRows() {
                          {"count", demand.count()},
                          {"infeasible", demand.infeasible()}});
     }
+    // Not current for an unconfirmed node: unknown until it reports.
+    nlohmann::json available =
+        node.unconfirmed() ? nlohmann::json(nullptr) : nlohmann::json(ToMap(node.available()));
     rows.push_back({{"node_id", node.node_id()},
                     {"address", node.address()},
                     {"ip", node.ip()},
-                    {"state", node.alive() ? "ALIVE" : "DEAD"},
+                    {"state", NodeStateName(node)},
+                    {"state_reason", node.state_reason()},
                     {"is_head", node.is_head()},
                     {"pid", node.pid()},
                     {"resources_total", ToMap(node.total())},
-                    {"resources_available", ToMap(node.available())},
+                    {"resources_available", std::move(available)},
                     {"store_capacity", node.store_capacity()},
                     {"store_used", node.store_used()},
                     {"store_objects", node.store_objects()},
@@ -446,7 +451,7 @@ absl::StatusOr<nlohmann::json> StateApi::Memory() {
   for (const proto::NodeInfo& node : sources_.head->Nodes()) {
     nodes.push_back({{"node_id", node.node_id()},
                      {"address", node.address()},
-                     {"state", node.alive() ? "ALIVE" : "DEAD"},
+                     {"state", NodeStateName(node)},
                      {"store_used", node.store_used()},
                      {"store_capacity", node.store_capacity()},
                      {"store_objects", node.store_objects()},
@@ -509,7 +514,9 @@ absl::StatusOr<nlohmann::json> StateApi::Overview() {
   for (const auto& job : sources_.jobs->List()) {
     if (job["state"] == "RUNNING" || job["state"] == "PENDING") running_jobs.push_back(job);
   }
-  return nlohmann::json{{"nodes", {{"alive", usage.alive}, {"dead", usage.dead}}},
+  nlohmann::json node_counts = {
+      {"alive", usage.alive}, {"unconfirmed", usage.unconfirmed}, {"dead", usage.dead}};
+  return nlohmann::json{{"nodes", std::move(node_counts)},
                         {"resources", std::move(resource_json)},
                         {"object_store",
                          {{"used", usage.store_used},

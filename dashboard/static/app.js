@@ -261,7 +261,10 @@ const pages = {
       const other = Object.entries(overview.resources).filter(([k]) => k !== 'CPU')
                         .map(([k, v]) => `${k} ${v.used}/${v.total}`).join(' · ');
       cards.replaceChildren(
-          card('Nodes', String(overview.nodes.alive), overview.nodes.dead + ' dead'),
+          card('Nodes', String(overview.nodes.alive),
+               overview.nodes.dead + ' dead' +
+                   (overview.nodes.unconfirmed ? `, ${overview.nodes.unconfirmed} unconfirmed`
+                                               : '')),
           card('CPU in use', `${cpu.used} / ${cpu.total}`, other),
           card('Object store', bytes(overview.object_store.used),
                'of ' + bytes(overview.object_store.capacity) + ', ' +
@@ -311,18 +314,26 @@ const pages = {
     const table = new LiveTable('nodes', [
       {title: 'Node', value: (r) => r.node_id, cell: (r) => idCell(r.node_id)},
       {title: 'Address', value: (r) => r.address},
-      {title: 'State', value: (r) => r.state, cell: (r) => badge(r.state)},
+      // An unconfirmed node (recovered by a restarted head, not heard from yet) says why on
+      // hover; what it has in use is unknown until it reports.
+      {title: 'State', value: (r) => r.state, cell: (r) => {
+        const b = badge(r.state);
+        if (r.state_reason) b.title = r.state_reason;
+        return b;
+      }},
       {title: 'Head', value: (r) => (r.is_head ? 'yes' : '')},
       {title: 'CPU used / total', value: (r) => {
         const total = r.resources_total.CPU || 0;
+        if (!r.resources_available) return `? / ${total}`;
         return `${total - (r.resources_available.CPU || 0)} / ${total}`;
       }},
       {title: 'Resources', value: (r) => resources(r.resources_total)},
       {title: 'Object store', value: (r) => r.store_used,
        cell: (r) => bytes(r.store_used) + ' / ' + bytes(r.store_capacity)},
       {title: 'Workers', value: (r) => r.num_workers, cell: workers},
-      {title: 'Heartbeat', value: (r) => r.last_heartbeat_ms, cell: (r) => r.last_heartbeat_ms +
-                                                                       ' ms ago'},
+      {title: 'Heartbeat', value: (r) => r.last_heartbeat_ms,
+       cell: (r) => r.state === 'UNCONFIRMED' ? 'not heard from yet'
+                                              : r.last_heartbeat_ms + ' ms ago'},
       {title: 'Log', value: () => '', cell: (r) => logLink({node: r.node_id})},
     ], () => api('nodes'));
     main.append(el('h2', {text: 'Nodes'}), table.node);

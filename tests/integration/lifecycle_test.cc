@@ -466,7 +466,7 @@ TEST_CASE("a restarted head shows a node stopped during its outage and declares 
   const nlohmann::json before = row_of_node();
   INFO(before.dump());
   REQUIRE(before.is_object());
-  CHECK(before["state"] == "ALIVE");
+  CHECK(before["state"] == "UNCONFIRMED");
   CHECK(before["ip"] == "127.0.0.2");
   CHECK_FALSE(before.value("is_head", true));
   // Never registered again: declared dead through the usual path once the timeout passed.
@@ -475,6 +475,74 @@ TEST_CASE("a restarted head shows a node stopped during its outage and declares 
   // The previous head's own node was replaced by the restarted head's node at its address.
   CHECK(WaitUntil([&] { return CountNodes(cluster, "ALIVE") == 1; }, 30));
   CHECK(CountNodes(cluster, "DEAD") == 2);
+}
+
+TEST_CASE("a restarted head shows a silent node unconfirmed and then alive with what it has now",
+          "[integration][lifecycle]") {
+  TestCluster cluster(1, 256ll << 20, {"--heartbeat-timeout-ms=1500"});
+  REQUIRE(cluster.start_result().exit_code == 0);
+  TestNode node(cluster, "127.0.0.2", {"--resources={\"special\": 1}"});
+  REQUIRE(node.start_result().exit_code == 0);
+  REQUIRE(node.pid() > 0);
+  // A detached actor holds 0.01 of the node's `special`: what it has free now is not what it had
+  // when it registered, which is what the head stores.
+  const CommandResult created =
+      cluster.RunProgram({"lumen_lifecycle_driver", "create-named", "keeper", "special"});
+  INFO(created.output);
+  REQUIRE(created.exit_code == 0);
+  // The node's row in `lumen status --json`, or null.
+  const auto status_row = [&] {
+    const nlohmann::json status =
+        ParseOrNull(cluster.RunProgram({"lumen", "status", "--json"}, 30).output);
+    if (status.is_object()) {
+      for (const auto& row : status.value("nodes", nlohmann::json::array())) {
+        if (row.value("ip", "") == "127.0.0.2" && row.value("state", "") != "DEAD") return row;
+      }
+    }
+    return nlohmann::json();
+  };
+  const auto alive_with_special_held = [&] {
+    const nlohmann::json row = status_row();
+    return row.is_object() && row.value("alive", false) && row["available"].is_object() &&
+           row["available"].value("special", -1.0) == Approx(0.99);
+  };
+  REQUIRE(WaitUntil(alive_with_special_held, 30));
+
+  const std::string session = KillHead(cluster);
+  // The node stays silent while the restarted head is looked at (SIGCONT again below, or by
+  // TestNode at the end); the head's timeout outlasts that.
+  REQUIRE(kill(node.pid(), SIGSTOP) == 0);
+  const CommandResult restarted = RestartHead(cluster, session, 30000);
+  INFO(restarted.output);
+  REQUIRE(restarted.exit_code == 0);
+  const nlohmann::json held = status_row();
+  const std::string text = cluster.StatusText();
+  const nlohmann::json listed = Nodes(cluster);
+  REQUIRE(kill(node.pid(), SIGCONT) == 0);
+
+  INFO(held.dump());
+  REQUIRE(held.is_object());
+  CHECK(held["state"] == "UNCONFIRMED");
+  CHECK(held["alive"] == false);
+  // The stored record says `special` is free; that is not shown as current.
+  CHECK(held["available"].is_null());
+  CHECK(held["total"].value("special", 0.0) == 1.0);
+  CHECK_THAT(held.value("state_reason", ""), Contains("not yet heard from"));
+  INFO(text);
+  CHECK_THAT(text, Contains("UNCONFIRMED"));
+  CHECK_THAT(text, Contains("special ?/1"));
+  // The dashboard's node list (the state API) says the same.
+  bool listed_unconfirmed = false;
+  for (const auto& row : listed) {
+    listed_unconfirmed = listed_unconfirmed || (row.value("ip", "") == "127.0.0.2" &&
+                                                row.value("state", "") == "UNCONFIRMED" &&
+                                                row["resources_available"].is_null());
+  }
+  CHECK(listed_unconfirmed);
+
+  // Heard from again: alive, with what it has free now.
+  CHECK(WaitUntil(alive_with_special_held, 30));
+  CHECK(status_row().value("state", "") == "ALIVE");
 }
 
 TEST_CASE("a lease held from another node ends when its holder's process or node dies",

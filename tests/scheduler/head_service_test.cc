@@ -12,6 +12,8 @@
 
 #include "common/rpc.h"
 #include "lumen/kv.h"
+#include "scheduler/cluster_usage.h"
+#include "scheduler/node_state_name.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -40,7 +42,10 @@ struct StoreDir {
 
 struct HeadFixture {
   explicit HeadFixture(absl::Duration timeout)
-      : service(kToken, "/tmp/session", timeout, dir.store.get()) {
+      : HeadFixture(timeout, std::make_shared<StoreDir>()) {}
+  // A head on the store of `shared`: a restarted head when another one used it before.
+  HeadFixture(absl::Duration timeout, std::shared_ptr<StoreDir> shared)
+      : dir(std::move(shared)), service(kToken, "/tmp/session", timeout, dir->store.get()) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&service);
@@ -62,6 +67,26 @@ struct HeadFixture {
     return stub->RegisterNode(&context, request, &reply);
   }
 
+  proto::HeartbeatReply Heartbeat(const std::string& id) {
+    proto::HeartbeatRequest request;
+    request.mutable_node()->set_node_id(id);
+    proto::HeartbeatReply reply;
+    grpc::ClientContext context;
+    internal::PrepareContext(&context, kToken, absl::Seconds(5));
+    REQUIRE(stub->Heartbeat(&context, request, &reply).ok());
+    return reply;
+  }
+
+  // Whether the first node listed is declared dead within 10 s.
+  bool WaitUntilFirstNodeDead() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!Status().nodes(0).alive()) return true;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
   proto::ClusterStatus Status() {
     proto::ClusterStatus status;
     grpc::ClientContext context;
@@ -70,12 +95,20 @@ struct HeadFixture {
     return status;
   }
 
-  StoreDir dir;
+  std::shared_ptr<StoreDir> dir;
   HeadService service;
   int port = 0;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<proto::HeadService::Stub> stub;
 };
+
+// The store of a previous head that node `id` (with all its `cpus` free) registered with.
+std::shared_ptr<StoreDir> StoreWithNode(const std::string& id, double cpus) {
+  auto dir = std::make_shared<StoreDir>();
+  HeadFixture previous(absl::Seconds(30), dir);
+  REQUIRE(previous.Register(id, cpus, cpus).ok());
+  return dir;
+}
 
 template <typename Request, typename Reply, typename Call>
 grpc::Status Kv(HeadFixture& head, Call call, const Request& request, Reply* reply) {
@@ -191,13 +224,7 @@ TEST_CASE("a node that stops sending heartbeats is declared dead and told to re-
           "[scheduler][head]") {
   HeadFixture head(absl::Milliseconds(200));
   REQUIRE(head.Register("a", 2, 2).ok());
-  bool dead = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!dead && std::chrono::steady_clock::now() < deadline) {
-    dead = !head.Status().nodes(0).alive();
-    if (!dead) std::this_thread::yield();
-  }
-  REQUIRE(dead);
+  REQUIRE(head.WaitUntilFirstNodeDead());
   proto::HeartbeatRequest beat;
   beat.mutable_node()->set_node_id("a");
   proto::HeartbeatReply reply;
@@ -207,6 +234,67 @@ TEST_CASE("a node that stops sending heartbeats is declared dead and told to re-
   CHECK(reply.reregister());
   // It was declared dead, so it must end what it ran before registering again.
   CHECK(reply.fenced());
+}
+
+TEST_CASE("a node read back by a restarted head is unconfirmed until it registers again",
+          "[scheduler][head][recovery]") {
+  const auto dir = StoreWithNode("a", 4);
+  HeadFixture head(absl::Seconds(30), dir);
+  const proto::NodeInfo recovered = head.Status().nodes(0);
+  CHECK(recovered.alive());  // not declared dead
+  CHECK(recovered.unconfirmed());
+  CHECK(std::string(NodeStateName(recovered)) == "UNCONFIRMED");
+  CHECK_THAT(recovered.state_reason(), Catch::Contains("not yet heard from"));
+  // Its stored figures are not summed as current.
+  const ClusterUsage unheard = SumUsage(head.Status().nodes());
+  CHECK(unheard.alive == 0);
+  CHECK(unheard.unconfirmed == 1);
+  CHECK(unheard.resources.empty());
+  // Its first heartbeat is refused for a registration, without fencing it.
+  const proto::HeartbeatReply beat = head.Heartbeat("a");
+  CHECK(beat.reregister());
+  CHECK_FALSE(beat.fenced());
+  CHECK(head.Status().nodes(0).unconfirmed());
+
+  REQUIRE(head.Register("a", 4, 1).ok());
+  const proto::NodeInfo confirmed = head.Status().nodes(0);
+  CHECK(confirmed.alive());
+  CHECK_FALSE(confirmed.unconfirmed());
+  CHECK(confirmed.state_reason().empty());
+  CHECK(std::string(NodeStateName(confirmed)) == "ALIVE");
+  CHECK(confirmed.available().at("CPU") == 1);
+  const ClusterUsage heard = SumUsage(head.Status().nodes());
+  CHECK(heard.alive == 1);
+  CHECK(heard.unconfirmed == 0);
+  CHECK(heard.resources.at("CPU").used == 3);
+}
+
+TEST_CASE("a node read back by a restarted head that never reports is declared dead",
+          "[scheduler][head][recovery]") {
+  const auto dir = StoreWithNode("a", 2);
+  HeadFixture head(absl::Milliseconds(200), dir);
+  REQUIRE(head.WaitUntilFirstNodeDead());
+  const proto::NodeInfo node = head.Status().nodes(0);
+  CHECK_FALSE(node.unconfirmed());
+  CHECK(std::string(NodeStateName(node)) == "DEAD");
+  // Declared dead, so a late heartbeat is fenced like any dead node's.
+  CHECK(head.Heartbeat("a").fenced());
+}
+
+TEST_CASE("a restarted head places work on an unconfirmed node by its stored resources",
+          "[scheduler][head][recovery]") {
+  // Its node manager usually lives on through the head's outage and judges each lease itself;
+  // holding placements back until it reports would fail shapes only it can hold.
+  const auto dir = StoreWithNode("a", 2);
+  HeadFixture head(absl::Seconds(30), dir);
+  proto::FindNodeRequest request;
+  (*request.mutable_resources())["CPU"] = 1;
+  proto::FindNodeReply reply;
+  grpc::ClientContext context;
+  internal::PrepareContext(&context, kToken, absl::Seconds(5));
+  REQUIRE(head.stub->FindNode(&context, request, &reply).ok());
+  CHECK(reply.node_id() == "a");
+  CHECK(head.Status().nodes(0).unconfirmed());
 }
 
 TEST_CASE("FindNode picks another node with the shape available, or says it is infeasible",
