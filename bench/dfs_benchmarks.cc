@@ -1,12 +1,15 @@
 #include "bench/dfs_benchmarks.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <istream>
 #include <memory>
@@ -20,6 +23,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "bench/harness.h"
+#include "dfs/checksum.h"
+#include "dfs/chunk_file.h"
 #include "dfs/client.h"
 #include "dfs/format.h"
 #include "lumen/lumen.h"
@@ -103,10 +108,84 @@ absl::StatusOr<dfs::StoreStatus> AwaitHealthy(dfs::Client& client, absl::Duratio
   }
 }
 
-// Upload and download of one large file next to Put of the same bytes.
+// The store's disk path alone, without the runtime: every chunk's `replication` replicas written
+// as chunk files (WriteChunkFile, as a storage node does) by one thread per storage node, then
+// one replica of each read back and checked (ReadChunkFile); files under the session folder,
+// on the disk the storage nodes of a one-machine cluster use. Sets the file bytes per second
+// of each pass: what an upload and a download can reach on this disk.
+absl::Status DiskPath(uint64_t file_bytes, uint64_t chunk_size, int nodes, int replication,
+                      double* write_gbps, double* read_gbps) {
+  namespace fs = std::filesystem;
+  const std::string dir =
+      absl::StrCat(GetRuntimeContext().session_dir, "/dfs/disk-bench-", getpid());
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", error.message()));
+  std::string data(chunk_size, '\0');
+  std::mt19937_64 random(5);
+  for (size_t i = 0; i + 8 <= data.size(); i += 8) {
+    const uint64_t word = random();
+    std::memcpy(data.data() + i, &word, 8);
+  }
+  const uint64_t checksum = dfs::Checksum(data);
+  const std::string header(32, 'h');
+  const uint64_t chunks = (file_bytes + chunk_size - 1) / chunk_size;
+  auto path = [&dir](int node, uint64_t chunk) { return absl::StrCat(dir, "/", node, "-", chunk); };
+  // Runs `work(node)` on one thread per node; the first error wins.
+  auto on_every_node = [nodes](const std::function<absl::Status(int)>& work) {
+    std::vector<absl::Status> statuses(static_cast<size_t>(nodes));
+    std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(nodes));
+    for (int node = 0; node < nodes; ++node) {
+      threads.emplace_back([&work, &statuses, node] { statuses[node] = work(node); });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& status : statuses) {
+      if (!status.ok()) return status;
+    }
+    return absl::OkStatus();
+  };
+  // Chunk c's replicas go to nodes c, c + 1, ... (mod nodes); chunk c is read from node c.
+  const auto n = static_cast<uint64_t>(nodes);
+  auto holds = [n, replication](int node, uint64_t chunk) {
+    return (static_cast<uint64_t>(node) + n - chunk % n) % n < static_cast<uint64_t>(replication);
+  };
+  auto start = Clock::now();
+  absl::Status status = on_every_node([&](int node) {
+    for (uint64_t c = 0; c < chunks; ++c) {
+      if (!holds(node, c)) continue;
+      auto written = dfs::WriteChunkFile(path(node, c), header, data);
+      if (!written.ok()) return written.status();
+      if (*written != checksum) return absl::DataLossError("a chunk file's checksum differs");
+    }
+    return absl::OkStatus();
+  });
+  *write_gbps = static_cast<double>(chunks * chunk_size) / Since(start) / 1e9;
+  if (status.ok()) {
+    start = Clock::now();
+    status = on_every_node([&](int node) {
+      for (auto c = static_cast<uint64_t>(node); c < chunks; c += n) {
+        auto read = dfs::ReadChunkFile(path(node, c), header.size(), chunk_size);
+        if (!read.ok()) return read.status();
+        if (!read->complete || read->checksum != checksum) {
+          return absl::DataLossError("a chunk file read back differs");
+        }
+      }
+      return absl::OkStatus();
+    });
+    *read_gbps = static_cast<double>(chunks * chunk_size) / Since(start) / 1e9;
+  }
+  fs::remove_all(dir, error);
+  return status;
+}
+
+// Upload and download of one large file next to Put of the same bytes, and next to the disk
+// path alone (DiskPath).
 absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
   constexpr uint64_t kChunk = uint64_t{1} << 20;
-  if (auto status = Start(4, 3, kChunk); !status.ok()) return status;
+  constexpr int kNodes = 4;
+  constexpr int kReplication = 3;
+  if (auto status = Start(kNodes, kReplication, kChunk); !status.ok()) return status;
   auto client = Connect();
   if (!client.ok()) return client.status();
 
@@ -153,6 +232,18 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
   results->push_back(Single("dfs_download_gigabytes", download_gbps, "GB/s"));
   results->push_back(Single("dfs_upload_vs_put", upload_gbps / put_gbps, "x (target >= 0.3)"));
   results->push_back(Single("dfs_download_vs_put", download_gbps / put_gbps, "x (target >= 0.6)"));
+
+  double disk_write_gbps = 0;
+  double disk_read_gbps = 0;
+  if (auto status = DiskPath(options.file_bytes, kChunk, kNodes, kReplication, &disk_write_gbps,
+                             &disk_read_gbps);
+      !status.ok()) {
+    return status;
+  }
+  results->push_back(Single("dfs_disk_write_gigabytes", disk_write_gbps, "GB/s (3 replicas)"));
+  results->push_back(Single("dfs_disk_read_gigabytes", disk_read_gbps, "GB/s"));
+  results->push_back(Single("dfs_upload_vs_disk", upload_gbps / disk_write_gbps, "x"));
+  results->push_back(Single("dfs_download_vs_disk", download_gbps / disk_read_gbps, "x"));
   return dfs::StopStore(/*purge=*/true).status();
 }
 

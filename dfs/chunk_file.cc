@@ -22,8 +22,10 @@ namespace {
 // O_DIRECT wants memory, offsets and lengths on multiples of the device's block; a page covers
 // every block size in use.
 constexpr size_t kAlignment = 4096;
-// Bytes moved per system call, and the size of each thread's buffer.
+// Bytes moved per system call; each thread's buffer holds that plus a block, so that a chunk of
+// kIoBytes goes out with its header in one write.
 constexpr size_t kIoBytes = size_t{1} << 20;
+constexpr size_t kBufferBytes = kIoBytes + kAlignment;
 // Bytes copied, then hashed while still in the cache.
 constexpr size_t kBlock = size_t{64} << 10;
 
@@ -33,10 +35,10 @@ struct FreeDeleter {
   void operator()(char* p) const { std::free(p); }  // NOLINT(cppcoreguidelines-no-malloc)
 };
 
-// This thread's aligned buffer of kIoBytes.
+// This thread's aligned buffer of kBufferBytes.
 char* ThreadBuffer() {
   thread_local std::unique_ptr<char, FreeDeleter> buffer(
-      static_cast<char*>(std::aligned_alloc(kAlignment, kIoBytes)));  // NOLINT
+      static_cast<char*>(std::aligned_alloc(kAlignment, kBufferBytes)));  // NOLINT
   return buffer.get();
 }
 
@@ -118,7 +120,7 @@ bool StopDirect(int fd, bool* direct) {
 }
 
 // Writes `size` bytes of `data` at `offset`; with O_DIRECT the length may be padded up to
-// kAlignment with bytes past `size` (the caller truncates the file afterwards).
+// kAlignment with bytes past `size`.
 absl::Status WriteAt(int fd, bool* direct, const char* data, size_t size, off_t offset,
                      const std::string& path) {
   size_t done = 0;
@@ -152,6 +154,11 @@ absl::StatusOr<size_t> ReadAt(int fd, bool* direct, char* out, size_t size, off_
 
 }  // namespace
 
+bool IsChunkFileSize(uint64_t file_size, uint64_t header_size, uint64_t data_size) {
+  const uint64_t exact = header_size + data_size;
+  return file_size == exact || file_size == RoundUp(exact);
+}
+
 absl::StatusOr<uint64_t> WriteChunkFile(const std::string& path, std::string_view header,
                                         std::string_view data) {
   if (header.size() > kIoBytes) return absl::InvalidArgumentError("chunk header too large");
@@ -165,23 +172,21 @@ absl::StatusOr<uint64_t> WriteChunkFile(const std::string& path, std::string_vie
   size_t filled = header.size();
   size_t taken = 0;
   off_t offset = 0;
-  bool padded = false;
   while (status.ok() && (taken < data.size() || filled > 0)) {
-    const size_t n = std::min(kIoBytes - filled, data.size() - taken);
+    // Every piece but the last fills the buffer, a whole number of blocks.
+    const size_t n = std::min(kBufferBytes - filled, data.size() - taken);
     CopyAndSum(buffer + filled, data.data() + taken, n, sum);
     taken += n;
     filled += n;
     if (direct && filled % kAlignment != 0) {
-      // The last piece: pad it to a whole block, and cut the file back to size below.
+      // The last piece: padded to a whole block, which stays in the file (see
+      // IsChunkFileSize): cutting the file back to size would make the file system read and
+      // rewrite its last block.
       std::memset(buffer + filled, 0, RoundUp(filled) - filled);
-      padded = true;
     }
     status = WriteAt(fd, &direct, buffer, filled, offset, path);
     offset += static_cast<off_t>(filled);
     filled = 0;
-  }
-  if (status.ok() && padded && ftruncate(fd, offset) != 0) {
-    status = ErrnoError("cannot truncate", path);
   }
   if (close(fd) != 0 && status.ok()) status = ErrnoError("cannot write", path);
   if (!status.ok()) return status;
@@ -202,21 +207,12 @@ absl::StatusOr<ChunkFileRead> ReadChunkFile(const std::string& path, size_t head
     close(fd);
     return absl::ResourceExhaustedError(absl::StrCat("no memory to read ", path));
   }
-  // Straight into the buffer, in kIoBytes pieces (offsets and lengths stay aligned).
-  size_t got = 0;
-  absl::Status status;
-  while (got < total) {
-    auto n = ReadAt(fd, &direct, buffer.get() + got, std::min(kIoBytes, RoundUp(total - got)),
-                    static_cast<off_t>(got), path);
-    if (!n.ok()) {
-      status = n.status();
-      break;
-    }
-    got += *n;
-    if (*n < std::min(kIoBytes, total - (got - *n))) break;  // the file ended
-  }
+  // Straight into the buffer, in one call (one request to the device for a chunk of the usual
+  // size); the length stays aligned, and a padded file's padding comes along.
+  auto got_or = ReadAt(fd, &direct, buffer.get(), RoundUp(total), 0, path);
   close(fd);
-  if (!status.ok()) return status;
+  if (!got_or.ok()) return got_or.status();
+  const size_t got = *got_or;
   ChunkFileRead read;
   read.header.assign(buffer.get(), std::min(got, header_size));
   read.complete = got >= total;

@@ -25,10 +25,15 @@
 namespace lumen::dfs {
 
 // Creates (or truncates) `path` and writes `header` then `data` to it; returns the checksum of
-// `data`. The file is complete when this returns OK, not synced (see chunk_store.h).
+// `data`. The file is complete when this returns OK, not synced (see chunk_store.h). Written
+// around the page cache, the file keeps the zeros that pad its end to a whole block.
 [[nodiscard]] absl::StatusOr<uint64_t> WriteChunkFile(const std::string& path,
                                                       std::string_view header,
                                                       std::string_view data);
+
+// True if a chunk file of `file_size` bytes can hold `header_size` + `data_size` bytes: exactly
+// that many, or that many padded to a whole block by WriteChunkFile.
+bool IsChunkFileSize(uint64_t file_size, uint64_t header_size, uint64_t data_size);
 
 struct ChunkFileRead {
   std::string header;     // the first `header_size` bytes

@@ -101,7 +101,7 @@ absl::StatusOr<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& 
     if (fd >= 0) {
       auto read = ReadAt(fd, raw, kHeaderSize, 0, entry.path().string());
       valid = read.ok() && *read && DecodeHeader(raw, &header) &&
-              entry.file_size(error) == kHeaderSize + header.size;
+              IsChunkFileSize(entry.file_size(error), kHeaderSize, header.size);
       close(fd);
     }
     if (!valid) {

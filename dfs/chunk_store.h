@@ -1,6 +1,7 @@
 // A storage node's replicas: one file per chunk under its folder (a header with the size and
-// checksum, then the bytes), written to a temporary name and renamed, and a bounded in-memory
-// cache of recently read chunks. Every read verifies the checksum; Scrub verifies every file.
+// checksum, then the bytes, then zeros to a whole block where O_DIRECT wrote it), written to a
+// temporary name and renamed, and a bounded in-memory cache of recently read chunks. Every read
+// verifies the checksum; Scrub verifies every file.
 // A replica that fails its checksum is deleted and remembered until TakeCorrupt reports it.
 //
 // Durability: Write returns once the bytes are in the file, written around the page cache

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dfs/checksum.h"
+#include "dfs/chunk_file.h"
 
 namespace lumen::dfs {
 namespace {
@@ -148,6 +149,29 @@ TEST_CASE("a reopened store finds its replicas and drops damaged headers and lef
   CHECK(store->TakeCorrupt() == std::vector<std::string>{ChunkId(9, 2)});
   CHECK_FALSE(fs::exists(folder + "/." + ChunkId(9, 3) + ".1.2.tmp"));
   CHECK(fs::exists(folder + "/notes.txt"));
+}
+
+TEST_CASE("a reopened store keeps a replica padded to a whole block and drops one cut short",
+          "[dfs][chunk_store]") {
+  TempDir dir;
+  const std::string folder = dir.Sub("s0");
+  const std::string data(size_t{1} << 20, 'p');
+  {
+    auto store = OpenOrFail(folder);
+    REQUIRE(store->Write(ChunkId(4, 0), Checksum(data), data).ok());
+    REQUIRE(store->Write(ChunkId(4, 1), Checksum(data), data).ok());
+  }
+  // Exact where the file system has no O_DIRECT, else padded to a whole block.
+  const uint64_t size = fs::file_size(folder + "/" + ChunkId(4, 0) + ".chunk");
+  CHECK(IsChunkFileSize(size, 32, data.size()));
+  CHECK(IsChunkFileSize(32 + data.size(), 32, data.size()));
+  CHECK(IsChunkFileSize(32 + data.size() + 4064, 32, data.size()));
+  CHECK_FALSE(IsChunkFileSize(32 + data.size() + 1, 32, data.size()));
+  fs::resize_file(folder + "/" + ChunkId(4, 1) + ".chunk", 32 + data.size() - 1);
+
+  auto store = OpenOrFail(folder);
+  CHECK(Text(store->Read(ChunkId(4, 0))) == data);
+  CHECK(store->TakeCorrupt() == std::vector<std::string>{ChunkId(4, 1)});
 }
 
 TEST_CASE("the memory cache keeps recently read replicas within its bound", "[dfs][chunk_store]") {
