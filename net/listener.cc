@@ -1,10 +1,15 @@
 #include "net/listener.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <asio/local/stream_protocol.hpp>
 #include <asio/post.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -174,6 +179,22 @@ void Listener::Accepted(const std::shared_ptr<State>& state, Connection::Socket 
         return s->on_accept(c.shared_from_this(), hello);
       },
       state->unauthenticated);
+}
+
+absl::StatusOr<int> PickFreePort(const std::string& ip) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string reason = std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("cannot bind ", ip, ": ", reason));
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace lumen::net

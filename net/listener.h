@@ -65,4 +65,8 @@ class Listener {
   const int port_;
 };
 
+// A TCP port on `ip` that is free now (the kernel's pick; another process may take it before it
+// is used). UNAVAILABLE naming the address if nothing can be bound there.
+absl::StatusOr<int> PickFreePort(const std::string& ip);
+
 }  // namespace lumen::net

@@ -23,6 +23,7 @@
 #include "common/rpc.h"
 #include "common/session.h"
 #include "dashboard/dashboard_server.h"
+#include "net/listener.h"
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
 #include "scheduler/advertised_ip.h"
@@ -85,22 +86,6 @@ absl::Status CheckPortFree(const std::string& ip, int port) {
   }
   return absl::UnavailableError(
       absl::StrCat("cannot bind ", ip, ":", port, ": ", std::strerror(error)));
-}
-
-absl::StatusOr<int> PickFreePort(const std::string& ip) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  socklen_t len = sizeof(addr);
-  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1 ||
-      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const std::string reason = std::strerror(errno);
-    close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot bind ", ip, ": ", reason));
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // What the head runs to be observed: the task record, jobs, the state API over gRPC and the
@@ -290,7 +275,7 @@ int RunDaemon(const DaemonConfig& config) {
   // up front when none was asked for.
   int port = config.port;
   if (port == 0) {
-    auto free_port = PickFreePort(config.ip);
+    auto free_port = net::PickFreePort(config.ip);
     if (!free_port.ok()) return fail(std::string(free_port.status().message()));
     port = *free_port;
   }

@@ -92,11 +92,9 @@ TEST_CASE("a Unix socket another user took first gets no token and the client us
     return;
   }
   // A port that is free now; the squatter takes its same-host name before the listener starts.
-  int port = 0;
-  {
-    RawServer probe;
-    port = std::stoi(probe.address().substr(probe.address().rfind(':') + 1));
-  }
+  auto free_port = PickFreePort("127.0.0.1");
+  REQUIRE(free_port.ok());
+  const int port = *free_port;
   int pipe_fds[2];
   REQUIRE(pipe2(pipe_fds, O_CLOEXEC) == 0);
   const pid_t child = fork();  // before any thread of this test starts

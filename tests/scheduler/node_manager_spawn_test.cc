@@ -1,10 +1,7 @@
 // A node manager starting worker processes, with process starts that the test holds: the node
 // must keep reporting to the head while a start is slow (a busy machine can take seconds per
 // fork and exec, and a node starting hundreds of actors was declared dead for its silence).
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -17,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/rpc.h"
+#include "net/listener.h"
 #include "objectstore/object_store.h"
 #include "objectstore/shm_region.h"
 #include "scheduler/head_service.h"
@@ -27,20 +25,6 @@ namespace lumen::scheduler {
 namespace {
 
 constexpr char kToken[] = "test-token";
-
-// A free loopback port: the node manager must know its address before the server starts.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  const bool ok = fd >= 0 && bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  if (fd >= 0) close(fd);
-  REQUIRE(ok);
-  return ntohs(addr.sin_port);
-}
 
 // Stands in for fork and exec: every start waits until the test releases it, then fails
 // (so no process is ever started).
@@ -84,7 +68,10 @@ struct HeadNode {
     shm_name = absl::StrCat("lumen_nm_spawn_test_", getpid());
     auto region = objectstore::ShmRegion::Create(shm_name, size_t{4} << 20);
     REQUIRE(region.ok());
-    const std::string address = absl::StrCat("127.0.0.1:", FreePort());
+    // The node manager must know its address before the server starts.
+    auto free_port = net::PickFreePort("127.0.0.1");
+    REQUIRE(free_port.ok());
+    const std::string address = absl::StrCat("127.0.0.1:", *free_port);
     NodeManagerConfig config{.node_id = "node-1",
                              .ip = "127.0.0.1",
                              .address = address,
