@@ -410,13 +410,25 @@ void Connection::Close(const std::string& reason) {
   if (closed_.exchange(true, std::memory_order_acq_rel)) return;
   {
     absl::MutexLock lock(&mu_);
-    close_reason_ = reason;
+    if (!write_failed_.load(std::memory_order_acquire)) close_reason_ = reason;
     written_.SignalAll();
   }
   // Wakes the pending read at once; the descriptor itself is closed by the destructor, so a
   // thread still writing to it never hits a reused descriptor number.
   ::shutdown(fd_, SHUT_RDWR);
   asio::post(strand_, [self = shared_from_this()] { self->FinishClose(); });
+}
+
+void Connection::WriteFailed(const std::string& reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    written_.SignalAll();
+    if (closed() || write_failed_.exchange(true, std::memory_order_acq_rel)) return;
+    close_reason_ = reason;
+  }
+  // The peer learns that nothing more comes; reading goes on until it ends.
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void Connection::FinishClose() {
@@ -658,6 +670,15 @@ void Connection::ArmLiveness() {
 void Connection::OnLivenessTick() {
   if (closed()) return;
   const auto now = Clock::now();
+  if (write_failed_.load(std::memory_order_acquire)) {
+    // Reading normally ends at once with the dead peer's end of stream; a peer that still
+    // sends but cannot be written to is given the peer timeout.
+    if (write_failed_seen_ == Clock::time_point()) write_failed_seen_ = now;
+    if (now - write_failed_seen_ >= ToChrono(options_.peer_timeout)) {
+      Close("write failed");  // keeps the write's reason
+      return;
+    }
+  }
   if (read_paused_.load(std::memory_order_acquire)) {
     last_receive_ = now;  // we are not reading: the peer's silence is not the peer's
   } else if (now - last_receive_ >= ToChrono(options_.peer_timeout)) {
@@ -694,7 +715,7 @@ bool Connection::Send(const proto::Frame& frame, bool flush) {
 
 bool Connection::SendWithPayload(const proto::Frame& frame, const char* payload, size_t size,
                                  bool flush) {
-  if (closed()) return false;
+  if (sending_stopped()) return false;
   // A large payload would rarely leave in one send; queued, it reuses the queue's buffers.
   if (flush && size <= kKeepBuffer && TrySendAlone(frame, payload, size)) return true;
   size_t queued = 0;
@@ -742,11 +763,7 @@ bool Connection::TrySendAlone(const proto::Frame& frame, const char* payload, si
   std::string rest;
   if (done < out.size()) {
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      {
-        absl::MutexLock lock(&mu_);
-        writing_ = false;
-      }
-      Close(absl::StrCat("write failed: ", std::strerror(errno)));
+      WriteFailed(absl::StrCat("write failed: ", std::strerror(errno)));
       return true;
     }
     rest = out.substr(done);
@@ -775,7 +792,7 @@ void Connection::Flush() {
   std::string out;
   {
     absl::MutexLock lock(&mu_);
-    if (writing_ || (pending_.empty() && borrowed_.empty()) || closed()) return;
+    if (writing_ || (pending_.empty() && borrowed_.empty()) || sending_stopped()) return;
     writing_ = true;
     if (!borrowed_.empty()) {
       asio::post(strand_, [self = shared_from_this()] { self->WriteNext(); });
@@ -797,12 +814,7 @@ void Connection::Flush() {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      const std::string reason = n < 0 ? std::strerror(errno) : "send returned 0";
-      {
-        absl::MutexLock lock(&mu_);
-        writing_ = false;
-      }
-      Close(absl::StrCat("write failed: ", reason));
+      WriteFailed(absl::StrCat("write failed: ", n < 0 ? std::strerror(errno) : "send returned 0"));
       return;
     }
     if (done < out.size()) {
@@ -813,7 +825,7 @@ void Connection::Flush() {
     }
     absl::MutexLock lock(&mu_);
     out.clear();
-    if ((pending_.empty() && borrowed_.empty()) || closed()) {
+    if ((pending_.empty() && borrowed_.empty()) || sending_stopped()) {
       if (spare_.capacity() < out.capacity()) spare_.swap(out);
       writing_ = false;
       written_.SignalAll();
@@ -831,7 +843,7 @@ void Connection::Flush() {
 }
 
 void Connection::WriteAsync(std::string bytes, size_t offset) {
-  if (closed()) {
+  if (sending_stopped()) {
     absl::MutexLock lock(&mu_);
     writing_ = false;
     written_.SignalAll();
@@ -859,10 +871,8 @@ void Connection::OnWritten(const std::error_code& error) {
     {
       absl::MutexLock lock(&mu_);
       async_out_.clear();
-      writing_ = false;
-      written_.SignalAll();
     }
-    Close(absl::StrCat("write failed: ", error.message()));
+    WriteFailed(absl::StrCat("write failed: ", error.message()));
     return;
   }
   WriteNext();
@@ -874,7 +884,7 @@ void Connection::WriteNext() {
   {
     absl::MutexLock lock(&mu_);
     async_out_.clear();
-    if ((pending_.empty() && borrowed_.empty()) || closed()) {
+    if ((pending_.empty() && borrowed_.empty()) || sending_stopped()) {
       writing_ = false;
       written_.SignalAll();
       return;
@@ -918,7 +928,7 @@ bool Connection::SendBorrowed(const proto::Frame& frame, BorrowedPayload payload
   {
     absl::MutexLock lock(&mu_);
     // Checked under mu_: FinishClose, which drops what is queued, takes it after closed_ is set.
-    if (closed()) return false;
+    if (sending_stopped()) return false;
     BorrowedWrite write;
     write.head.swap(pending_);  // what was queued before goes first
     AppendHeader(&write.head, frame, /*with_payload=*/true, payload.size, /*reserve_extra=*/0);
@@ -935,7 +945,7 @@ bool Connection::FlushAndWait(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   absl::MutexLock lock(&mu_);
   while (writing_ || !pending_.empty() || !borrowed_.empty()) {
-    if (closed()) return false;
+    if (sending_stopped()) return false;
     if (!writing_) {
       // Queued by another thread after our flush, and nobody writes it: write it ourselves.
       mu_.Unlock();
@@ -945,7 +955,7 @@ bool Connection::FlushAndWait(absl::Duration timeout) {
     }
     if (written_.WaitWithDeadline(&mu_, deadline)) return false;
   }
-  return !closed();
+  return !sending_stopped();
 }
 
 size_t Connection::outbound_bytes() const {

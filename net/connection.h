@@ -146,6 +146,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ResumeReading();
 
   bool closed() const { return closed_.load(std::memory_order_acquire); }
+  // Closed, or a write failed: sends are refused.
+  bool sending_stopped() const { return closed() || write_failed_.load(std::memory_order_acquire); }
   // "ip:port" of the other end (over a Unix socket: the address connected to, or on the
   // server side the peer's pid).
   const std::string& peer() const { return peer_; }
@@ -187,6 +189,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WriteNext();
   // Writes borrowed_out_ (its head, then its payload) from the strand.
   void WriteBorrowed();
+  // A write failed: the peer is most likely gone, but what it sent before may still be
+  // unread. Stops writing and leaves the close to the reading side, which ends with the
+  // peer's end of stream (or after the peer timeout).
+  void WriteFailed(const std::string& reason);
   void FinishClose();
   void LeaveUnauthenticated();
 
@@ -221,6 +227,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point last_ping_;
 
   std::atomic<bool> closed_{false};
+  std::atomic<bool> write_failed_{false};
+  // When the strand first saw write_failed_ (zero before).
+  std::chrono::steady_clock::time_point write_failed_seen_{};
   std::atomic<bool> read_paused_{false};
 
   mutable absl::Mutex mu_;

@@ -284,6 +284,64 @@ TEST_CASE("a paused connection delivers nothing until it is resumed", "[net]") {
   io.Stop();
 }
 
+// A peer that dies right after it sent replies: the first write to it may fail before those
+// replies were read. They are still delivered, then the close.
+TEST_CASE("frames a dead peer sent are delivered even when a write to it failed first", "[net]") {
+  IoPool io(1, "test-io");
+  Inbox inbox;
+  std::shared_ptr<Connection> client;
+  auto writes_fail = [&] {
+    for (int i = 0; i < 200; ++i) {
+      if (!client->Send(TaskFrame(1000 + i))) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  };
+  auto drain_and_check = [&] {
+    REQUIRE(writes_fail());
+    CHECK(inbox.closes() == 0);  // not before what was sent is read
+    client->ResumeReading();
+    REQUIRE(inbox.WaitForClose());
+    CHECK(inbox.frames().size() == 50);
+    CHECK_THAT(inbox.close_reason(), Catch::Contains("write failed"));
+    // Writes after the failure are refused; FlushAndWait says nothing was handed over.
+    CHECK_FALSE(client->Send(TaskFrame(1)));
+    CHECK_FALSE(client->FlushAndWait(kLongWait));
+  };
+  SECTION("over the Unix socket") {
+    TestListener server(io);
+    client = ConnectClient(io, server.address(), inbox);
+    REQUIRE(client->local());
+    REQUIRE(client->Send(MakeHello(kToken, "")));
+    REQUIRE(server.WaitForAccepted(1));
+    client->PauseReading();
+    REQUIRE(server.conn(0)->Send(TaskFrame(1)));
+    REQUIRE(inbox.WaitForFrames(1));  // a read that was pending takes it
+    for (int i = 2; i <= 50; ++i) REQUIRE(server.conn(0)->Send(TaskFrame(i), /*flush=*/false));
+    REQUIRE(server.conn(0)->FlushAndWait(kLongWait));
+    server.conn(0)->Close("dying");
+    drain_and_check();
+  }
+  SECTION("over TCP, reset by the peer") {
+    RawServer server;
+    client = ConnectClient(io, server.address(), inbox);
+    REQUIRE_FALSE(client->local());
+    const int fd = server.Accept();
+    client->PauseReading();
+    std::string replies;
+    for (int i = 1; i <= 50; ++i) replies += Framed(TaskFrame(i));
+    REQUIRE(write(fd, replies.data(), 1) == 1);  // the pending read takes a byte
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    REQUIRE(write(fd, replies.data() + 1, replies.size() - 1) ==
+            static_cast<ssize_t>(replies.size() - 1));
+    REQUIRE(client->Send(MakeHello(kToken, "")));  // unread: the close below resets
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    server.Reset(fd);
+    drain_and_check();
+  }
+  io.Stop();
+}
+
 TEST_CASE("FlushAndWait returns once the bytes are handed to the kernel", "[net]") {
   IoPool io(1, "test-io");
   TestListener server(io);

@@ -7,6 +7,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
@@ -255,6 +256,14 @@ class RawServer {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
     accepted_.push_back(fd);
     return fd;
+  }
+  // Closes an accepted connection with a reset, as the kernel does for a process that dies
+  // with bytes unread.
+  void Reset(int fd) {
+    const linger abort{.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+    close(fd);
+    accepted_.erase(std::find(accepted_.begin(), accepted_.end(), fd));
   }
 
  private:
