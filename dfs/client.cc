@@ -22,10 +22,12 @@ namespace {
 // Chunks travel in batches: consecutive chunks put in the object store as one object and
 // written or read by one call per storage node, so that the runtime's cost per object and per
 // call (a store create and seal, a pin, a task) is paid once per batch instead of per chunk.
-// Batches in flight at once: enough bytes to keep every storage node busy, never more than a
-// few chunks (they sit in the object store while in flight).
-constexpr uint64_t kBatchBytes = uint64_t{4} << 20;
-constexpr uint64_t kWindowBytes = uint64_t{8} << 20;
+// Batches in flight at once: enough bytes to keep the storage nodes busy, and a bound that
+// does not grow with the file (they sit in the object store while in flight). A 1 GiB
+// download of 1 MiB chunks ran about 15 % faster with batches of 8 MiB, two in flight, than
+// with batches of 4 MiB; the upload, held back by the disk, did not move.
+constexpr uint64_t kBatchBytes = uint64_t{8} << 20;
+constexpr uint64_t kWindowBytes = uint64_t{16} << 20;
 constexpr uint64_t kMaxBatch = 64;
 
 // Chunks per batch.
