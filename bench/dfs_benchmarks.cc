@@ -196,20 +196,25 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
     const uint64_t word = random();
     std::memcpy(value.data() + i, &word, 8);
   }
-  auto start = Clock::now();
-  {
-    std::deque<ObjectRef<std::string>> alive;
-    for (uint64_t done = 0; done < options.file_bytes; done += kChunk) {
-      alive.push_back(Put(value));
-      if (alive.size() > 4) alive.pop_front();
+  // Put's speed varies by a factor of two or more from one pass to the next on a small machine;
+  // the best of three passes is the baseline, the strictest of them for the ratios below.
+  double put_gbps = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto start = Clock::now();
+    {
+      std::deque<ObjectRef<std::string>> alive;
+      for (uint64_t done = 0; done < options.file_bytes; done += kChunk) {
+        alive.push_back(Put(value));
+        if (alive.size() > 4) alive.pop_front();
+      }
     }
+    put_gbps = std::max(put_gbps, static_cast<double>(options.file_bytes) / Since(start) / 1e9);
   }
-  const double put_gbps = static_cast<double>(options.file_bytes) / Since(start) / 1e9;
-  results->push_back(Single("dfs_store_put_gigabytes", put_gbps, "GB/s"));
+  results->push_back(Single("dfs_store_put_gigabytes", put_gbps, "GB/s (best of 3 passes)"));
 
   GeneratedBuf generated(options.file_bytes);
   std::istream source(&generated);
-  start = Clock::now();
+  auto start = Clock::now();
   auto uploaded = (*client)->Upload("bench-file", source, options.file_bytes, false);
   if (!uploaded.ok()) return uploaded.status();
   const double upload_gbps = static_cast<double>(options.file_bytes) / Since(start) / 1e9;
