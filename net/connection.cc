@@ -271,26 +271,27 @@ void Connection::AsyncConnect(IoPool& io, const std::string& address, absl::Dura
     attempt->done(
         absl::UnavailableError(absl::StrCat("cannot connect to ", address, ": ", reason)));
   };
+  auto succeed = [&io, attempt, options](Socket socket, std::string peer) {
+    attempt->finished = true;
+    attempt->timer.cancel();
+    attempt->done(std::make_shared<Connection>(io, std::move(socket), std::move(peer), options,
+                                               /*authenticated=*/true));
+  };
   // TCP, once the Unix socket was not there (or not tried).
-  auto connect_tcp = [&io, attempt, strand, options, fail, endpoint] {
+  auto connect_tcp = [attempt, strand, fail, succeed, endpoint] {
     attempt->socket.async_connect(
         endpoint,
-        asio::bind_executor(strand, [&io, attempt, options, fail](const std::error_code& error) {
+        asio::bind_executor(strand, [attempt, fail, succeed](const std::error_code& error) {
           if (error || attempt->timed_out) {
             fail(error);
             return;
           }
-          attempt->finished = true;
-          attempt->timer.cancel();
           std::string peer = RemoteAddress(attempt->socket);
-          auto conn = std::make_shared<Connection>(io, Socket(std::move(attempt->socket)),
-                                                   std::move(peer), options,
-                                                   /*authenticated=*/true);
-          attempt->done(std::move(conn));
+          succeed(Socket(std::move(attempt->socket)), std::move(peer));
         }));
   };
   const bool try_local = LocalTransportEnabled() && !ip.is_unspecified();
-  asio::post(strand, [&io, attempt, strand, address, timeout, options, fail, connect_tcp, try_local,
+  asio::post(strand, [attempt, strand, address, timeout, fail, succeed, connect_tcp, try_local,
                       local = LocalName(ip.to_string(), port)] {
     attempt->timer.expires_after(ToChrono(timeout));
     attempt->timer.async_wait(asio::bind_executor(strand, [attempt](const std::error_code& e) {
@@ -306,23 +307,19 @@ void Connection::AsyncConnect(IoPool& io, const std::string& address, absl::Dura
     }
     attempt->local.async_connect(
         asio::local::stream_protocol::endpoint(local),
-        asio::bind_executor(strand, [&io, attempt, address, options, fail,
-                                     connect_tcp](const std::error_code& error) {
-          if (attempt->timed_out) {
-            fail(error);
-          } else if (error || !OwnUser(attempt->local.native_handle(), address)) {
-            // No listener of that name here (the peer is on another host), or not ours.
-            std::error_code ignored;
-            attempt->local.close(ignored);
-            connect_tcp();
-          } else {
-            attempt->finished = true;
-            attempt->timer.cancel();
-            auto conn = std::make_shared<Connection>(io, Socket(std::move(attempt->local)), address,
-                                                     options, /*authenticated=*/true);
-            attempt->done(std::move(conn));
-          }
-        }));
+        asio::bind_executor(
+            strand, [attempt, address, fail, succeed, connect_tcp](const std::error_code& error) {
+              if (attempt->timed_out) {
+                fail(error);
+              } else if (error || !OwnUser(attempt->local.native_handle(), address)) {
+                // No listener of that name here (the peer is on another host), or not ours.
+                std::error_code ignored;
+                attempt->local.close(ignored);
+                connect_tcp();
+              } else {
+                succeed(Socket(std::move(attempt->local)), address);
+              }
+            }));
   });
 }
 
