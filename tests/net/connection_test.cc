@@ -290,6 +290,9 @@ TEST_CASE("frames a dead peer sent are delivered even when a write to it failed 
   IoPool io(1, "test-io");
   Inbox inbox;
   std::shared_ptr<Connection> client;
+  // Long enough that a slow machine still resumes reading before the peer timeout ends it.
+  ConnectionOptions options = FastOptions();
+  options.peer_timeout = absl::Seconds(5);
   auto writes_fail = [&] {
     for (int i = 0; i < 200; ++i) {
       if (!client->Send(TaskFrame(1000 + i))) return true;
@@ -310,7 +313,7 @@ TEST_CASE("frames a dead peer sent are delivered even when a write to it failed 
   };
   SECTION("over the Unix socket") {
     TestListener server(io);
-    client = ConnectClient(io, server.address(), inbox);
+    client = ConnectClient(io, server.address(), inbox, options);
     REQUIRE(client->local());
     REQUIRE(client->Send(MakeHello(kToken, "")));
     REQUIRE(server.WaitForAccepted(1));
@@ -324,7 +327,7 @@ TEST_CASE("frames a dead peer sent are delivered even when a write to it failed 
   }
   SECTION("over TCP, reset by the peer") {
     RawServer server;
-    client = ConnectClient(io, server.address(), inbox);
+    client = ConnectClient(io, server.address(), inbox, options);
     REQUIRE_FALSE(client->local());
     const int fd = server.Accept();
     client->PauseReading();
