@@ -38,18 +38,23 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// `size` pseudo-random bytes (a whole number of 8-byte words), the same for the same seed.
+std::string RandomBytes(size_t size, uint64_t seed) {
+  std::string bytes(size, '\0');
+  std::mt19937_64 random(seed);
+  for (size_t i = 0; i + 8 <= bytes.size(); i += 8) {
+    const uint64_t word = random();
+    std::memcpy(bytes.data() + i, &word, 8);
+  }
+  return bytes;
+}
+
 // `size` pseudo-random bytes made on the fly, so that an upload measures the DFS, not a disk:
 // one random block, each time handed out with its first word changed, so no two chunks are
 // alike and making the bytes costs no more than the copy a file's read would.
 class GeneratedBuf : public std::streambuf {
  public:
-  explicit GeneratedBuf(uint64_t size) : left_(size), buffer_(1 << 20) {
-    std::mt19937_64 random(11);
-    for (size_t i = 0; i + 8 <= buffer_.size(); i += 8) {
-      const uint64_t word = random();
-      std::memcpy(buffer_.data() + i, &word, 8);
-    }
-  }
+  explicit GeneratedBuf(uint64_t size) : left_(size), buffer_(RandomBytes(1 << 20, 11)) {}
 
  protected:
   int_type underflow() override {
@@ -65,7 +70,7 @@ class GeneratedBuf : public std::streambuf {
  private:
   uint64_t left_;
   uint64_t blocks_ = 0;
-  std::vector<char> buffer_;
+  std::string buffer_;
 };
 
 Result Single(const std::string& name, double value, const std::string& unit) {
@@ -121,12 +126,7 @@ absl::Status DiskPath(uint64_t file_bytes, uint64_t chunk_size, int nodes, int r
   std::error_code error;
   fs::create_directories(dir, error);
   if (error) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", error.message()));
-  std::string data(chunk_size, '\0');
-  std::mt19937_64 random(5);
-  for (size_t i = 0; i + 8 <= data.size(); i += 8) {
-    const uint64_t word = random();
-    std::memcpy(data.data() + i, &word, 8);
-  }
+  const std::string data = RandomBytes(chunk_size, 5);
   const uint64_t checksum = dfs::Checksum(data);
   const std::string header(32, 'h');
   const uint64_t chunks = (file_bytes + chunk_size - 1) / chunk_size;
@@ -190,12 +190,7 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
   if (!client.ok()) return client.status();
 
   // The object store's own Put, in chunk-sized values, a few alive at once as an upload has.
-  std::string value(kChunk, 'x');
-  std::mt19937_64 random(7);
-  for (size_t i = 0; i + 8 <= value.size(); i += 8) {
-    const uint64_t word = random();
-    std::memcpy(value.data() + i, &word, 8);
-  }
+  const std::string value = RandomBytes(kChunk, 7);
   // Put's speed varies by a factor of two or more from one pass to the next on a small machine;
   // the best of three passes is the baseline, the strictest of them for the ratios below.
   double put_gbps = 0;

@@ -75,8 +75,7 @@ bool IsUnixSocket(int fd) {
 // anyway.
 bool OwnUser(int fd, const std::string& address) {
   ucred credentials{};
-  socklen_t size = sizeof(credentials);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return false;
+  if (!PeerCredentials(fd, &credentials)) return false;
   if (credentials.uid == geteuid()) return true;
   LUMEN_LOG(WARNING) << "the same-host socket for " << address << " belongs to pid "
                      << credentials.pid << " of user " << credentials.uid
@@ -170,6 +169,11 @@ std::string RemoteAddress(const asio::ip::tcp::socket& socket) {
   auto endpoint = socket.remote_endpoint(error);
   if (error) return "?";
   return absl::StrCat(endpoint.address().to_string(), ":", endpoint.port());
+}
+
+bool PeerCredentials(int fd, ucred* credentials) {
+  socklen_t size = sizeof(*credentials);
+  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, credentials, &size) == 0;
 }
 
 std::string LocalName(const std::string& host, int port) {

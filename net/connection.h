@@ -33,6 +33,8 @@
 // Thread-safe. on_close runs once, on the strand, after the last on_frame.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <asio/generic/stream_protocol.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -273,6 +275,8 @@ bool LocalTransportEnabled();
 
 // "ip:port" of a TCP socket's other end, or "?".
 std::string RemoteAddress(const asio::ip::tcp::socket& socket);
+// The pid, uid and gid of the process at the other end of a Unix socket; false if unknown.
+bool PeerCredentials(int fd, ucred* credentials);
 
 // Splits "host:port"; INVALID_ARGUMENT with the text if malformed.
 absl::Status ParseHostPort(const std::string& address, std::string* host, int* port);

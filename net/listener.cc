@@ -134,8 +134,7 @@ void Listener::AcceptLocal(const std::shared_ptr<State>& state) {
         }
         std::string peer = "a process on this host";
         ucred credentials{};
-        socklen_t size = sizeof(credentials);
-        if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0) {
+        if (PeerCredentials(socket.native_handle(), &credentials)) {
           peer = absl::StrCat("pid ", credentials.pid, " on this host");
         }
         Accepted(state, Connection::Socket(std::move(socket)), std::move(peer));
