@@ -47,7 +47,8 @@ ObjectStore::ObjectStore(std::unique_ptr<ShmRegion> region)
 
 absl::StatusOr<ObjectLocation> ObjectStore::Create(const std::string& id, uint64_t size,
                                                    uint64_t creator, uint64_t owner,
-                                                   absl::Duration timeout, CopyKind kind) {
+                                                   absl::Duration timeout, CopyKind kind,
+                                                   const MakeRoom& make_room) {
   absl::MutexLock lock(&mu_);
   if (size > allocator_.capacity()) {
     return absl::InvalidArgumentError(
@@ -61,20 +62,33 @@ absl::StatusOr<ObjectLocation> ObjectStore::Create(const std::string& id, uint64
   if (departed_.contains(creator)) return Departed(id, creator);
   std::optional<size_t> offset = AllocateLocked(size);
   if (!offset.has_value()) {
-    // Wait for space, for a copy to become evictable, or for a concurrent Create of the same id
-    // to make ours pointless.
+    // Wait for space, for a copy to become evictable (or spillable, when this call spills), or
+    // for a concurrent Create of the same id to make ours pointless.
     const size_t block = Allocator::BlockSize(size);
-    auto fits_or_exists = [this, &id, block, creator]() {
+    // The spillable copies make_room last saw; it runs again when there are new ones.
+    std::optional<uint64_t> spill_seen;
+    auto wake = [&]() {
       mu_.AssertReaderHeld();
       return allocator_.largest_free() >= block || !evictable_.empty() || objects_.count(id) > 0 ||
-             departed_.contains(creator);
+             departed_.contains(creator) || (make_room && spill_seen != spillable_events_);
+    };
+    auto settled = [&]() {
+      mu_.AssertReaderHeld();
+      return offset.has_value() || objects_.count(id) > 0 || departed_.contains(creator);
     };
     const absl::Time deadline = absl::Now() + timeout;
     ++waiting_creates_;
-    while (!offset.has_value() && objects_.count(id) == 0 && !departed_.contains(creator) &&
-           mu_.AwaitWithDeadline(absl::Condition(&fits_or_exists), deadline)) {
-      if (objects_.count(id) == 0) offset = AllocateLocked(size);
-    }
+    do {
+      if (make_room && spill_seen != spillable_events_) {
+        spill_seen = spillable_events_;
+        mu_.Unlock();  // the spill pins and frees objects of this store
+        make_room(size);
+        mu_.Lock();
+      } else if (!mu_.AwaitWithDeadline(absl::Condition(&wake), deadline)) {
+        break;
+      }
+      if (objects_.count(id) == 0 && !departed_.contains(creator)) offset = AllocateLocked(size);
+    } while (!settled());
     --waiting_creates_;
     if (objects_.count(id) > 0) {
       return AlreadyExists(id);
@@ -330,8 +344,9 @@ ObjectStore::Objects::iterator ObjectStore::FreeLocked(Objects::iterator it) {
 }
 
 void ObjectStore::UpdateEvictableLocked(const std::string& id, Entry& entry) {
-  const bool evictable =
-      entry.kind == CopyKind::kSecondary && entry.sealed && !entry.released && entry.pins.empty();
+  const bool unused = entry.sealed && !entry.released && entry.pins.empty();
+  if (unused && entry.kind == CopyKind::kPrimary) ++spillable_events_;
+  const bool evictable = unused && entry.kind == CopyKind::kSecondary;
   if (evictable && entry.evictable_since == 0) {
     entry.evictable_since = ++clock_;
     evictable_.emplace(entry.evictable_since, id);

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -88,15 +89,22 @@ class ObjectStore {
   ObjectStore(const ObjectStore&) = delete;
   ObjectStore& operator=(const ObjectStore&) = delete;
 
+  // Frees room for `size` bytes from outside the store (a spill to disk); called without the
+  // store's lock.
+  using MakeRoom = std::function<void(uint64_t size)>;
+
   // Reserves `size` bytes for object `id`, written by client `creator` and owned by client
   // `owner`. If the region is full, evicts secondary copies nobody pins, then waits up to
   // `timeout` for Release/ReleaseClient/Unpin to free enough space, then returns
   // RESOURCE_EXHAUSTED naming the object size, capacity, used bytes and largest free block.
+  // With `make_room`, calls it when the region is full and again whenever a primary copy
+  // becomes spillable (sealed and unpinned) during the wait.
   // ALREADY_EXISTS if `id` exists; INVALID_ARGUMENT if `size` exceeds the capacity.
   [[nodiscard]] absl::StatusOr<ObjectLocation> Create(const std::string& id, uint64_t size,
                                                       uint64_t creator, uint64_t owner,
                                                       absl::Duration timeout,
-                                                      CopyKind kind = CopyKind::kPrimary);
+                                                      CopyKind kind = CopyKind::kPrimary,
+                                                      const MakeRoom& make_room = nullptr);
 
   // Marks a created object complete and immutable and wakes its Get waiters. NOT_FOUND if unknown,
   // FAILED_PRECONDITION if already sealed.
@@ -162,7 +170,7 @@ class ObjectStore {
   // Returns the object's block to the allocator and forgets it; returns the next entry.
   Objects::iterator FreeLocked(Objects::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts a sealed, unpinned, unreleased secondary copy on the eviction list, or takes any other
-  // entry off it.
+  // entry off it; counts a primary copy that became spillable in spillable_events_.
   void UpdateEvictableLocked(const std::string& id, Entry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops `count` pins of `client` (all of them if `count` is 0) and frees the object if that
@@ -186,6 +194,8 @@ class ObjectStore {
   uint64_t pinned_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t released_pinned_objects_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t evicted_objects_ ABSL_GUARDED_BY(mu_) = 0;
+  // Times a primary copy became sealed, unpinned and unreleased: wakes Creates that spill.
+  uint64_t spillable_events_ ABSL_GUARDED_BY(mu_) = 0;
   // Clients whose ReleaseClient ran: their later creates are refused.
   absl::flat_hash_set<uint64_t> departed_ ABSL_GUARDED_BY(mu_);
 };

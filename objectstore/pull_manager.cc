@@ -53,14 +53,8 @@ void PullManager::Pull(const std::string& id, uint64_t size, const std::string& 
     it->second.size = size;
   }
   // Reserving may wait for room; merged pulls wait with this one meanwhile.
-  auto location = store_.Create(id, size, kPullClient, /*owner=*/0,
-                                options_.make_room ? absl::ZeroDuration() : options_.create_timeout,
-                                CopyKind::kSecondary);
-  if (options_.make_room && absl::IsResourceExhausted(location.status())) {
-    options_.make_room(size);
-    location = store_.Create(id, size, kPullClient, /*owner=*/0, options_.create_timeout,
-                             CopyKind::kSecondary);
-  }
+  auto location = store_.Create(id, size, kPullClient, /*owner=*/0, options_.create_timeout,
+                                CopyKind::kSecondary, options_.make_room);
   std::vector<Chunk> chunks;
   std::vector<Done> failed;
   absl::Status failure;

@@ -45,9 +45,10 @@ class PullManager {
     int max_chunks_in_flight = 4;
     // How long a pull waits for room in the store before it fails.
     absl::Duration create_timeout = absl::Seconds(10);
-    // Called (if set) when the store has no room for a pulled object, before waiting: spills
-    // other objects to make room for `size` bytes.
-    std::function<void(uint64_t size)> make_room;
+    // Called (if set) when the store has no room for a pulled object, and again while the pull
+    // waits whenever a copy becomes spillable: spills other objects to make room for `size`
+    // bytes (see ObjectStore::Create).
+    ObjectStore::MakeRoom make_room;
   };
   struct Stats {
     uint64_t started = 0;    // transfers begun

@@ -85,6 +85,10 @@ std::string SpillManager::PathFor(const std::string& id) const {
 
 uint64_t SpillManager::MakeRoom(uint64_t size) {
   absl::MutexLock spill_lock(&spill_mu_);
+  return MakeRoomLocked(size);
+}
+
+uint64_t SpillManager::MakeRoomLocked(uint64_t size) {
   uint64_t spilled = 0;
   while (store_.Stats().largest_free < Allocator::BlockSize(size)) {
     std::vector<SpillCandidate> candidates = store_.SpillCandidates(1);
@@ -149,14 +153,11 @@ absl::Status SpillManager::Restore(const std::string& id, absl::Duration timeout
     it->second.restoring = true;
     record = it->second;
   }
-  auto location = store_.Create(id, record.size, kSpillClient, record.owner, absl::ZeroDuration());
-  if (absl::IsResourceExhausted(location.status())) {
-    while (store_.Stats().largest_free < Allocator::BlockSize(record.size)) {
-      std::vector<SpillCandidate> candidates = store_.SpillCandidates(1);
-      if (candidates.empty() || !SpillOne(candidates.front())) break;
-    }
-    location = store_.Create(id, record.size, kSpillClient, record.owner, timeout);
-  }
+  auto location = store_.Create(id, record.size, kSpillClient, record.owner, timeout,
+                                CopyKind::kPrimary, [this](uint64_t size) {
+                                  spill_mu_.AssertHeld();  // this thread waits in Create
+                                  MakeRoomLocked(size);
+                                });
   absl::Status status = location.status();
   if (location.ok()) {
     status = ReadAll(record.path, store_.region().data() + location->offset, record.size);

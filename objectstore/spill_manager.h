@@ -48,7 +48,7 @@ class SpillManager {
   // Spills primary copies until an object of `size` bytes fits the store, or nothing more can
   // be spilled. Returns the bytes spilled.
   uint64_t MakeRoom(uint64_t size);
-  // If `id` is spilled, puts it back in the store (spilling others if needed, waiting up to
+  // If `id` is spilled, puts it back in the store (spilling others as needed, waiting up to
   // `timeout` for room) and removes its file. NOT_FOUND if it is not spilled; the store's error
   // if there is no room.
   [[nodiscard]] absl::Status Restore(const std::string& id, absl::Duration timeout);
@@ -72,6 +72,7 @@ class SpillManager {
     bool deleted = false;  // released while it was being restored
   };
 
+  uint64_t MakeRoomLocked(uint64_t size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(spill_mu_);
   // Writes one candidate to disk and frees it in the store. False if it could not.
   bool SpillOne(const SpillCandidate& candidate) ABSL_EXCLUSIVE_LOCKS_REQUIRED(spill_mu_);
   std::string PathFor(const std::string& id) const;

@@ -41,14 +41,11 @@ std::vector<objectstore::ObjectSummary> NodeManager::SpilledObjects(size_t limit
 
 absl::StatusOr<objectstore::ObjectLocation> NodeManager::CreateInStore(
     const proto::CreateObjectRequest& r) {
-  auto location = store_->Create(r.object_id(), r.size(), r.creator_client_id(),
-                                 r.owner_client_id(), absl::ZeroDuration());
-  if (!absl::IsResourceExhausted(location.status())) return location;
-  // Full of objects someone still needs: spill some to disk, then wait for room if that was
-  // not enough.
-  spill_->MakeRoom(r.size());
+  // Full of objects someone still needs: spill some to disk, and wait for room if that is not
+  // enough.
   return store_->Create(r.object_id(), r.size(), r.creator_client_id(), r.owner_client_id(),
-                        kCreateTimeout);
+                        kCreateTimeout, objectstore::CopyKind::kPrimary,
+                        [this](uint64_t size) { spill_->MakeRoom(size); });
 }
 
 void NodeManager::RestoreSpilled(const google::protobuf::RepeatedPtrField<std::string>& ids) {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/objectstore/store_fixture.h"
 
 namespace lumen::objectstore {
 namespace {
@@ -25,33 +26,13 @@ constexpr absl::Duration kNoWait = absl::ZeroDuration();
 // Long enough never to expire in a passing test; only bounds a failing one.
 constexpr absl::Duration kLongWait = absl::Seconds(30);
 
-// An ObjectStore over a fresh kCapacity-byte shared-memory region that is unlinked when the test
-// ends.
-class StoreFixture {
+class StoreFixture : public testing::StoreFixture {
  public:
-  StoreFixture() {
-    static std::atomic<int> counter{0};
-    name_ = absl::StrCat("lumen_store_test_", getpid(), "_", counter++);
-    auto region = ShmRegion::Create(name_, kCapacity);
-    REQUIRE(region.ok());
-    store_ = std::make_unique<ObjectStore>(*std::move(region));
-  }
-  ~StoreFixture() { (void)ShmRegion::Unlink(name_); }
-  ObjectStore& store() { return *store_; }
-
- private:
-  std::string name_;
-  std::unique_ptr<ObjectStore> store_;
+  StoreFixture() : testing::StoreFixture(kCapacity) {}
 };
 
-// Waits until `condition` holds or `timeout` passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = kLongWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!condition()) {
-    if (absl::Now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
+  return testing::WaitFor(condition, timeout);
 }
 
 TEST_CASE("a sealed object can be read back at the location it was written") {
