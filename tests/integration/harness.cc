@@ -19,6 +19,12 @@
 namespace lumen::testing {
 namespace {
 
+// Removes the folder MakeTempDir made for a command's output file.
+void RemoveDirOf(const std::string& output_path) {
+  std::error_code ignored;
+  std::filesystem::remove_all(std::filesystem::path(output_path).parent_path(), ignored);
+}
+
 using Clock = std::chrono::steady_clock;
 
 std::string ReadFile(const std::string& path) {
@@ -126,6 +132,7 @@ CommandResult Run(const std::vector<std::string>& argv, double timeout_seconds,
   CommandResult result;
   result.exit_code = WaitFor(pid, timeout_seconds);
   result.output = ReadFile(output);
+  RemoveDirOf(output);
   return result;
 }
 
@@ -137,6 +144,7 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
 Child::~Child() {
   if (!exited_) Wait(0);
   if (stdin_fd_ >= 0) close(stdin_fd_);
+  RemoveDirOf(output_path_);
 }
 
 bool Child::WaitForOutput(const std::string& text, double timeout_seconds) {
