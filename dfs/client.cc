@@ -725,27 +725,48 @@ absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t m
 
 absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std::string& path,
                                               const Progress& progress) {
-  const std::string partial = path + ".partial";
+  // A regular file (or a new one) is replaced whole: written beside it, then renamed over it, so
+  // that a failed download leaves the old file. Anything else (a device such as /dev/null or
+  // /dev/stdout, a FIFO) is written in place: a rename would put a file where it was.
+  std::error_code error;
+  const std::filesystem::file_status type = std::filesystem::status(path, error);
+  if (std::filesystem::is_directory(type)) {
+    return absl::FailedPreconditionError(absl::StrCat("'", path, "' is a directory"));
+  }
+  const bool in_place = std::filesystem::exists(type) && !std::filesystem::is_regular_file(type);
+  const std::string target = in_place ? path : path + ".partial";
   std::ofstream out;
+  uint64_t written = 0;
   auto info = Read(
       name,
-      [&out, &partial](const ArtifactInfo&) {
+      [&](const ArtifactInfo&) {
+        if (in_place && written > 0) {
+          return absl::AbortedError(absl::StrCat("'", name,
+                                                 "' was replaced while it was written to ", path,
+                                                 ", which cannot start over"));
+        }
         if (out.is_open()) out.close();
-        out.open(partial, std::ios::binary | std::ios::trunc);
-        if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", partial));
+        out.open(target, std::ios::binary | std::ios::trunc);
+        if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", target));
         return absl::OkStatus();
       },
-      [&out, &partial](std::string_view data) {
+      [&](std::string_view data) {
         out.write(data.data(), static_cast<std::streamsize>(data.size()));
-        if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
+        if (!out) return absl::InternalError(absl::StrCat("cannot write ", target));
+        written += data.size();
         return absl::OkStatus();
       },
       progress);
   if (out.is_open()) out.close();
-  if (info.ok() && !out.fail() && std::rename(partial.c_str(), path.c_str()) == 0) return info;
-  std::remove(partial.c_str());
-  if (!info.ok()) return info.status();
-  return absl::InternalError(absl::StrCat("cannot write ", path));
+  if (!info.ok()) {
+    if (!in_place) std::remove(target.c_str());
+    return info.status();
+  }
+  if (out.fail() || (!in_place && std::rename(target.c_str(), path.c_str()) != 0)) {
+    if (!in_place) std::remove(target.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return info;
 }
 
 absl::Status Client::Delete(const std::string& name) {

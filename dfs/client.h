@@ -79,7 +79,8 @@ class Client {
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Read(const std::string& name, const ReadBegin& begin,
                                                   const ReadSink& sink,
                                                   const Progress& progress = nullptr);
-  // Writes the current version to `path` (through a temporary file renamed at the end).
+  // Writes the current version to `path`: a regular file through a temporary file renamed at
+  // the end; a device or a FIFO (/dev/stdout, /dev/null) in place.
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name,
                                                       const std::string& path,
                                                       const Progress& progress = nullptr);

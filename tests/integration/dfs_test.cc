@@ -1,6 +1,7 @@
 // The DFS with real actors in a real cluster, driven as a person would: `lumen dfs start`, the
 // `lumen dfs` shell, kill -9 of processes, damaged files on disk.
 #include <signal.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include <catch2/catch.hpp>
@@ -257,6 +258,22 @@ TEST_CASE(
   const CommandResult fine = dfs.Shell("get a; help");
   CHECK(fine.exit_code == 0);
   CHECK_THAT(fine.output, Contains("upload-file NAME PATH"));
+
+  // download to a folder fails; into a FIFO (or a device) it writes in place, and the FIFO stays.
+  const std::string dir = dfs.cluster().temp_dir();
+  r = dfs.Shell("download a " + dir);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Contains("error: '" + dir + "' is a directory\n"));
+  const std::string fifo = dir + "/pipe";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  Child reader({"/bin/sh", "-c", "cat " + fifo + " > " + dir + "/received.txt"});
+  r = dfs.Shell("download a " + fifo);
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  CHECK(reader.Wait(30) == 0);
+  CHECK(ReadFile(dir + "/received.txt") == "one");
+  CHECK(fs::is_fifo(fifo));
+  CHECK_FALSE(fs::exists(fifo + ".partial"));
 
   // Commands from a pipe.
   const std::string script = dfs.cluster().temp_dir() + "/commands.txt";
