@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <random>
@@ -261,11 +263,18 @@ absl::Status Shell::Run(const Command& command, bool* exit) {
   }
   if (name == "upload-file") {
     if (args.size() != 2) return Usage("upload-file NAME PATH");
-    std::ifstream file(args[1], std::ios::binary);
+    // Checked before it is opened: opening a FIFO would wait for a writer.
     struct stat st {};
-    if (!file || stat(args[1].c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return absl::NotFoundError(absl::StrCat("cannot read the file ", args[1]));
+    if (stat(args[1].c_str(), &st) != 0) {
+      return absl::NotFoundError(
+          absl::StrCat("cannot read the file ", args[1], ": ", strerror(errno)));
     }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", args[1], "' is not a regular file (upload-file needs the size before it starts)"));
+    }
+    std::ifstream file(args[1], std::ios::binary);
+    if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot read the file ", args[1]));
     auto info = client.Upload(args[0], file, static_cast<uint64_t>(st.st_size), false,
                               MakeProgress("upload " + args[0]));
     if (!info.ok()) return info.status();

@@ -274,6 +274,12 @@ TEST_CASE(
   CHECK(ReadFile(dir + "/received.txt") == "one");
   CHECK(fs::is_fifo(fifo));
   CHECK_FALSE(fs::exists(fifo + ".partial"));
+  // upload-file needs a regular file, and says so at once (a FIFO with no writer never ends).
+  r = dfs.Shell("upload-file f " + fifo + "; upload-file g " + dir + "/missing", 60);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Contains("error: '" + fifo + "' is not a regular file"));
+  CHECK_THAT(r.output, Contains("error: cannot read the file " + dir +
+                                "/missing: No such file or directory\n"));
 
   // Commands from a pipe.
   const std::string script = dfs.cluster().temp_dir() + "/commands.txt";
