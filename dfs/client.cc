@@ -726,13 +726,14 @@ absl::StatusOr<std::string> Client::GetBytes(const std::string& name, uint64_t m
 absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std::string& path,
                                               const Progress& progress) {
   // A regular file (or a new one) is replaced whole: written beside it, then renamed over it, so
-  // that a failed download leaves the old file. Anything else (a device such as /dev/null or
-  // /dev/stdout, a FIFO) is written in place: a rename would put a file where it was.
+  // that a failed download leaves the old file. Anything else is written in place, as `cp`
+  // would: a rename would put a file where a device or a FIFO was (/dev/null), or where a
+  // symbolic link was (/dev/stdout), instead of writing through it.
   std::error_code error;
-  const std::filesystem::file_status type = std::filesystem::status(path, error);
-  if (std::filesystem::is_directory(type)) {
+  if (std::filesystem::is_directory(path, error)) {
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is a directory"));
   }
+  const std::filesystem::file_status type = std::filesystem::symlink_status(path, error);
   const bool in_place = std::filesystem::exists(type) && !std::filesystem::is_regular_file(type);
   const std::string target = in_place ? path : path + ".partial";
   std::ofstream out;

@@ -80,7 +80,7 @@ class Client {
                                                   const ReadSink& sink,
                                                   const Progress& progress = nullptr);
   // Writes the current version to `path`: a regular file through a temporary file renamed at
-  // the end; a device or a FIFO (/dev/stdout, /dev/null) in place.
+  // the end; anything else (a device, a FIFO, a symbolic link) in place.
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name,
                                                       const std::string& path,
                                                       const Progress& progress = nullptr);

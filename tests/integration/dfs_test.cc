@@ -274,6 +274,12 @@ TEST_CASE(
   CHECK(ReadFile(dir + "/received.txt") == "one");
   CHECK(fs::is_fifo(fifo));
   CHECK_FALSE(fs::exists(fifo + ".partial"));
+  // Through a symbolic link (as /dev/stdout is one): the link stays, its target gets the bytes.
+  std::ofstream(dir + "/target.txt") << "old";
+  fs::create_symlink(dir + "/target.txt", dir + "/link");
+  CHECK(dfs.Shell("download a " + dir + "/link").exit_code == 0);
+  CHECK(fs::is_symlink(dir + "/link"));
+  CHECK(ReadFile(dir + "/target.txt") == "one");
   // upload-file needs a regular file, and says so at once (a FIFO with no writer never ends).
   r = dfs.Shell("upload-file f " + fifo + "; upload-file g " + dir + "/missing", 60);
   CHECK(r.exit_code == 1);
