@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lumen/lumen.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -253,20 +254,11 @@ int Concurrent() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
-  int rc = 2;
-  try {
-    if (mode == "basic") rc = Basic();
-    if (mode == "named") rc = Named();
-    if (mode == "find-detached") rc = FindDetached();
-    if (mode == "failures") rc = Failures();
-    if (mode == "concurrent") rc = Concurrent();
-    if (mode == "other-node") rc = OnOtherNode();
-  } catch (const std::exception& e) {
-    std::cout << "uncaught " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  return lumen::testing::DriverMain(argc, argv,
+                                    {{"basic", Basic},
+                                     {"named", Named},
+                                     {"find-detached", FindDetached},
+                                     {"failures", Failures},
+                                     {"concurrent", Concurrent},
+                                     {"other-node", OnOtherNode}});
 }

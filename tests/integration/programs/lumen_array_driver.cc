@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lumen/lumen.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -204,17 +205,6 @@ int Hold() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
-  int rc = 2;
-  try {
-    if (mode == "zero-copy") rc = ZeroCopy();
-    if (mode == "outlive") rc = Outlive();
-    if (mode == "hold") rc = Hold();
-  } catch (const std::exception& e) {
-    std::cout << "error: " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  return lumen::testing::DriverMain(
+      argc, argv, {{"zero-copy", ZeroCopy}, {"outlive", Outlive}, {"hold", Hold}});
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lumen/lumen.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -314,22 +315,14 @@ int Crowd(int actors, int depth) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
   auto arg = [&](int i) { return argc > i ? std::string(argv[i]) : std::string(); };
-  int rc = 2;
-  try {
-    if (mode == "job-actor") rc = JobActor(arg(2));
-    if (mode == "create-named") rc = CreateNamed(arg(2), arg(3));
-    if (mode == "call-named") rc = CallNamed(arg(2));
-    if (mode == "call-loop") rc = CallLoop(arg(2), std::atoi(arg(3).c_str()));
-    if (mode == "chaos") rc = Chaos(std::atoi(arg(2).c_str()));
-    if (mode == "remote-holder") rc = RemoteHolder(arg(2));
-    if (mode == "crowd") rc = Crowd(std::atoi(arg(2).c_str()), std::atoi(arg(3).c_str()));
-  } catch (const std::exception& e) {
-    std::cout << "uncaught " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  auto number = [&](int i) { return std::atoi(arg(i).c_str()); };
+  return lumen::testing::DriverMain(argc, argv,
+                                    {{"job-actor", [&] { return JobActor(arg(2)); }},
+                                     {"create-named", [&] { return CreateNamed(arg(2), arg(3)); }},
+                                     {"call-named", [&] { return CallNamed(arg(2)); }},
+                                     {"call-loop", [&] { return CallLoop(arg(2), number(3)); }},
+                                     {"chaos", [&] { return Chaos(number(2)); }},
+                                     {"remote-holder", [&] { return RemoteHolder(arg(2)); }},
+                                     {"crowd", [&] { return Crowd(number(2), number(3)); }}});
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lumen/lumen.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -181,20 +182,11 @@ int SilentHolder(int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
-  const int64_t n = argc > 2 ? std::stoll(argv[2]) : 1 << 20;
-  int rc = 2;
-  try {
-    if (mode == "cross") rc = Cross(n);
-    if (mode == "too-large") rc = TooLarge(n);
-    if (mode == "spill") rc = Spill(n);
-    if (mode == "full-pull") rc = FullPull(n);
-    if (mode == "silent-holder") rc = SilentHolder(n);
-  } catch (const std::exception& e) {
-    std::cout << "error: " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  auto n = [&] { return argc > 2 ? std::stoll(argv[2]) : int64_t{1} << 20; };
+  return lumen::testing::DriverMain(argc, argv,
+                                    {{"cross", [&] { return Cross(n()); }},
+                                     {"too-large", [&] { return TooLarge(n()); }},
+                                     {"spill", [&] { return Spill(n()); }},
+                                     {"full-pull", [&] { return FullPull(n()); }},
+                                     {"silent-holder", [&] { return SilentHolder(n()); }}});
 }

@@ -11,6 +11,7 @@
 
 #include "lumen/lumen.h"
 #include "runtime/core_worker.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -244,21 +245,12 @@ int WaitLoop() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
-  int rc = 2;
-  try {
-    if (mode == "actor-arg") rc = ActorArgument();
-    if (mode == "large-actor-arg") rc = LargeActorArgument();
-    if (mode == "returned-borrow") rc = ReturnedBorrow();
-    if (mode == "wait-loop") rc = WaitLoop();
-    if (mode == "owner-death") rc = OwnerDeath();
-    if (mode == "borrower-death") rc = BorrowerDeath();
-    if (mode == "rebuild-lost") rc = RebuildLost();
-  } catch (const std::exception& e) {
-    std::cout << "uncaught " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  return lumen::testing::DriverMain(argc, argv,
+                                    {{"actor-arg", ActorArgument},
+                                     {"large-actor-arg", LargeActorArgument},
+                                     {"returned-borrow", ReturnedBorrow},
+                                     {"wait-loop", WaitLoop},
+                                     {"owner-death", OwnerDeath},
+                                     {"borrower-death", BorrowerDeath},
+                                     {"rebuild-lost", RebuildLost}});
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lumen/lumen.h"
+#include "tests/integration/programs/driver_main.h"
 
 namespace {
 
@@ -207,21 +208,14 @@ int StoreFull() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  lumen::Init(argc, argv);
-  const std::string mode = argc > 1 ? argv[1] : "";
-  int rc = 2;
-  try {
-    if (mode == "basic") rc = Basic();
-    if (mode == "errors") rc = Errors();
-    if (mode == "crash") rc = Crash(argc > 2 ? argv[2] : "abort", argc > 3 ? argv[3] : "/tmp/x");
-    if (mode == "infeasible") rc = Infeasible();
-    if (mode == "sort") rc = Sort();
-    if (mode == "refcount") rc = RefCount();
-    if (mode == "storefull") rc = StoreFull();
-  } catch (const std::exception& e) {
-    std::cout << "uncaught " << e.what() << std::endl;
-    rc = 1;
-  }
-  lumen::Shutdown();
-  return rc;
+  return lumen::testing::DriverMain(
+      argc, argv,
+      {{"basic", Basic},
+       {"errors", Errors},
+       {"crash",
+        [&] { return Crash(argc > 2 ? argv[2] : "abort", argc > 3 ? argv[3] : "/tmp/x"); }},
+       {"infeasible", Infeasible},
+       {"sort", Sort},
+       {"refcount", RefCount},
+       {"storefull", StoreFull}});
 }
