@@ -18,29 +18,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/session.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::internal {
 namespace {
-
-namespace fs = std::filesystem;
-
-// A fresh directory, removed with its contents at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lumen_process_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
@@ -83,7 +64,7 @@ bool WaitFor(Condition condition, absl::Duration timeout) {
 }
 
 TEST_CASE("a started process gets the extra environment and appends its output to the log") {
-  TempDir temp;
+  testing::TempDir temp("process");
   const std::string log = temp.path() + "/out.log";
   std::ofstream(log) << "earlier\n";
   // A readiness fd meant for this process must not leak into the ones it starts.
@@ -121,7 +102,7 @@ TEST_CASE("a process that cannot be started is an error naming its program") {
 }
 
 TEST_CASE("a started process inherits no file descriptor above stderr") {
-  TempDir temp;
+  testing::TempDir temp("process");
   const std::string log = temp.path() + "/out.log";
   int leak[2];
   REQUIRE(pipe(leak) == 0);  // deliberately not close-on-exec
@@ -237,7 +218,7 @@ TEST_CASE("StartDaemon passes on a daemon's reported failure verbatim") {
 }
 
 TEST_CASE("StartDaemon reports a daemon that exits without a word with its status and log tail") {
-  TempDir temp;
+  testing::TempDir temp("process");
   const std::string log = temp.path() + "/node.out";
   int pid = 0;
   SECTION("exit code") {
@@ -276,7 +257,7 @@ TEST_CASE("StartDaemon reports a daemon that exits without a word with its statu
 }
 
 TEST_CASE("StartDaemon kills a daemon that does not report in time") {
-  TempDir temp;
+  testing::TempDir temp("process");
   const std::string pid_file = temp.path() + "/grandchild.pid";
   int pid = 0;
   SECTION("silent, with a child of its own") {

@@ -16,29 +16,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/process.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::internal {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory, removed with its contents at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lumen_session_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // True if `text` has the shape of `pattern`, where '#' stands for any decimal digit and 'x' for
 // any lowercase hex digit.
@@ -77,7 +60,7 @@ int WaitStatus(int pid) {
 }
 
 TEST_CASE("a new session has a private token and session_latest points at it") {
-  TempDir temp;
+  testing::TempDir temp("session");
   const std::string root = temp.path() + "/not/yet/there";
 
   absl::StatusOr<Session> first = Session::Create(root);
@@ -109,7 +92,7 @@ TEST_CASE("a new session has a private token and session_latest points at it") {
 }
 
 TEST_CASE("opening the latest session of a temp dir without one is NOT_FOUND naming the dir") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> latest = Session::OpenLatest(temp.path());
   CHECK(latest.status().code() == absl::StatusCode::kNotFound);
   CHECK_THAT(std::string(latest.status().message()), Catch::Contains(temp.path()));
@@ -119,7 +102,7 @@ TEST_CASE("opening the latest session of a temp dir without one is NOT_FOUND nam
 }
 
 TEST_CASE("process records round-trip through the session folder, sorted by pid") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   CHECK(session->Processes().empty());
@@ -148,7 +131,7 @@ TEST_CASE("process records round-trip through the session folder, sorted by pid"
 }
 
 TEST_CASE("process records that cannot be parsed are skipped") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   const ProcessRecord good{.role = "node", .pid = 4000002, .start_ticks = 5};
@@ -184,7 +167,7 @@ TEST_CASE("start ticks tell a live process from a dead, zombie or reused one") {
 }
 
 TEST_CASE("StopAll stops a live daemon, unlinks its shared memory, and a second call stops none") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   ProcessRecord head = StartSleeper("head");
@@ -214,7 +197,7 @@ TEST_CASE("StopAll stops a live daemon, unlinks its shared memory, and a second 
 }
 
 TEST_CASE("StopAll kills a daemon that ignores SIGTERM once the grace period is over") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   int pid = 0;
@@ -237,7 +220,7 @@ TEST_CASE("StopAll kills a daemon that ignores SIGTERM once the grace period is 
 }
 
 TEST_CASE("StopAll only removes the records of processes that are gone or were replaced") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   const ProcessRecord dead{.role = "head", .pid = DeadPid(), .start_ticks = 42};
@@ -260,7 +243,7 @@ TEST_CASE("StopAll only removes the records of processes that are gone or were r
 }
 
 TEST_CASE("RemoveDeadRecords cleans up after a killed head and keeps the live processes") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> session = Session::Create(temp.path());
   REQUIRE(session.ok());
   ProcessRecord dead{.role = "head", .pid = DeadPid(), .start_ticks = 42};
@@ -286,7 +269,7 @@ TEST_CASE("RemoveDeadRecords cleans up after a killed head and keeps the live pr
 }
 
 TEST_CASE("MakeLatest points session_latest back at an older session") {
-  TempDir temp;
+  testing::TempDir temp("session");
   absl::StatusOr<Session> first = Session::Create(temp.path());
   REQUIRE(first.ok());
   absl::StatusOr<Session> second = Session::Create(temp.path());

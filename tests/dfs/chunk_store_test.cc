@@ -10,28 +10,12 @@
 
 #include "dfs/checksum.h"
 #include "dfs/chunk_file.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::dfs {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lumen_chunk_store_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::unique_ptr<ChunkStore> OpenOrFail(const std::string& dir, uint64_t cache = 0) {
   auto store = ChunkStore::Open(dir, cache);
@@ -63,7 +47,7 @@ std::string Text(const absl::StatusOr<ChunkBytes>& read) {
 }  // namespace
 
 TEST_CASE("a replica written is read back, counted, listed and deleted", "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"));
   const std::string data = "hello, replicas";
   REQUIRE(store->Write(kId, Checksum(data), data).ok());
@@ -81,7 +65,7 @@ TEST_CASE("a replica written is read back, counted, listed and deleted", "[dfs][
 }
 
 TEST_CASE("a write whose bytes do not match their checksum is refused", "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"));
   const auto status = store->Write(kId, Checksum("other"), "data");
   CHECK(absl::IsDataLoss(status));
@@ -92,7 +76,7 @@ TEST_CASE("a write whose bytes do not match their checksum is refused", "[dfs][c
 
 TEST_CASE("a replica damaged on disk fails its read, is dropped and reported",
           "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"), /*cache=*/0);
   const std::string data(10000, 'd');
   REQUIRE(store->Write(kId, Checksum(data), data).ok());
@@ -107,7 +91,7 @@ TEST_CASE("a replica damaged on disk fails its read, is dropped and reported",
 }
 
 TEST_CASE("a scrub finds damaged replicas even when a good copy is cached", "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"), /*cache=*/1 << 20);
   const std::string good = "good replica";
   const std::string bad = "soon damaged replica";
@@ -125,7 +109,7 @@ TEST_CASE("a scrub finds damaged replicas even when a good copy is cached", "[df
 
 TEST_CASE("a reopened store finds its replicas and drops damaged headers and leftovers",
           "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   const std::string folder = dir.Sub("s0");
   {
     auto store = OpenOrFail(folder);
@@ -153,7 +137,7 @@ TEST_CASE("a reopened store finds its replicas and drops damaged headers and lef
 
 TEST_CASE("a reopened store keeps a replica padded to a whole block and drops one cut short",
           "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   const std::string folder = dir.Sub("s0");
   const std::string data(size_t{1} << 20, 'p');
   {
@@ -175,7 +159,7 @@ TEST_CASE("a reopened store keeps a replica padded to a whole block and drops on
 }
 
 TEST_CASE("the memory cache keeps recently read replicas within its bound", "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"), /*cache=*/2500);
   for (int i = 0; i < 5; ++i) {
     const std::string data(1000, static_cast<char>('a' + i));
@@ -190,7 +174,7 @@ TEST_CASE("the memory cache keeps recently read replicas within its bound", "[df
 }
 
 TEST_CASE("purge removes every replica and the folder", "[dfs][chunk_store]") {
-  TempDir dir;
+  testing::TempDir dir("chunk_store");
   auto store = OpenOrFail(dir.Sub("s0"));
   REQUIRE(store->Write(kId, Checksum("x"), "x").ok());
   REQUIRE(store->Purge().ok());

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/rpc.h"
 #include "scheduler/head_store.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -169,8 +170,8 @@ TEST_CASE("an actor out of restarts is dead and a kill names its incarnation",
 
 TEST_CASE("a restarted head confirms the actors still running and restarts the others",
           "[scheduler][actors]") {
-  std::string dir = (std::filesystem::temp_directory_path() / "lumen_actors_test_XXXXXX").string();
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  testing::TempDir temp("actors");
+  const std::string& dir = temp.path();
   {
     auto store = HeadStore::Open(dir + "/head.db");
     REQUIRE(store.ok());
@@ -199,8 +200,6 @@ TEST_CASE("a restarted head confirms the actors still running and restarts the o
     CHECK(lost.num_restarts() == 1);
     CHECK(lost.pid() == 102);
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 }  // namespace

@@ -11,28 +11,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
 
 namespace fs = std::filesystem;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "lumen_head_store_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 std::unique_ptr<HeadStore> OpenOrFail(const std::string& path) {
   auto store = HeadStore::Open(path);
@@ -61,8 +45,8 @@ std::vector<std::string> Keys(HeadStore& store, std::string_view table, std::str
 
 TEST_CASE("a value put into a table is read back, replaced and deleted",
           "[scheduler][head_store]") {
-  TempDir dir;
-  auto store = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto store = OpenOrFail(dir.Sub("head.db"));
   CHECK(GetOrFail(*store, "t", "k") == std::nullopt);
   REQUIRE(store->Put("t", "k", "one").ok());
   CHECK(GetOrFail(*store, "t", "k") == "one");
@@ -75,8 +59,8 @@ TEST_CASE("a value put into a table is read back, replaced and deleted",
 }
 
 TEST_CASE("keys and values are arbitrary bytes, empty ones included", "[scheduler][head_store]") {
-  TempDir dir;
-  auto store = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto store = OpenOrFail(dir.Sub("head.db"));
   const std::string key("a\0b\xff", 4);
   const std::string value("\0\x01\x02", 3);
   REQUIRE(store->Put("t", key, value).ok());
@@ -88,8 +72,8 @@ TEST_CASE("keys and values are arbitrary bytes, empty ones included", "[schedule
 
 TEST_CASE("a prefix scan returns the matching keys in byte order, paged",
           "[scheduler][head_store]") {
-  TempDir dir;
-  auto store = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto store = OpenOrFail(dir.Sub("head.db"));
   for (const std::string& key :
        std::vector<std::string>{"log/2", "log/10", "log/1", "logs", "lof", std::string("\xff", 1),
                                 std::string("\xff\xff", 2), std::string("log/\xff", 5)}) {
@@ -112,8 +96,8 @@ TEST_CASE("a prefix scan returns the matching keys in byte order, paged",
 }
 
 TEST_CASE("a batch of writes applies as one", "[scheduler][head_store]") {
-  TempDir dir;
-  auto store = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto store = OpenOrFail(dir.Sub("head.db"));
   REQUIRE(store->Put("actors", "old", "x").ok());
   REQUIRE(store
               ->Write({{"actors", "a", std::string("spec")},
@@ -127,16 +111,16 @@ TEST_CASE("a batch of writes applies as one", "[scheduler][head_store]") {
 
 TEST_CASE("what was written is there after the store is closed and opened again",
           "[scheduler][head_store]") {
-  TempDir dir;
+  testing::TempDir dir("head_store");
   {
-    auto store = OpenOrFail(dir.File("head.db"));
+    auto store = OpenOrFail(dir.Sub("head.db"));
     for (int i = 0; i < 100; ++i) {
       REQUIRE(
           store->Put(HeadStore::KvTable("dfs"), absl::StrCat("key", i), std::string(i, 'x')).ok());
     }
     REQUIRE(store->Delete(HeadStore::KvTable("dfs"), "key7").value());
   }
-  auto store = OpenOrFail(dir.File("head.db"));
+  auto store = OpenOrFail(dir.Sub("head.db"));
   CHECK(Keys(*store, HeadStore::KvTable("dfs"), "key").size() == 99);
   CHECK(GetOrFail(*store, HeadStore::KvTable("dfs"), "key42") == std::string(42, 'x'));
   CHECK(GetOrFail(*store, HeadStore::KvTable("dfs"), "key7") == std::nullopt);
@@ -144,8 +128,8 @@ TEST_CASE("what was written is there after the store is closed and opened again"
 }
 
 TEST_CASE("a file that is not a database gives a clear error", "[scheduler][head_store]") {
-  TempDir dir;
-  const std::string path = dir.File("head.db");
+  testing::TempDir dir("head_store");
+  const std::string path = dir.Sub("head.db");
   {
     std::ofstream out(path);
     out << std::string(8192, 'g');
@@ -158,13 +142,13 @@ TEST_CASE("a file that is not a database gives a clear error", "[scheduler][head
 }
 
 TEST_CASE("a path that cannot be written gives a clear error", "[scheduler][head_store]") {
-  TempDir dir;
+  testing::TempDir dir("head_store");
   {
-    std::ofstream out(dir.File("plain-file"));
+    std::ofstream out(dir.Sub("plain-file"));
     out << "x";
   }
   for (const std::string& path :
-       std::vector<std::string>{dir.File("plain-file/head.db"), dir.File("missing/head.db")}) {
+       std::vector<std::string>{dir.Sub("plain-file/head.db"), dir.Sub("missing/head.db")}) {
     auto store = HeadStore::Open(path);
     REQUIRE_FALSE(store.ok());
     CHECK(store.status().code() == absl::StatusCode::kFailedPrecondition);
@@ -175,20 +159,20 @@ TEST_CASE("a path that cannot be written gives a clear error", "[scheduler][head
 
 TEST_CASE("a database open in one place cannot be opened a second time",
           "[scheduler][head_store]") {
-  TempDir dir;
-  auto first = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto first = OpenOrFail(dir.Sub("head.db"));
   REQUIRE(first->Put("t", "k", "v").ok());
-  auto second = HeadStore::Open(dir.File("head.db"));
+  auto second = HeadStore::Open(dir.Sub("head.db"));
   REQUIRE_FALSE(second.ok());
   CHECK_THAT(std::string(second.status().message()), Catch::Contains("another head"));
   first.reset();
-  auto third = OpenOrFail(dir.File("head.db"));
+  auto third = OpenOrFail(dir.Sub("head.db"));
   CHECK(GetOrFail(*third, "t", "k") == "v");
 }
 
 TEST_CASE("writers on several threads each see their own writes", "[scheduler][head_store]") {
-  TempDir dir;
-  auto store = OpenOrFail(dir.File("head.db"));
+  testing::TempDir dir("head_store");
+  auto store = OpenOrFail(dir.Sub("head.db"));
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&store, t] {

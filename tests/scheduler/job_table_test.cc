@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "tests/temp_dir.h"
+
 namespace lumen::scheduler {
 namespace {
 
@@ -38,8 +40,8 @@ TEST_CASE("a job ends once, and repeated reports change nothing", "[scheduler][j
 }
 
 TEST_CASE("a restarted head reads the job table back from its store", "[scheduler][jobs]") {
-  std::string dir = (std::filesystem::temp_directory_path() / "lumen_jobs_test_XXXXXX").string();
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  testing::TempDir temp("jobs");
+  const std::string& dir = temp.path();
   {
     auto store = HeadStore::Open(dir + "/head.db");
     REQUIRE(store.ok());
@@ -57,8 +59,6 @@ TEST_CASE("a restarted head reads the job table back from its store", "[schedule
     CHECK_FALSE(jobs.Finished(1));
     CHECK(jobs.Finished(2));
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 }  // namespace

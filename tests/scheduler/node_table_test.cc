@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -26,24 +27,6 @@ proto::NodeInfo Info(const std::string& id, const std::string& address) {
   return info;
 }
 
-// A temp dir removed at the end of the test.
-class TempDir {
- public:
-  TempDir() : path_((std::filesystem::temp_directory_path() / "lumen_nodes_test_XXXXXX").string()) {
-    REQUIRE(mkdtemp(path_.data()) != nullptr);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string db() const { return path_ + "/head.db"; }
-
- private:
-  std::string path_;
-};
-
 std::map<std::string, proto::NodeRecord> ById(const std::vector<proto::NodeRecord>& records) {
   std::map<std::string, proto::NodeRecord> out;
   for (const auto& record : records) out[record.node().node_id()] = record;
@@ -52,9 +35,9 @@ std::map<std::string, proto::NodeRecord> ById(const std::vector<proto::NodeRecor
 
 TEST_CASE("a restarted head reads its nodes' last known state back from its store",
           "[scheduler][nodes]") {
-  TempDir dir;
+  testing::TempDir dir("nodes");
   {
-    auto store = HeadStore::Open(dir.db());
+    auto store = HeadStore::Open(dir.Sub("head.db"));
     REQUIRE(store.ok());
     NodeTable nodes(store->get());
     REQUIRE(nodes.Load().value().empty());
@@ -65,7 +48,7 @@ TEST_CASE("a restarted head reads its nodes' last known state back from its stor
     CHECK(nodes.dead_count() == 1);
     CHECK_FALSE(nodes.Alive(Info("", "127.0.0.4:6000")).ok());
   }
-  auto store = HeadStore::Open(dir.db());
+  auto store = HeadStore::Open(dir.Sub("head.db"));
   REQUIRE(store.ok());
   NodeTable nodes(store->get());
   auto loaded = nodes.Load();
@@ -94,9 +77,9 @@ TEST_CASE("a restarted head reads its nodes' last known state back from its stor
 }
 
 TEST_CASE("the node table keeps only the most recent dead nodes", "[scheduler][nodes]") {
-  TempDir dir;
+  testing::TempDir dir("nodes");
   {
-    auto store = HeadStore::Open(dir.db());
+    auto store = HeadStore::Open(dir.Sub("head.db"));
     REQUIRE(store.ok());
     NodeTable nodes(store->get(), /*max_dead=*/3);
     REQUIRE(nodes.Alive(Info("alive", "127.0.0.1:6000")).ok());
@@ -111,7 +94,7 @@ TEST_CASE("the node table keeps only the most recent dead nodes", "[scheduler][n
     CHECK(nodes.dead_count() == 3);
   }
   {
-    auto store = HeadStore::Open(dir.db());
+    auto store = HeadStore::Open(dir.Sub("head.db"));
     REQUIRE(store.ok());
     auto loaded = NodeTable(store->get(), 3).Load();
     REQUIRE(loaded.ok());
@@ -124,7 +107,7 @@ TEST_CASE("the node table keeps only the most recent dead nodes", "[scheduler][n
   }
   // A smaller bound on load drops the oldest dead records from the store as well.
   {
-    auto store = HeadStore::Open(dir.db());
+    auto store = HeadStore::Open(dir.Sub("head.db"));
     REQUIRE(store.ok());
     NodeTable nodes(store->get(), 1);
     auto loaded = nodes.Load();
@@ -133,7 +116,7 @@ TEST_CASE("the node table keeps only the most recent dead nodes", "[scheduler][n
     CHECK(nodes.dead_count() == 1);
     CHECK(loaded->back().node().node_id() == "dead2");
   }
-  auto store = HeadStore::Open(dir.db());
+  auto store = HeadStore::Open(dir.Sub("head.db"));
   REQUIRE(store.ok());
   auto rows = (*store)->Scan(NodeTable::kTable, "");
   REQUIRE(rows.ok());

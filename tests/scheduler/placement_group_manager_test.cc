@@ -10,6 +10,7 @@
 #include <set>
 
 #include "scheduler/bundle_resources.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -242,9 +243,8 @@ TEST_CASE("a node's view moves the CPUs of its bundles into the bundles' own res
 }
 
 TEST_CASE("a restarted head reads its placement groups back from the store") {
-  namespace fs = std::filesystem;
-  std::string dir = (fs::temp_directory_path() / "lumen_pg_test_XXXXXX").string();
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  testing::TempDir temp("placement_groups");
+  const std::string& dir = temp.path();
   {
     auto store = HeadStore::Open(dir + "/head.db");
     REQUIRE(store.ok());
@@ -268,8 +268,6 @@ TEST_CASE("a restarted head reads its placement groups back from the store") {
     CHECK(f.manager.Get("", "w", absl::ZeroDuration()).ok());
     CHECK(f.manager.List().size() == 3);
   }
-  std::error_code ignored;
-  fs::remove_all(dir, ignored);
 }
 
 TEST_CASE("a node's bundle markers name the bundles it holds") {
@@ -308,9 +306,8 @@ TEST_CASE("bundles a node holds that the table does not place there are released
 }
 
 TEST_CASE("a head restarted after reserving a group's bundles but before storing them frees them") {
-  namespace fs = std::filesystem;
-  std::string dir = (fs::temp_directory_path() / "lumen_pg_test_XXXXXX").string();
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  testing::TempDir temp("placement_groups");
+  const std::string& dir = temp.path();
   FakeNodes nodes;
   nodes.cpus_by_node = {{"a", 1}};
   {
@@ -338,8 +335,6 @@ TEST_CASE("a head restarted after reserving a group's bundles but before storing
     CHECK(f.Get("w").state() == proto::PlacementGroupInfo::CREATED);
     CHECK(f.nodes.Reserved("a") == 1);
   }
-  std::error_code ignored;
-  fs::remove_all(dir, ignored);
 }
 
 }  // namespace lumen::scheduler
