@@ -11,10 +11,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace lumen::testing {
 namespace {
@@ -97,10 +99,25 @@ bool WaitUntil(const std::function<bool()>& ready, double timeout_seconds) {
   return ready();
 }
 
+namespace {
+
+// The folders MakeTempDir made since TakeTempDirs last ran.
+std::mutex temp_dirs_mu;
+std::vector<std::string> temp_dirs;
+
+}  // namespace
+
 std::string MakeTempDir() {
   std::string pattern = "/tmp/lumen-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");
+  std::lock_guard<std::mutex> lock(temp_dirs_mu);
+  temp_dirs.push_back(pattern);
   return pattern;
+}
+
+std::vector<std::string> TakeTempDirs() {
+  std::lock_guard<std::mutex> lock(temp_dirs_mu);
+  return std::exchange(temp_dirs, {});
 }
 
 int DaemonPid(const std::string& temp_dir) {

@@ -22,7 +22,11 @@ CommandResult Run(const std::vector<std::string>& argv, double timeout_seconds =
 std::string Bin(const std::string& name);
 // Polls `ready` every 100 ms until it holds (true) or `timeout_seconds` pass (false).
 bool WaitUntil(const std::function<bool()>& ready, double timeout_seconds);
+// A new folder under /tmp. In the integration tests it is removed when the test case ends if
+// it passed, and kept (and named on standard error) if it failed: see temp_dir_cleaner.cc.
 std::string MakeTempDir();
+// The folders MakeTempDir made since the last call.
+std::vector<std::string> TakeTempDirs();
 int FreePort();
 // The pid of the node daemon of the cluster started with --temp-dir=`temp_dir`; -1 if none.
 int DaemonPid(const std::string& temp_dir);
