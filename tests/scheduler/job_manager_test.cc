@@ -12,16 +12,20 @@
 #include <string>
 
 #include "absl/time/clock.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
 
-std::string MakeSession() {
-  std::string dir = "/tmp/lumen-jobs-XXXXXX";
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
-  REQUIRE(mkdir((dir + "/logs").c_str(), 0700) == 0);
-  return dir;
-}
+// A session folder with its logs/ folder, removed at the end of the test.
+class Session {
+ public:
+  Session() { REQUIRE(mkdir(dir_.Sub("logs").c_str(), 0700) == 0); }
+  const std::string& path() const { return dir_.path(); }
+
+ private:
+  testing::TempDir dir_{"jobs"};
+};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -53,7 +57,8 @@ JobManager::Options Options(const std::string& session) {
 
 TEST_CASE("a job runs in its directory with the cluster's address and token, output to its log",
           "[scheduler][jobs]") {
-  const std::string session = MakeSession();
+  const Session session_dir;
+  const std::string& session = session_dir.path();
   JobManager jobs(Options(session));
   absl::StatusOr<std::string> id = jobs.Submit(
       {"sh", "-c", "pwd; echo \"$LUMEN_ADDRESS $LUMEN_TOKEN $LUMEN_JOB_ID [$LUMEN_ROLE]\""},
@@ -73,7 +78,8 @@ TEST_CASE("a job runs in its directory with the cluster's address and token, out
 
 TEST_CASE("a job that fails or cannot be found ends FAILED with its exit code",
           "[scheduler][jobs]") {
-  JobManager jobs(Options(MakeSession()));
+  const Session session;
+  JobManager jobs(Options(session.path()));
   absl::StatusOr<std::string> failing = jobs.Submit({"sh", "-c", "exit 3"}, "/");
   absl::StatusOr<std::string> missing = jobs.Submit({"no-such-command-here"}, "/");
   REQUIRE(failing.ok());
@@ -89,7 +95,8 @@ TEST_CASE("a job that fails or cannot be found ends FAILED with its exit code",
 
 TEST_CASE("stopping a job sends SIGTERM to its process group, then SIGKILL after the grace period",
           "[scheduler][jobs]") {
-  const std::string session = MakeSession();
+  const Session session_dir;
+  const std::string& session = session_dir.path();
   JobManager jobs(Options(session));
   SECTION("a job that exits on SIGTERM") {
     absl::StatusOr<std::string> id = jobs.Submit({"sleep", "60"}, "/");
@@ -131,7 +138,8 @@ TEST_CASE("stopping a job sends SIGTERM to its process group, then SIGKILL after
 }
 
 TEST_CASE("stopping the manager ends every running job", "[scheduler][jobs]") {
-  const std::string session = MakeSession();
+  const Session session_dir;
+  const std::string& session = session_dir.path();
   auto jobs = std::make_unique<JobManager>(Options(session));
   absl::StatusOr<std::string> id = jobs->Submit({"sleep", "60"}, "/");
   REQUIRE(id.ok());
@@ -144,7 +152,8 @@ TEST_CASE("stopping the manager ends every running job", "[scheduler][jobs]") {
 }
 
 TEST_CASE("bad submissions are refused with a reason", "[scheduler][jobs]") {
-  JobManager jobs(Options(MakeSession()));
+  const Session session;
+  JobManager jobs(Options(session.path()));
   CHECK(absl::IsInvalidArgument(jobs.Submit({}, "/").status()));
   CHECK(absl::IsInvalidArgument(jobs.Submit({""}, "/").status()));
   CHECK(absl::IsInvalidArgument(jobs.Submit({"true"}, "relative/dir").status()));
@@ -156,7 +165,8 @@ TEST_CASE("bad submissions are refused with a reason", "[scheduler][jobs]") {
 }
 
 TEST_CASE("finished jobs beyond the limit are forgotten, oldest first", "[scheduler][jobs]") {
-  JobManager::Options options = Options(MakeSession());
+  const Session session;
+  JobManager::Options options = Options(session.path());
   options.max_finished_jobs = 2;
   JobManager jobs(options);
   for (int i = 0; i < 4; ++i) {
