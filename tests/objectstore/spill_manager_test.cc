@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "tests/objectstore/store_fixture.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::objectstore {
 namespace {
@@ -27,14 +28,7 @@ constexpr absl::Duration kLongWait = absl::Seconds(10);
 class SpillFixture : public testing::StoreFixture {
  public:
   SpillFixture() : testing::StoreFixture(kCapacity) {
-    char pattern[] = "/tmp/lumen-spill-test-XXXXXX";
-    REQUIRE(mkdtemp(pattern) != nullptr);
-    root_ = pattern;
-    spill_ = std::make_unique<SpillManager>(store(), root_ + "/spill");
-  }
-  ~SpillFixture() {
-    spill_.reset();  // removes its files and folder
-    rmdir(root_.c_str());
+    spill_ = std::make_unique<SpillManager>(store(), root_.Sub("spill"));
   }
   SpillManager& spill() { return *spill_; }
 
@@ -56,7 +50,7 @@ class SpillFixture : public testing::StoreFixture {
   }
 
  private:
-  std::string root_;
+  lumen::testing::TempDir root_{"spill"};  // declared first: removed after the spill manager
   std::unique_ptr<SpillManager> spill_;
 };
 

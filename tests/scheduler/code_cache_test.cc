@@ -20,6 +20,7 @@
 #include "common/process.h"
 #include "common/rpc.h"
 #include "scheduler/code_service.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -54,8 +55,6 @@ class FakeHead final : public proto::HeadService::Service {
 // source's CodeService.
 struct Fixture {
   Fixture() {
-    std::string pattern = std::filesystem::temp_directory_path() / "lumen-code-XXXXXX";
-    dir = mkdtemp(pattern.data());
     source = std::make_unique<CodeCache>(CacheOptions(dir + "/source"));
     service = std::make_unique<CodeService>(kToken, source.get());
     grpc::ServerBuilder builder;
@@ -72,7 +71,6 @@ struct Fixture {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
     server->Shutdown();
-    std::filesystem::remove_all(dir);
   }
   CodeCache::Options CacheOptions(const std::string& cache_dir) const {
     return {.dir = cache_dir,
@@ -93,7 +91,8 @@ struct Fixture {
   }
 
   static constexpr char kDriverPath[] = "/nowhere/driver";
-  std::string dir;
+  testing::TempDir temp{"code_cache"};  // declared first: removed after everything using it
+  const std::string dir = temp.path();
   FakeHead head;
   std::unique_ptr<CodeCache> source;
   std::unique_ptr<CodeService> service;

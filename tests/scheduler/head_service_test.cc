@@ -14,6 +14,7 @@
 #include "lumen/kv.h"
 #include "scheduler/cluster_usage.h"
 #include "scheduler/node_state_name.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -23,20 +24,11 @@ constexpr char kToken[] = "test-token";
 // A head store in a fresh directory, removed at the end.
 struct StoreDir {
   StoreDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "lumen_head_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    path = pattern;
-    auto opened = HeadStore::Open(path + "/head.db");
+    auto opened = HeadStore::Open(dir.Sub("head.db"));
     REQUIRE(opened.ok());
     store = std::move(*opened);
   }
-  ~StoreDir() {
-    store.reset();
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string path;
+  testing::TempDir dir{"head"};  // declared first: removed after the store closes
   std::unique_ptr<HeadStore> store;
 };
 

@@ -20,6 +20,7 @@
 #include "scheduler/head_service.h"
 #include "scheduler/head_store.h"
 #include "scheduler/node_manager.h"
+#include "tests/temp_dir.h"
 
 namespace lumen::scheduler {
 namespace {
@@ -57,10 +58,6 @@ class HeldSpawner {
 // with the node manager's process starts going to a HeldSpawner.
 struct HeadNode {
   HeadNode() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "lumen_nm_spawn_test_XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    dir = pattern;
     auto opened = HeadStore::Open(dir + "/head.db");
     REQUIRE(opened.ok());
     store = std::move(*opened);
@@ -105,8 +102,6 @@ struct HeadNode {
     head.reset();
     store.reset();
     (void)objectstore::ShmRegion::Unlink(shm_name);
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
   }
 
   // Whether the head's latest report from this node lists a worker starting an actor.
@@ -119,8 +114,9 @@ struct HeadNode {
     return false;
   }
 
+  testing::TempDir temp{"nm_spawn"};  // declared first: removed after everything using it
+  const std::string dir = temp.path();
   HeldSpawner spawner;
-  std::string dir;
   std::string shm_name;
   std::unique_ptr<HeadStore> store;
   std::unique_ptr<HeadService> head;
