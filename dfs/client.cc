@@ -734,40 +734,69 @@ absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, const std
     return absl::FailedPreconditionError(absl::StrCat("'", path, "' is a directory"));
   }
   const std::filesystem::file_status type = std::filesystem::symlink_status(path, error);
-  const bool in_place = std::filesystem::exists(type) && !std::filesystem::is_regular_file(type);
-  const std::string target = in_place ? path : path + ".partial";
   std::ofstream out;
-  uint64_t written = 0;
+  // Opened once the version is known, so that a missing artifact never opens a FIFO.
+  auto open = [&out](const std::string& target) {
+    if (out.is_open()) out.close();
+    out.open(target, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", target));
+    return absl::OkStatus();
+  };
+  if (std::filesystem::exists(type) && !std::filesystem::is_regular_file(type)) {
+    auto info = StreamTo(
+        name, out, path, [&] { return open(path); }, progress);
+    if (out.is_open()) out.close();
+    if (info.ok() && out.fail()) return absl::InternalError(absl::StrCat("cannot write ", path));
+    return info;
+  }
+  const std::string partial = path + ".partial";
   auto info = Read(
-      name,
-      [&](const ArtifactInfo&) {
-        if (in_place && written > 0) {
-          return absl::AbortedError(absl::StrCat("'", name,
-                                                 "' was replaced while it was written to ", path,
-                                                 ", which cannot start over"));
-        }
-        if (out.is_open()) out.close();
-        out.open(target, std::ios::binary | std::ios::trunc);
-        if (!out) return absl::FailedPreconditionError(absl::StrCat("cannot create ", target));
-        return absl::OkStatus();
-      },
+      name, [&](const ArtifactInfo&) { return open(partial); },
       [&](std::string_view data) {
         out.write(data.data(), static_cast<std::streamsize>(data.size()));
-        if (!out) return absl::InternalError(absl::StrCat("cannot write ", target));
-        written += data.size();
+        if (!out) return absl::InternalError(absl::StrCat("cannot write ", partial));
         return absl::OkStatus();
       },
       progress);
   if (out.is_open()) out.close();
-  if (!info.ok()) {
-    if (!in_place) std::remove(target.c_str());
-    return info.status();
+  if (info.ok() && (out.fail() || std::rename(partial.c_str(), path.c_str()) != 0)) {
+    info = absl::InternalError(absl::StrCat("cannot write ", path));
   }
-  if (out.fail() || (!in_place && std::rename(target.c_str(), path.c_str()) != 0)) {
-    if (!in_place) std::remove(target.c_str());
-    return absl::InternalError(absl::StrCat("cannot write ", path));
-  }
+  if (!info.ok()) std::remove(partial.c_str());
   return info;
+}
+
+absl::StatusOr<ArtifactInfo> Client::Download(const std::string& name, std::ostream& out,
+                                              const Progress& progress) {
+  auto info = StreamTo(
+      name, out, "the output", [] { return absl::OkStatus(); }, progress);
+  out.flush();
+  if (info.ok() && !out) return absl::InternalError("cannot write the output");
+  return info;
+}
+
+absl::StatusOr<ArtifactInfo> Client::StreamTo(const std::string& name, std::ostream& out,
+                                              const std::string& what,
+                                              const std::function<absl::Status()>& open,
+                                              const Progress& progress) {
+  uint64_t written = 0;
+  return Read(
+      name,
+      [&](const ArtifactInfo&) {
+        if (written > 0) {
+          return absl::AbortedError(absl::StrCat("'", name,
+                                                 "' was replaced while it was written to ", what,
+                                                 ", which cannot start over"));
+        }
+        return open();
+      },
+      [&](std::string_view data) {
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        if (!out) return absl::InternalError(absl::StrCat("cannot write ", what));
+        written += data.size();
+        return absl::OkStatus();
+      },
+      progress);
 }
 
 absl::Status Client::Delete(const std::string& name) {

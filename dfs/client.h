@@ -23,6 +23,7 @@
 #include <istream>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,10 @@ class Client {
   [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name,
                                                       const std::string& path,
                                                       const Progress& progress = nullptr);
+  // Writes the current version to `out` (such as standard output). A stream cannot start over:
+  // if a newer version replaces the artifact after the first bytes went out, ABORTED.
+  [[nodiscard]] absl::StatusOr<ArtifactInfo> Download(const std::string& name, std::ostream& out,
+                                                      const Progress& progress = nullptr);
   [[nodiscard]] absl::Status Delete(const std::string& name);
   [[nodiscard]] absl::StatusOr<std::vector<ArtifactInfo>> List(const std::string& name = "");
   // From the name node; if it does not answer, what the storage nodes say and its state as
@@ -107,6 +112,12 @@ class Client {
   absl::Status AwaitNodeState(int node, bool alive);
   // The current version for reading: from the name node, else from the log in the KV store.
   absl::StatusOr<ArtifactInfo> LookupForRead(const std::string& name);
+  // Download into a stream that cannot start over; `open` readies it once the version to read
+  // is known; `what` names it in errors.
+  absl::StatusOr<ArtifactInfo> StreamTo(const std::string& name, std::ostream& out,
+                                        const std::string& what,
+                                        const std::function<absl::Status()>& open,
+                                        const Progress& progress);
   // Reads every chunk of `info` in order into `sink`, then checks the whole checksum.
   absl::Status ReadChunks(const ArtifactInfo& info, const ReadSink& sink, const Progress& progress);
 

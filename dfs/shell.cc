@@ -9,10 +9,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,10 +30,11 @@ namespace {
 constexpr char kHelp[] =
     "Commands:\n"
     "  upload NAME CONTENT        store CONTENT (the rest of the line) as a new artifact\n"
-    "  upload-file NAME PATH      store a file as a new artifact\n"
+    "  upload-file NAME PATH      store a file as a new artifact (PATH - reads standard input,\n"
+    "                             with -c)\n"
     "  update NAME CONTENT        store CONTENT as the next version of NAME\n"
     "  get NAME                   print the current version\n"
-    "  download NAME PATH         write the current version to PATH\n"
+    "  download NAME PATH         write the current version to PATH (- for standard output)\n"
     "  delete NAME                delete the artifact and reclaim its chunks\n"
     "  list [NAME]                artifacts with size, version, checksum and each chunk's "
     "replicas\n"
@@ -86,6 +90,68 @@ absl::Status Usage(const std::string& form) {
   return absl::InvalidArgumentError(absl::StrCat("usage: ", form));
 }
 
+// `path` opened for reading, if it is a regular file; sets *size.
+absl::StatusOr<std::unique_ptr<std::istream>> OpenRegularFile(const std::string& path,
+                                                              uint64_t* size) {
+  // Checked before it is opened: opening a FIFO would wait for a writer.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot read the file ", path, ": ", strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path,
+        "' is not a regular file (upload-file needs the size before it starts; `-` reads "
+        "standard input)"));
+  }
+  auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*file) return absl::PermissionDeniedError(absl::StrCat("cannot read the file ", path));
+  *size = static_cast<uint64_t>(st.st_size);
+  return file;
+}
+
+// Standard input, copied into a temporary file (removed at once) and opened for reading. The
+// name node plans every chunk's replicas before the first byte goes up, so an upload needs its
+// size, which a pipe does not tell. Sets *size.
+absl::StatusOr<std::unique_ptr<std::istream>> SpoolStandardInput(bool stdin_is_free,
+                                                                 uint64_t* size) {
+  if (!stdin_is_free) {
+    return absl::FailedPreconditionError(
+        "standard input carries this shell's commands; give them with -c to upload it, as in "
+        "`lumen dfs -c \"upload-file NAME -\" < FILE`");
+  }
+  std::error_code error;
+  std::string dir = std::filesystem::temp_directory_path(error).string();
+  if (error) dir = "/tmp";
+  std::string path = dir + "/lumen-upload-XXXXXX";
+  const int fd = mkstemp(path.data());
+  if (fd < 0) {
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat("cannot make a temporary file in ", dir, " to hold standard input"));
+  }
+  auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+  unlink(path.c_str());
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  if (!*file) return absl::InternalError(absl::StrCat("cannot read back ", path));
+  std::vector<char> buffer(size_t{1} << 20);
+  *size = 0;
+  while (true) {
+    ssize_t n = read(STDIN_FILENO, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, "cannot read standard input");
+    if (n == 0) return file;
+    for (ssize_t done = 0; done < n;) {
+      const ssize_t wrote = write(fd, buffer.data() + done, static_cast<size_t>(n - done));
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote < 0) {
+        return absl::ErrnoToStatus(errno, absl::StrCat("cannot hold standard input in ", dir));
+      }
+      done += wrote;
+    }
+    *size += static_cast<uint64_t>(n);
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> SplitCommands(const std::string& script) {
@@ -133,9 +199,13 @@ Shell::Shell(ShellOptions options) : options_(options) {}
 
 Shell::~Shell() { StopChaos(); }
 
+std::ostream& Shell::Out() { return options_.out != nullptr ? *options_.out : std::cout; }
+
+std::ostream& Shell::Err() { return options_.err != nullptr ? *options_.err : std::cerr; }
+
 void Shell::Print(const std::string& text) {
   absl::MutexLock lock(&print_mu_);
-  std::ostream& out = options_.out != nullptr ? *options_.out : std::cout;
+  std::ostream& out = out_carries_data_ ? Err() : Out();
   out << text;
   out.flush();
 }
@@ -169,7 +239,7 @@ Progress Shell::MakeProgress(const std::string& what) {
     const double seconds = absl::ToDoubleSeconds(now - *start);
     const double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
     absl::MutexLock lock(&print_mu_);
-    std::ostream& err = options_.err != nullptr ? *options_.err : std::cerr;
+    std::ostream& err = Err();
     err << absl::StrFormat("\r%s [%s] %3d%%  %s / %s  %s/s", what, bar,
                            static_cast<int>(fraction * 100), FormatBytes(done), FormatBytes(total),
                            FormatBytes(static_cast<uint64_t>(rate)))
@@ -181,17 +251,27 @@ Progress Shell::MakeProgress(const std::string& what) {
 bool Shell::Execute(const std::string& line, bool* exit) {
   auto command = ParseCommand(line);
   absl::Status status = command.status();
-  if (command.ok()) {
-    if (command->name.empty()) return true;
-    status = Run(*command, exit);
-  }
-  if (status.ok()) return true;
+  if (command.ok() && command->name.empty()) return true;
   const std::string name = command.ok() ? command->name : "";
+  // `download NAME -` writes the bytes to standard output; all the shell says about the
+  // command (its report, its error, and chaos meanwhile) goes to standard error.
+  const bool to_out = name == "download" && command->args.size() == 2 && command->args[1] == "-";
+  if (to_out) {
+    absl::MutexLock lock(&print_mu_);
+    out_carries_data_ = true;
+  }
+  absl::Cleanup restore = [this, to_out] {
+    if (!to_out) return;
+    absl::MutexLock lock(&print_mu_);
+    out_carries_data_ = false;
+  };
+  if (command.ok()) status = Run(*command, exit);
+  if (status.ok()) return true;
   if (options_.json) {
     PrintJson({{"command", name}, {"ok", false}, {"error", std::string(status.message())}});
   } else {
     absl::MutexLock lock(&print_mu_);
-    std::ostream& err = options_.err != nullptr ? *options_.err : std::cerr;
+    std::ostream& err = Err();
     err << "error: " << status.message() << "\n";
     err.flush();
   }
@@ -262,21 +342,12 @@ absl::Status Shell::Run(const Command& command, bool* exit) {
     return done(FormatWritten(name == "upload" ? "uploaded" : "updated", *info));
   }
   if (name == "upload-file") {
-    if (args.size() != 2) return Usage("upload-file NAME PATH");
-    // Checked before it is opened: opening a FIFO would wait for a writer.
-    struct stat st {};
-    if (stat(args[1].c_str(), &st) != 0) {
-      return absl::NotFoundError(
-          absl::StrCat("cannot read the file ", args[1], ": ", strerror(errno)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", args[1], "' is not a regular file (upload-file needs the size before it starts)"));
-    }
-    std::ifstream file(args[1], std::ios::binary);
-    if (!file) return absl::PermissionDeniedError(absl::StrCat("cannot read the file ", args[1]));
-    auto info = client.Upload(args[0], file, static_cast<uint64_t>(st.st_size), false,
-                              MakeProgress("upload " + args[0]));
+    if (args.size() != 2) return Usage("upload-file NAME PATH   (PATH - for standard input)");
+    uint64_t size = 0;
+    auto file = args[1] == "-" ? SpoolStandardInput(options_.stdin_is_free, &size)
+                               : OpenRegularFile(args[1], &size);
+    if (!file.ok()) return file.status();
+    auto info = client.Upload(args[0], **file, size, false, MakeProgress("upload " + args[0]));
     if (!info.ok()) return info.status();
     json["artifact"] = ArtifactJson(*info);
     return done(FormatWritten("uploaded", *info));
@@ -295,13 +366,16 @@ absl::Status Shell::Run(const Command& command, bool* exit) {
     return done(*content + (newline ? "\n" : ""));
   }
   if (name == "download") {
-    if (args.size() != 2) return Usage("download NAME PATH");
-    auto info = client.Download(args[0], args[1], MakeProgress("download " + args[0]));
+    if (args.size() != 2) return Usage("download NAME PATH   (PATH - for standard output)");
+    const Progress progress = MakeProgress("download " + args[0]);
+    auto info = args[1] == "-" ? client.Download(args[0], Out(), progress)
+                               : client.Download(args[0], args[1], progress);
     if (!info.ok()) return info.status();
     json["artifact"] = ArtifactJson(*info);
     json["path"] = args[1];
     return done(absl::StrFormat("downloaded %s: version %d, %s to %s\n", info->name, info->version,
-                                FormatBytes(info->size), args[1]));
+                                FormatBytes(info->size),
+                                args[1] == "-" ? "standard output" : args[1]));
   }
   if (name == "delete") {
     if (args.size() != 1) return Usage("delete NAME");
@@ -410,7 +484,8 @@ void Shell::ChaosLoop(double interval_seconds) {
   }
 }
 
-int RunShell(const ShellOptions& options, const std::optional<std::string>& script) {
+int RunShell(ShellOptions options, const std::optional<std::string>& script) {
+  options.stdin_is_free = script.has_value();
   Shell shell(options);
   bool exit = false;
   bool ok = true;

@@ -46,6 +46,9 @@ struct ShellOptions {
   // Progress bars on stderr for upload-file and download (when stderr is a terminal).
   bool progress = false;
   std::ostream* out = nullptr;  // default std::cout
+  // True when commands do not come from standard input (RunShell sets it for -c): then
+  // `upload-file NAME -` may read it.
+  bool stdin_is_free = false;
   std::ostream* err = nullptr;  // default std::cerr
 };
 
@@ -62,6 +65,9 @@ class Shell {
  private:
   absl::Status Run(const Command& command, bool* exit);
   absl::StatusOr<Client*> Dfs();
+  std::ostream& Out();
+  std::ostream& Err();
+  // Prints to standard output, or to standard error while a download's bytes go to the former.
   void Print(const std::string& text);
   void PrintJson(const nlohmann::json& json);
   Progress MakeProgress(const std::string& what);
@@ -73,12 +79,13 @@ class Shell {
   std::unique_ptr<Client> client_;
 
   absl::Mutex print_mu_;
+  bool out_carries_data_ ABSL_GUARDED_BY(print_mu_) = false;
   absl::Mutex chaos_mu_;
   bool chaos_stop_ ABSL_GUARDED_BY(chaos_mu_) = false;
   std::thread chaos_;
 };
 
 // Runs the shell until `exit`, end of input, or the end of `script`; returns the exit code.
-int RunShell(const ShellOptions& options, const std::optional<std::string>& script);
+int RunShell(ShellOptions options, const std::optional<std::string>& script);
 
 }  // namespace lumen::dfs

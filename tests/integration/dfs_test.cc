@@ -287,17 +287,31 @@ TEST_CASE(
   CHECK_THAT(r.output, Contains("error: cannot read the file " + dir +
                                 "/missing: No such file or directory\n"));
 
-  // Commands from a pipe.
-  const std::string script = dfs.cluster().temp_dir() + "/commands.txt";
-  std::ofstream(script) << "update a \"two words\"\nget a\nbogus\n";
+  // `-`: with -c, upload-file reads standard input; download writes standard output, and the
+  // shell's own lines about it go to standard error.
+  const std::string lumen_dfs =
+      absl::StrCat(lumen::testing::Bin("lumen"), " dfs ", dfs.cluster().TempDirFlag());
   r = Run({"/bin/sh", "-c",
-           absl::StrCat(lumen::testing::Bin("lumen"), " dfs ", dfs.cluster().TempDirFlag(), " < ",
-                        script)});
+           absl::StrCat("printf 'from a pipe' | ", lumen_dfs, " -c 'upload-file p -' && ",
+                        lumen_dfs, " -c 'download p -; download nope -' > ", dir, "/out.txt 2> ",
+                        dir, "/err.txt")});
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.output, Contains("uploaded p: version 1, 11 B in 1 chunk"));
+  CHECK(ReadFile(dir + "/out.txt") == "from a pipe");
+  const std::string said = ReadFile(dir + "/err.txt");
+  CHECK_THAT(said, Contains("downloaded p: version 1, 11 B to standard output\n"));
+  CHECK_THAT(said, Contains("error: artifact 'nope' does not exist\n"));
+
+  // Commands from a pipe; standard input is not there to upload.
+  const std::string script = dfs.cluster().temp_dir() + "/commands.txt";
+  std::ofstream(script) << "update a \"two words\"\nget a\nbogus\nupload-file q -\n";
+  r = Run({"/bin/sh", "-c", absl::StrCat(lumen_dfs, " < ", script)});
   INFO(r.output);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.output, Contains("updated a: version 2, 9 B in 1 chunk"));
   CHECK_THAT(r.output, Contains("two words\n"));
   CHECK_THAT(r.output, Contains("error: unknown command 'bogus'"));
+  CHECK_THAT(r.output, Contains("error: standard input carries this shell's commands"));
 
   // --json: one object per command, errors too.
   r = dfs.cluster().RunProgram({"lumen", "dfs", "--json", "-c", "get a; get nothing"});
