@@ -406,8 +406,19 @@ absl::Status Shell::Run(const Command& command, bool* exit) {
   auto status = name == "kill" ? client.Kill(*node) : client.Revive(*node);
   if (!status.ok()) return status;
   json["node"] = StorageDisplayName(*node);
-  return done(
-      absl::StrCat(name == "kill" ? "killed " : "revived ", StorageDisplayName(*node), "\n"));
+  std::string text =
+      absl::StrCat(name == "kill" ? "killed " : "revived ", StorageDisplayName(*node), "\n");
+  // Only chaos keeps to the failure budget; a kill beyond it is done, and said.
+  if (name == "kill") {
+    auto after = client.Status();
+    if (after.ok() && after->lost > 0) {
+      json["lost"] = after->lost;
+      absl::StrAppend(&text, "warning: ", after->lost,
+                      " chunks have no live replica now; reading them fails until a storage node "
+                      "that holds them is revived (their data stays on its disk)\n");
+    }
+  }
+  return done(text);
 }
 
 absl::Status Shell::StartChaos(double interval_seconds) {

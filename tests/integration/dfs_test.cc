@@ -419,6 +419,21 @@ TEST_CASE("with R - 1 of a chunk's nodes killed it still reads back intact", "[i
   const std::string out = dfs.Ok("download data " + output + "; status");
   CHECK(FileChecksum(output) == FileChecksum(input));
   CHECK_THAT(out, Contains("storage nodes: 4 (2 alive)"));
+
+  // Past the budget: the shell kills and warns; reads fail clearly; a revival loses nothing.
+  const CommandResult all = dfs.Shell(
+      "kill storage.0; kill storage.1; kill storage.2; "
+      "kill storage.3; download data " +
+      output);
+  INFO(all.output);
+  CHECK(all.exit_code == 1);
+  CHECK_THAT(all.output, Contains("chunks have no live replica now; reading them fails until a "
+                                  "storage node that holds them is revived"));
+  CHECK_THAT(all.output, Contains("error: "));
+  dfs.Ok("revive storage.0; revive storage.1; revive storage.2; revive storage.3");
+  fs::remove(output);
+  dfs.Ok("download data " + output);
+  CHECK(FileChecksum(output) == FileChecksum(input));
 }
 
 TEST_CASE("a download reads around replicas damaged on disk, whichever batch they are in",
