@@ -21,6 +21,7 @@
 #include "scheduler/cluster_usage.h"
 #include "scheduler/daemon.h"
 #include "scheduler/node_state_name.h"
+#include "scheduler/placement_policy.h"
 
 namespace lumen::cli {
 namespace {
@@ -35,13 +36,7 @@ int Fail(const std::string& command, const std::string& message) {
 }
 
 std::string Shape(const google::protobuf::Map<std::string, double>& shape) {
-  std::map<std::string, double> sorted(shape.begin(), shape.end());
-  std::string out = "{";
-  for (const auto& [name, amount] : sorted) {
-    if (out.size() > 1) out += ", ";
-    absl::StrAppend(&out, name, ": ", amount);
-  }
-  return out + "}";
+  return scheduler::DescribeShape(scheduler::ToShape(shape));
 }
 
 // Opens an existing session for a restarted head: no head may be running in it, the records

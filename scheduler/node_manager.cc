@@ -17,6 +17,7 @@
 #include "scheduler/head_service.h"
 #include "scheduler/lease_routing.h"
 #include "scheduler/node_objects.h"
+#include "scheduler/placement_policy.h"
 
 namespace lumen::scheduler {
 
@@ -296,20 +297,10 @@ void NodeManager::OnWorkerExitLocked(int pid, int status) {
 // ---- Leases -----------------------------------------------------------------------------
 
 NodeManager::Demand& NodeManager::DemandLocked(const ResourceMap& shape) {
-  const std::string key = DescribeLocked(shape);
+  const std::string key = DescribeShape(ToShape(shape));
   Demand& demand = demands_[key];
   if (demand.resources.empty()) demand.resources = shape;
   return demand;
-}
-
-std::string NodeManager::DescribeLocked(const ResourceMap& shape) const {
-  std::map<std::string, double> sorted(shape.begin(), shape.end());
-  std::string out = "{";
-  for (const auto& [name, amount] : sorted) {
-    if (out.size() > 1) out += ", ";
-    absl::StrAppend(&out, name, ": ", amount);
-  }
-  return out + "}";
 }
 
 proto::FindNodeReply NodeManager::FindOtherNode(const proto::LeaseRequest& lease,
@@ -436,16 +427,17 @@ grpc::Status NodeManager::RequestWorkerLease(grpc::ServerContext* context,
   }
   if (waiting_for_worker) --waiting_for_worker_[executable];
   Demand& after = DemandLocked(shape);
-  if (--after.count <= 0) demands_.erase(DescribeLocked(shape));
+  if (--after.count <= 0) demands_.erase(DescribeShape(ToShape(shape)));
 
   if (granted == nullptr) {
     if (!feasible_here) {
       reply->set_pending_reason(absl::StrCat(
           infeasible ? "infeasible: no node in the cluster has " : "no node has available ",
-          DescribeLocked(shape), " (this node has ", DescribeLocked(total_), ")"));
+          DescribeShape(ToShape(shape)), " (this node has ", DescribeShape(ToShape(total_)), ")"));
     } else {
-      reply->set_pending_reason(absl::StrCat("waiting for ", DescribeLocked(shape),
-                                             "; available now: ", DescribeLocked(available_)));
+      reply->set_pending_reason(
+          absl::StrCat("waiting for ", DescribeShape(ToShape(shape)),
+                       "; available now: ", DescribeShape(ToShape(available_))));
     }
     return grpc::Status::OK;
   }
@@ -784,7 +776,7 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   if (!Fits(total_, spec.resources())) {
     return grpc::Status(
         grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("this node can never hold ", DescribeLocked(spec.resources())));
+        absl::StrCat("this node can never hold ", DescribeShape(ToShape(spec.resources()))));
   }
   // The head's deadline for the start is this node's too (kActorStartDeadline), less a margin
   // for the reply: a process the head gave up on must not be left running.
@@ -795,7 +787,7 @@ grpc::Status NodeManager::StartActor(grpc::ServerContext* context,
   }
   if (!Fits(available_, spec.resources())) {
     return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                        absl::StrCat("no room for ", DescribeLocked(spec.resources()),
+                        absl::StrCat("no room for ", DescribeShape(ToShape(spec.resources())),
                                      " before the start's deadline"));
   }
   for (const auto& [name, amount] : spec.resources()) available_[name] -= amount;

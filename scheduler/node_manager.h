@@ -189,8 +189,6 @@ class NodeManager final : public proto::NodeService::Service {
   void KillWorkerLocked(Worker& worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Demand& DemandLocked(const google::protobuf::Map<std::string, double>& shape)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string DescribeLocked(const google::protobuf::Map<std::string, double>& shape) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ---- objects (node_manager_objects.cc)
   // Reserves room for an object, spilling others to disk if the store is full.
   absl::StatusOr<objectstore::ObjectLocation> CreateInStore(const proto::CreateObjectRequest& r);

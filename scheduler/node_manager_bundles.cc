@@ -89,8 +89,8 @@ grpc::Status NodeManager::ReserveBundles(grpc::ServerContext* context,
     cv_.WaitWithTimeout(&mu_, std::min(absl::Milliseconds(100), deadline - absl::Now()));
   }
   if (!Fits(available_, need)) {
-    reply->set_error(absl::StrCat("the bundles need ", DescribeLocked(need), " and ",
-                                  DescribeLocked(available_), " is free"));
+    reply->set_error(absl::StrCat("the bundles need ", DescribeShape(ToShape(need)), " and ",
+                                  DescribeShape(ToShape(available_)), " is free"));
     return grpc::Status::OK;
   }
   for (int i : fresh) {
@@ -104,7 +104,7 @@ grpc::Status NodeManager::ReserveBundles(grpc::ServerContext* context,
     bundles_[group][index] = resources;
   }
   LUMEN_LOG(INFO) << "reserved " << fresh.size() << " bundles of placement group "
-                  << internal::Hex(group) << ": " << DescribeLocked(need);
+                  << internal::Hex(group) << ": " << DescribeShape(ToShape(need));
   cv_.SignalAll();
   return grpc::Status::OK;
 }
