@@ -244,6 +244,9 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
   results->push_back(Single("dfs_disk_read_gigabytes", disk_read_gbps, "GB/s"));
   results->push_back(Single("dfs_upload_vs_disk", upload_gbps / disk_write_gbps, "x"));
   results->push_back(Single("dfs_download_vs_disk", download_gbps / disk_read_gbps, "x"));
+  // The most an upload could reach against Put on this disk: its R replicas written, no runtime.
+  results->push_back(Single("dfs_disk_write_vs_put", disk_write_gbps / put_gbps,
+                            "x (the disk's ceiling for dfs_upload_vs_put)"));
   return dfs::StopStore(/*purge=*/true).status();
 }
 

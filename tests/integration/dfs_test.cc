@@ -623,9 +623,9 @@ TEST_CASE("lumen dfs benchmark runs its three parts with small sizes", "[integra
                      "dfs_store_put_gigabytes", "dfs_upload_gigabytes", "dfs_download_gigabytes",
                      "dfs_upload_vs_put", "dfs_download_vs_put", "dfs_disk_write_gigabytes",
                      "dfs_disk_read_gigabytes", "dfs_upload_vs_disk", "dfs_download_vs_disk",
-                     "dfs_death_noticed_seconds", "dfs_repair_seconds_200_chunks",
-                     "dfs_small_uploads_per_second", "dfs_list_ms_50_artifacts",
-                     "dfs_status_ms_50_artifacts"});
+                     "dfs_disk_write_vs_put", "dfs_death_noticed_seconds",
+                     "dfs_repair_seconds_200_chunks", "dfs_small_uploads_per_second",
+                     "dfs_list_ms_50_artifacts", "dfs_status_ms_50_artifacts"});
   // Each part purged its store.
   CHECK_THAT(cluster.RunProgram({"lumen", "dfs", "-c", "list"}).output,
              Contains("the DFS is not running"));
