@@ -86,14 +86,37 @@ Result MeanOf(const std::string& name, const std::vector<double>& samples,
   return Result{name, mean, std::sqrt(variance / static_cast<double>(samples.size())), unit};
 }
 
-absl::Status Start(int nodes, int replication, uint64_t chunk_size) {
-  dfs::StartOptions start;
-  start.config.storage_nodes = nodes;
-  start.config.replication = replication;
-  start.config.chunk_size = chunk_size;
-  start.config.scrub_interval_ms = 0;
-  return dfs::StartStore(start);
-}
+// A store of the benchmark's own, stopped and purged when it goes. Never one that was there
+// before: StartStore refuses a running store and (fresh_only) a kept one, and then nothing is
+// stopped.
+class OwnStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<OwnStore>> Start(int nodes, int replication,
+                                                         uint64_t chunk_size) {
+    dfs::StartOptions start;
+    start.storage_nodes = nodes;
+    start.replication = replication;
+    start.chunk_size = chunk_size;
+    start.scrub_interval_ms = 0;
+    start.fresh_only = true;
+    if (auto started = dfs::StartStore(start); !started.ok()) return started.status();
+    return std::unique_ptr<OwnStore>(new OwnStore());
+  }
+  OwnStore(const OwnStore&) = delete;
+  OwnStore& operator=(const OwnStore&) = delete;
+  ~OwnStore() {
+    if (!stopped_) (void)dfs::StopStore(/*purge=*/true);
+  }
+
+  absl::Status Stop() {
+    stopped_ = true;
+    return dfs::StopStore(/*purge=*/true).status();
+  }
+
+ private:
+  OwnStore() = default;
+  bool stopped_ = false;
+};
 
 absl::StatusOr<std::unique_ptr<dfs::Client>> Connect() { return dfs::Client::Connect(); }
 
@@ -185,7 +208,8 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
   constexpr uint64_t kChunk = uint64_t{1} << 20;
   constexpr int kNodes = 4;
   constexpr int kReplication = 3;
-  if (auto status = Start(kNodes, kReplication, kChunk); !status.ok()) return status;
+  auto store = OwnStore::Start(kNodes, kReplication, kChunk);
+  if (!store.ok()) return store.status();
   auto client = Connect();
   if (!client.ok()) return client.status();
 
@@ -247,12 +271,13 @@ absl::Status Throughput(const DfsBenchmarkOptions& options, std::vector<Result>*
   // The most an upload could reach against Put on this disk: its R replicas written, no runtime.
   results->push_back(Single("dfs_disk_write_vs_put", disk_write_gbps / put_gbps,
                             "x (the disk's ceiling for dfs_upload_vs_put)"));
-  return dfs::StopStore(/*purge=*/true).status();
+  return (*store)->Stop();
 }
 
 // A storage node's process is killed; the clock runs until every chunk is back at R.
 absl::Status Repair(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
-  if (auto status = Start(4, 3, options.repair_chunk_size); !status.ok()) return status;
+  auto store = OwnStore::Start(4, 3, options.repair_chunk_size);
+  if (!store.ok()) return store.status();
   auto client = Connect();
   if (!client.ok()) return client.status();
   constexpr int kChunksPerArtifact = 100;
@@ -287,12 +312,13 @@ absl::Status Repair(const DfsBenchmarkOptions& options, std::vector<Result>* res
   results->push_back(Single("dfs_death_noticed_seconds", noticed, "s"));
   results->push_back(Single(absl::StrCat("dfs_repair_seconds_", options.repair_chunks, "_chunks"),
                             seconds, absl::StrCat("s (", victim.chunks, " replicas copied)")));
-  return dfs::StopStore(/*purge=*/true).status();
+  return (*store)->Stop();
 }
 
 // list and status with many artifacts.
 absl::Status Latency(const DfsBenchmarkOptions& options, std::vector<Result>* results) {
-  if (auto status = Start(4, 3, uint64_t{1} << 20); !status.ok()) return status;
+  auto store = OwnStore::Start(4, 3, uint64_t{1} << 20);
+  if (!store.ok()) return store.status();
   constexpr int kThreads = 4;
   std::vector<std::thread> threads;
   threads.reserve(kThreads);
@@ -343,7 +369,7 @@ absl::Status Latency(const DfsBenchmarkOptions& options, std::vector<Result>* re
       MeanOf(absl::StrCat("dfs_list_ms_", options.artifacts, "_artifacts"), list_ms, "ms"));
   results->push_back(
       MeanOf(absl::StrCat("dfs_status_ms_", options.artifacts, "_artifacts"), status_ms, "ms"));
-  return dfs::StopStore(/*purge=*/true).status();
+  return (*store)->Stop();
 }
 
 }  // namespace
@@ -365,7 +391,6 @@ int RunDfsBenchmarks(const DfsBenchmarkOptions& options) {
     }
     if (!status.ok()) {
       std::cerr << "lumen dfs benchmark: " << status.message() << "\n";
-      (void)dfs::StopStore(/*purge=*/true);
       return 1;
     }
   }

@@ -55,16 +55,17 @@ int DfsStart(const DfsOptions& options) {
   }
   if (!Connect(options, "dfs start")) return 1;
   dfs::StartOptions start;
-  start.config.storage_nodes = options.storage_nodes;
-  start.config.replication = options.replication;
-  start.config.chunk_size = options.chunk_size;
-  start.config.scrub_interval_ms = static_cast<int64_t>(options.scrub_interval_seconds * 1000);
-  const absl::Status status = dfs::StartStore(start);
+  start.storage_nodes = options.storage_nodes;
+  start.replication = options.replication;
+  start.chunk_size = options.chunk_size;
+  start.scrub_interval_ms = static_cast<int64_t>(options.scrub_interval_seconds * 1000);
+  const absl::StatusOr<dfs::StartedStore> started = dfs::StartStore(start);
   Shutdown();
-  if (!status.ok()) return Fail("dfs start", std::string(status.message()));
-  std::cout << "DFS started: " << options.storage_nodes << " storage nodes, replication "
-            << options.replication << ", chunk size " << dfs::FormatBytes(options.chunk_size)
-            << ".\n"
+  if (!started.ok()) return Fail("dfs start", std::string(started.status().message()));
+  const dfs::StoreConfig& config = started->config;
+  std::cout << (started->kept ? "DFS started again on its kept data: " : "DFS started: ")
+            << config.storage_nodes << " storage nodes, replication " << config.replication
+            << ", chunk size " << dfs::FormatBytes(config.chunk_size) << ".\n"
             << "  Shell: lumen dfs        (or lumen dfs -c \"upload a hello; list\")\n"
             << "  Stop:  lumen dfs stop   (--purge also deletes the data)\n";
   return 0;

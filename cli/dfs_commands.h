@@ -18,9 +18,10 @@ struct DfsOptions {
   bool json = false;
   std::optional<std::string> script;  // -c "cmd; cmd"
   // start
-  int storage_nodes = 4;
-  int replication = 3;
-  uint64_t chunk_size = uint64_t{1} << 20;
+  // Unset: a kept store's, or the defaults (4, 3, 1 MiB).
+  std::optional<int> storage_nodes;
+  std::optional<int> replication;
+  std::optional<uint64_t> chunk_size;
   double scrub_interval_seconds = 60;
   // stop
   bool purge = false;

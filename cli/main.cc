@@ -121,11 +121,17 @@ int main(int argc, char** argv) {
   add_temp_dir(dfs_cmd);
   CLI::App* dfs_start_cmd =
       dfs_cmd->add_subcommand("start", "create the name node and storage nodes");
-  dfs_start_cmd->add_option("--storage-nodes", dfs.storage_nodes, "storage nodes (default 4)")
+  dfs_start_cmd
+      ->add_option("--storage-nodes", dfs.storage_nodes,
+                   "storage nodes (default 4, or a kept store's)")
       ->check(CLI::Range(1, 256));
-  dfs_start_cmd->add_option("--replication", dfs.replication, "replicas per chunk (default 3)")
+  dfs_start_cmd
+      ->add_option("--replication", dfs.replication,
+                   "replicas per chunk (default 3, or a kept store's)")
       ->check(CLI::Range(1, 256));
-  dfs_start_cmd->add_option("--chunk-size", dfs.chunk_size, "bytes per chunk (default 1048576)")
+  dfs_start_cmd
+      ->add_option("--chunk-size", dfs.chunk_size,
+                   "bytes per chunk (default 1048576, or a kept store's)")
       ->check(CLI::Range(uint64_t{4096}, uint64_t{64} << 20));
   dfs_start_cmd
       ->add_option("--scrub-interval", dfs.scrub_interval_seconds,

@@ -135,8 +135,41 @@ absl::StatusOr<int> ParseNodeName(const std::string& text, int num_nodes) {
 
 // ---- Starting and stopping -----------------------------------------------------------------
 
-absl::Status StartStore(const StartOptions& options) {
-  const StoreConfig& config = options.config;
+absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
+  if (FindActor<NameNode>(kNameNodeActor).has_value()) {
+    return absl::AlreadyExistsError(
+        "the DFS is already running (its name node answers); stop it with `lumen dfs stop`");
+  }
+  std::unique_ptr<KvStore> kv = ClusterKv();
+  auto kept = LoadConfig(*kv);
+  if (!kept.ok() && !absl::IsNotFound(kept.status())) return kept.status();
+  StartedStore started;
+  started.kept = kept.ok();
+  StoreConfig& config = started.config;
+  if (started.kept) {
+    const std::string layout =
+        absl::StrCat("--storage-nodes=", kept->storage_nodes, " --replication=", kept->replication,
+                     " --chunk-size=", kept->chunk_size);
+    if (options.fresh_only) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a stopped DFS keeps its data on this cluster (", layout,
+                       "); `lumen dfs stop --purge` deletes it"));
+    }
+    if (options.storage_nodes.value_or(kept->storage_nodes) != kept->storage_nodes ||
+        options.replication.value_or(kept->replication) != kept->replication ||
+        options.chunk_size.value_or(kept->chunk_size) != kept->chunk_size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "a stopped DFS keeps its data on this cluster with ", layout,
+          "; start it again with that layout (or without those flags), or delete it first with "
+          "`lumen dfs stop --purge`"));
+    }
+    config = *kept;
+  } else {
+    config.storage_nodes = options.storage_nodes.value_or(config.storage_nodes);
+    config.replication = options.replication.value_or(config.replication);
+    config.chunk_size = options.chunk_size.value_or(config.chunk_size);
+  }
+  config.scrub_interval_ms = options.scrub_interval_ms;
   if (config.storage_nodes < 1 || config.storage_nodes > 256) {
     return absl::InvalidArgumentError("--storage-nodes must be between 1 and 256");
   }
@@ -148,10 +181,6 @@ absl::Status StartStore(const StartOptions& options) {
   if (config.chunk_size < 4096 || config.chunk_size > (uint64_t{64} << 20)) {
     return absl::InvalidArgumentError("--chunk-size must be between 4096 and 67108864 bytes");
   }
-  if (FindActor<NameNode>(kNameNodeActor).has_value()) {
-    return absl::AlreadyExistsError(
-        "the DFS is already running (its name node answers); stop it with `lumen dfs stop`");
-  }
   for (int node = 0; node < config.storage_nodes; ++node) {
     if (FindActor<StorageNode>(StorageActorName(node)).has_value()) {
       return absl::AlreadyExistsError(absl::StrCat("the DFS is already running (",
@@ -159,7 +188,6 @@ absl::Status StartStore(const StartOptions& options) {
                                                    " exists); stop it with `lumen dfs stop`"));
     }
   }
-  std::unique_ptr<KvStore> kv = ClusterKv();
   if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
   std::vector<ActorHandle<StorageNode>> storage;
   try {
@@ -188,7 +216,7 @@ absl::Status StartStore(const StartOptions& options) {
     absl::Status status;
     try {
       const StoreStatus state = *Get(name_node->Task(&NameNode::Status).Remote(), 10000);
-      if (state.name_node_state == "ready") return absl::OkStatus();
+      if (state.name_node_state == "ready") return started;
       status = absl::UnavailableError("the name node is " + state.name_node_state);
     } catch (const Error& e) {
       status = StatusFromError(e);

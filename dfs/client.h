@@ -43,13 +43,28 @@ using Progress = std::function<void(uint64_t done, uint64_t total)>;
 // ---- Starting and stopping the store (`lumen dfs start|stop`) ----------------------------
 
 struct StartOptions {
-  StoreConfig config;
+  // The layout asked for; what is left unset is a kept store's (see StartStore), or else
+  // StoreConfig's default.
+  std::optional<int> storage_nodes;
+  std::optional<int> replication;
+  std::optional<uint64_t> chunk_size;
+  int64_t scrub_interval_ms = StoreConfig().scrub_interval_ms;
+  // Refuse a kept store instead of starting it again (for a benchmark: it purges its store).
+  bool fresh_only = false;
   // Per storage node: bytes of recently used chunks kept in memory.
   uint64_t cache_bytes = uint64_t{32} << 20;
 };
+struct StartedStore {
+  StoreConfig config;
+  bool kept = false;  // started again on the data that StopStore without purge kept
+};
 // Creates the storage nodes and the name node, and waits until the name node is ready.
-// ALREADY_EXISTS if any of them runs; INVALID_ARGUMENT for a bad configuration.
-[[nodiscard]] absl::Status StartStore(const StartOptions& options);
+// A store stopped with its data kept starts again with its own layout (storage nodes,
+// replication, chunk size): fewer storage nodes would strand the replicas of those left out.
+// ALREADY_EXISTS if any of its actors runs; INVALID_ARGUMENT for a bad configuration;
+// FAILED_PRECONDITION if `options` ask a kept store for another layout, or if `fresh_only`
+// finds one.
+[[nodiscard]] absl::StatusOr<StartedStore> StartStore(const StartOptions& options);
 // Kills the name node and the storage nodes. With `purge`, the storage nodes first delete their
 // chunks and the metadata log goes too; otherwise a later StartStore finds the data again.
 // Returns how many actors it stopped.

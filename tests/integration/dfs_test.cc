@@ -345,17 +345,29 @@ TEST_CASE("dfs start refuses a second store and bad settings, and dfs stop keeps
   CHECK(gone.exit_code != 0);
   CHECK_THAT(gone.output, Contains("the DFS is not running; start it with `lumen dfs start`"));
 
-  CommandResult bad =
-      dfs.cluster().RunProgram({"lumen", "dfs", "start", "--storage-nodes=2", "--replication=3"});
-  CHECK(bad.exit_code != 0);
-  CHECK_THAT(bad.output,
-             Contains("--replication must be between 1 and the number of storage nodes"));
+  // The kept store starts again only with its own layout: fewer storage nodes would strand the
+  // replicas of the others. The benchmark, which purges its stores, leaves it alone.
+  CommandResult other = dfs.cluster().RunProgram({"lumen", "dfs", "start", "--storage-nodes=2"});
+  CHECK(other.exit_code != 0);
+  CHECK_THAT(other.output, Contains("a stopped DFS keeps its data on this cluster with "
+                                    "--storage-nodes=3 --replication=2 --chunk-size=65536"));
+  CommandResult bench = dfs.cluster().RunProgram(
+      {"lumen", "dfs", "benchmark", "--file-bytes=1048576", "--repair-chunks=1", "--artifacts=1"});
+  CHECK(bench.exit_code != 0);
+  CHECK_THAT(bench.output, Contains("a stopped DFS keeps its data on this cluster"));
 
-  // Started again, the store finds its data.
-  REQUIRE(dfs.cluster()
-              .RunProgram({"lumen", "dfs", "start", "--storage-nodes=3", "--replication=2",
-                           "--chunk-size=65536"})
-              .exit_code == 0);
+  // Started again (with no flags: its own layout), the store finds its data.
+  CommandResult resumed = dfs.cluster().RunProgram({"lumen", "dfs", "start"});
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK_THAT(resumed.output, Contains("DFS started again on its kept data: 3 storage nodes, "
+                                      "replication 2, chunk size 64.0 KiB."));
+  CHECK(dfs.Ok("get kept") == "still here\n");
+  // A running store is not the benchmark's either.
+  bench = dfs.cluster().RunProgram(
+      {"lumen", "dfs", "benchmark", "--file-bytes=1048576", "--repair-chunks=1", "--artifacts=1"});
+  CHECK(bench.exit_code != 0);
+  CHECK_THAT(bench.output, Contains("the DFS is already running"));
   CHECK(dfs.Ok("get kept") == "still here\n");
 
   stop = dfs.cluster().RunProgram({"lumen", "dfs", "stop", "--purge"});
@@ -364,6 +376,12 @@ TEST_CASE("dfs start refuses a second store and bad settings, and dfs stop keeps
   CHECK_FALSE(fs::exists(dfs.session() + "/dfs"));
   CHECK_THAT(dfs.cluster().RunProgram({"lumen", "dfs", "stop"}).output,
              Contains("The DFS is not running; nothing to stop."));
+
+  CommandResult bad =
+      dfs.cluster().RunProgram({"lumen", "dfs", "start", "--storage-nodes=2", "--replication=3"});
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.output,
+             Contains("--replication must be between 1 and the number of storage nodes"));
 }
 
 TEST_CASE("a killed storage node's chunks are copied back to R, and its return is trimmed back",
