@@ -5,9 +5,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -54,27 +56,78 @@ absl::StatusOr<StoreConfig> LoadConfig(KvStore& kv) {
   return DecodeConfig(**stored);
 }
 
-ActorHandle<StorageNode> CreateStorageActor(int node, uint64_t cache_bytes,
-                                            int64_t scrub_interval_ms) {
-  // Spread over the cluster's nodes, so that replicas on distinct storage nodes are on
-  // distinct machines where there are enough of them.
+// The KV key of storage node `node`'s home: the cluster node whose disk holds its folder.
+std::string HomeKey(int node) { return absl::StrCat("home/", node); }
+
+ActorHandle<StorageNode> CreateStorageActor(int node, const SchedulingStrategy& where,
+                                            uint64_t cache_bytes, int64_t scrub_interval_ms) {
   return Actor(StorageNode::Create)
       .SetName(StorageActorName(node))
       .SetDetached()
       .SetMaxConcurrency(8)
-      .SetSchedulingStrategy(SchedulingStrategy::Spread())
+      .SetSchedulingStrategy(where)
       .Remote(node, std::string(), cache_bytes, scrub_interval_ms);
 }
 
 // Waits for a storage node's first answer.
-absl::Status AwaitStorage(const ActorHandle<StorageNode>& storage, int node, int64_t timeout_ms) {
+absl::StatusOr<StorageReport> AwaitStorage(const ActorHandle<StorageNode>& storage, int node,
+                                           int64_t timeout_ms) {
   try {
-    Get(storage.Task(&StorageNode::Ping).Remote(), timeout_ms);
-    return absl::OkStatus();
+    return *Get(storage.Task(&StorageNode::Ping).Remote(), timeout_ms);
   } catch (const Error& e) {
     return absl::Status(StatusFromError(e).code(),
                         absl::StrCat(StorageDisplayName(node), " did not start: ", e.what()));
   }
+}
+
+// Starts the storage nodes `nodes` and waits until each answers. A storage node goes back to
+// its home while that cluster node lives, since its chunks are on that node's disk: SPREAD
+// alone would take another turn and start it empty elsewhere, stranding its replicas. One
+// without a home, or whose home is gone (with its disk), goes where SPREAD puts it, spreading
+// the storage nodes over the cluster's nodes, and that becomes its home.
+absl::StatusOr<std::vector<ActorHandle<StorageNode>>> StartStorageNodes(
+    KvStore& kv, const std::vector<int>& nodes, uint64_t cache_bytes, int64_t scrub_interval_ms) {
+  std::vector<std::optional<std::string>> homes;
+  for (int node : nodes) {
+    auto home = kv.Get(HomeKey(node));
+    if (!home.ok()) return home.status();
+    homes.push_back(*std::move(home));
+  }
+  auto create = [&](size_t i, bool at_home) -> absl::StatusOr<ActorHandle<StorageNode>> {
+    try {
+      return CreateStorageActor(
+          nodes[i],
+          at_home ? SchedulingStrategy::NodeAffinity(*homes[i]) : SchedulingStrategy::Spread(),
+          cache_bytes, scrub_interval_ms);
+    } catch (const Error& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot start ", StorageDisplayName(nodes[i]), ": ", e.what()));
+    }
+  };
+  // All created before any is awaited: they start in parallel.
+  std::vector<ActorHandle<StorageNode>> started;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto storage = create(i, homes[i].has_value());
+    if (!storage.ok()) return storage.status();
+    started.push_back(*std::move(storage));
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    auto report = AwaitStorage(started[i], nodes[i], 60000);
+    if (!report.ok() && homes[i].has_value() &&
+        absl::StrContains(report.status().message(), "hard node affinity")) {
+      auto elsewhere = create(i, /*at_home=*/false);
+      if (!elsewhere.ok()) return elsewhere.status();
+      started[i] = *std::move(elsewhere);
+      report = AwaitStorage(started[i], nodes[i], 60000);
+    }
+    if (!report.ok()) return report.status();
+    if (homes[i] != report->cluster_node) {
+      if (auto status = kv.Put(HomeKey(nodes[i]), report->cluster_node); !status.ok()) {
+        return status;
+      }
+    }
+  }
+  return started;
 }
 
 template <typename T>
@@ -189,17 +242,10 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
     }
   }
   if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
-  std::vector<ActorHandle<StorageNode>> storage;
-  try {
-    for (int node = 0; node < config.storage_nodes; ++node) {
-      storage.push_back(CreateStorageActor(node, options.cache_bytes, config.scrub_interval_ms));
-    }
-  } catch (const Error& e) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot create a storage node: ", e.what()));
-  }
-  for (int node = 0; node < config.storage_nodes; ++node) {
-    if (auto status = AwaitStorage(storage[node], node, 60000); !status.ok()) return status;
-  }
+  std::vector<int> nodes(static_cast<size_t>(config.storage_nodes));
+  std::iota(nodes.begin(), nodes.end(), 0);
+  auto storage = StartStorageNodes(*kv, nodes, options.cache_bytes, config.scrub_interval_ms);
+  if (!storage.ok()) return storage.status();
   std::optional<ActorHandle<NameNode>> name_node;
   try {
     name_node = Actor(NameNode::Create)
@@ -269,6 +315,11 @@ absl::StatusOr<int> StopStore(bool purge) {
   if (purge) {
     if (auto status = MetadataLog(kv.get()).Clear(); !status.ok()) return status;
     if (auto status = kv->Delete("config"); !status.ok()) return status;
+    auto homes = kv->List("home/");
+    if (!homes.ok()) return homes.status();
+    for (const std::string& key : *homes) {
+      if (auto status = kv->Delete(key); !status.ok()) return status;
+    }
     std::error_code ignored;
     std::filesystem::remove_all(GetRuntimeContext().session_dir + "/dfs", ignored);
   }
@@ -917,23 +968,20 @@ absl::Status Client::Revive(int node) {
     } catch (const Error&) {
     }
   }
+  std::unique_ptr<KvStore> kv = ClusterKv();
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (true) {
-    try {
-      ActorHandle<StorageNode> storage =
-          CreateStorageActor(node, cache_bytes_, config_.scrub_interval_ms);
-      if (auto status = AwaitStorage(storage, node, 60000); !status.ok()) return status;
-      storage_[static_cast<size_t>(node)] = storage;
+    auto storage = StartStorageNodes(*kv, {node}, cache_bytes_, config_.scrub_interval_ms);
+    if (storage.ok()) {
+      storage_[static_cast<size_t>(node)] = storage->front();
       break;
-    } catch (const Error& e) {
-      // The name is free once the head has heard of the old actor's death.
-      const std::string message = e.what();
-      if (message.find("already exists") == std::string::npos || absl::Now() > deadline) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot start ", StorageDisplayName(node), ": ", message));
-      }
-      absl::SleepFor(absl::Milliseconds(100));
     }
+    // The name is free once the head has heard of the old actor's death.
+    if (!absl::StrContains(storage.status().message(), "already exists") ||
+        absl::Now() > deadline) {
+      return storage.status();
+    }
+    absl::SleepFor(absl::Milliseconds(100));
   }
   return AwaitNodeState(node, /*alive=*/true);
 }

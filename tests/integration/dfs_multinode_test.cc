@@ -291,4 +291,54 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "on namespace hosts a stopped DFS starts again with each storage node on its own host, and a "
+    "revived storage node goes back to its host and its chunks, or elsewhere once the host is lost",
+    "[multinode][dfs]") {
+  LUMEN_REQUIRE_NETNS();
+  constexpr int kHosts = 3;
+  DfsHosts dfs(kHosts, 3);  // every chunk on every node: a dead node's chunks are not copied
+  const std::vector<int> storage_hosts = dfs.storage_hosts();
+  const std::string data = dfs.MakeInput("data", (5 << 20) + 99);
+  dfs.Ok("upload-file data " + data + "; upload small tiny");
+
+  // Stopped with its data kept and started again: every storage node on the host whose disk
+  // holds its chunks, whatever order SPREAD would take now.
+  const CommandResult stopped = dfs.cluster().Run(0, {"lumen", "dfs", "stop", dfs.Address()}, 60);
+  INFO(stopped.output);
+  REQUIRE(stopped.exit_code == 0);
+  const CommandResult started = dfs.cluster().Run(0, {"lumen", "dfs", "start", dfs.Address()}, 90);
+  INFO(started.output);
+  REQUIRE(started.exit_code == 0);
+  CHECK(dfs.StorageHosts() == storage_hosts);
+  CHECK(dfs.ReadsBack("data", data));
+  CHECK(dfs.Ok("get small") == "tiny\n");
+  const nlohmann::json before = dfs.Json("status");
+  CHECK(before.at("under_replicated") == 0);
+
+  // Killed and revived: back on its host, holding what it held.
+  const int chunks = before.at("storage_nodes").at(1).at("chunks").get<int>();
+  REQUIRE(chunks > 0);
+  dfs.Ok("kill storage.1; revive storage.1");
+  CHECK(dfs.StorageHosts() == storage_hosts);
+  CHECK(dfs.Json("status").at("storage_nodes").at(1).at("chunks").get<int>() == chunks);
+  CHECK(dfs.ReadsBack("data", data));
+
+  // Its host lost, a storage node is revived on another host (its chunks went with the disk)
+  // and refilled there by repair.
+  int homeless = -1;
+  for (int i = 0; i < kHosts; ++i) {
+    if (storage_hosts[i] != 0 && storage_hosts[i] != dfs.NameNodeHost()) homeless = i;
+  }
+  REQUIRE(homeless >= 0);
+  dfs.LoseHost(storage_hosts[homeless]);
+  REQUIRE(WaitUntil([&] { return dfs.Sees(AllBut(kHosts, {homeless})); }, 20));
+  dfs.Ok("revive " + StorageName(homeless), 90);
+  const int new_host = dfs.StorageHosts()[homeless];
+  CHECK(new_host >= 0);
+  CHECK(new_host != storage_hosts[homeless]);
+  REQUIRE(WaitUntil([&] { return dfs.Repaired(AllBut(kHosts, {}), 3); }, 60));
+  CHECK(dfs.ReadsBack("data", data));
+}
+
 }  // namespace lumen::testing
