@@ -57,13 +57,17 @@ absl::StatusOr<internal::Session> ReopenHeadSession(const std::string& dir, int*
   }
   auto gone = session->RemoveDeadRecords();
   if (!gone.ok()) return gone.status();
+  // The head's last address: recorded at its start, and in the record of a head that died.
+  std::string address;
+  std::getline(std::ifstream(session->dir() + "/" + scheduler::kHeadAddressFile), address);
   for (const internal::ProcessRecord& record : *gone) {
-    const size_t colon = record.address.rfind(':');
-    int old_port = 0;
-    if (use_old_port && record.role == "head" && colon != std::string::npos &&
-        absl::SimpleAtoi(record.address.substr(colon + 1), &old_port)) {
-      *port = old_port;
-    }
+    if (record.role == "head") address = record.address;
+  }
+  const size_t colon = address.rfind(':');
+  int old_port = 0;
+  if (use_old_port && colon != std::string::npos &&
+      absl::SimpleAtoi(address.substr(colon + 1), &old_port)) {
+    *port = old_port;
   }
   if (auto status = session->MakeLatest(); !status.ok()) return status;
   return session;

@@ -132,11 +132,13 @@ absl::StatusOr<HeadState> StartHeadState(const DaemonConfig& config, const std::
   return state;
 }
 
-absl::Status WriteDashboardUrl(const std::string& session_dir, const std::string& url) {
-  const std::string path = absl::StrCat(session_dir, "/", kDashboardUrlFile);
+// Writes `line` as the session folder's file `name`.
+absl::Status WriteSessionFile(const std::string& session_dir, const char* name,
+                              const std::string& line) {
+  const std::string path = absl::StrCat(session_dir, "/", name);
   FILE* file = std::fopen(path.c_str(), "w");
   if (file == nullptr) return absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path));
-  std::fputs((url + "\n").c_str(), file);
+  std::fputs((line + "\n").c_str(), file);
   return std::fclose(file) == 0 ? absl::OkStatus()
                                 : absl::ErrnoToStatus(errno, absl::StrCat("cannot write ", path));
 }
@@ -321,12 +323,19 @@ int RunDaemon(const DaemonConfig& config) {
   if (auto status = session->AddProcess(record); !status.ok()) {
     LUMEN_LOG(WARNING) << "cannot record this process in the session: " << status;
   }
+  if (config.head) {
+    if (auto status = WriteSessionFile(config.session_dir, kHeadAddressFile, nm.address);
+        !status.ok()) {
+      LUMEN_LOG(WARNING) << "cannot record the head's address: " << status;
+    }
+  }
   LUMEN_LOG(INFO) << (config.head ? "head" : "node") << " " << node_id << " listening on "
                   << nm.address << " with " << nm.resources["CPU"] << " CPUs and a " << store_bytes
                   << "-byte object store";
   if (observed.dashboard) {
     LUMEN_LOG(INFO) << "dashboard at " << observed.dashboard->url();
-    if (auto status = WriteDashboardUrl(config.session_dir, observed.dashboard->url());
+    if (auto status =
+            WriteSessionFile(config.session_dir, kDashboardUrlFile, observed.dashboard->url());
         !status.ok()) {
       LUMEN_LOG(WARNING) << "cannot record the dashboard's URL: " << status;
     }

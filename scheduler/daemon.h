@@ -34,6 +34,9 @@ struct DaemonConfig {
 
 // The file in a session folder that holds the head's dashboard URL (absent without one).
 inline constexpr char kDashboardUrlFile[] = "dashboard_url";
+// The file in a session folder that holds the head's last HOST:PORT, which a head restarted on
+// the session takes again (its nodes and drivers know it), also after a clean `lumen stop`.
+inline constexpr char kHeadAddressFile[] = "head_address";
 
 std::string ToJson(const DaemonConfig& config);
 absl::StatusOr<DaemonConfig> DaemonConfigFromJson(const std::string& json);

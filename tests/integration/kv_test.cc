@@ -99,9 +99,10 @@ TEST_CASE(
   REQUIRE(ProcessGone(head, 10));
   const int acked_before_restart = LastAcked(writer.Output());
 
-  const auto restart = Run({"lumen", "start", "--head", "--session-dir=" + session, "--num-cpus=1",
-                            "--object-store-memory=268435456", cluster.TempDirFlag()},
-                           60);
+  const auto restart =
+      Run({"lumen", "start", "--head", "--session-dir=" + session, "--num-cpus=1",
+           "--object-store-memory=268435456", "--dashboard-port=0", cluster.TempDirFlag()},
+          60);
   INFO(restart.output);
   REQUIRE(restart.exit_code == 0);
   CHECK_THAT(restart.output, Contains("Lumen head restarted at " + cluster.address()));
