@@ -65,8 +65,17 @@ int DfsStart(const DfsOptions& options) {
   const dfs::StoreConfig& config = started->config;
   std::cout << (started->kept ? "DFS started again on its kept data: " : "DFS started: ")
             << config.storage_nodes << " storage nodes, replication " << config.replication
-            << ", chunk size " << dfs::FormatBytes(config.chunk_size) << ".\n"
-            << "  Shell: lumen dfs        (or lumen dfs -c \"upload a hello; list\")\n"
+            << ", chunk size " << dfs::FormatBytes(config.chunk_size) << ".\n";
+  if (started->kept &&
+      (!started->name_node_started ||
+       started->storage_started.size() < static_cast<size_t>(config.storage_nodes))) {
+    // Only what did not run: the rest was up already.
+    std::cout << "  Started:";
+    if (started->name_node_started) std::cout << " the name node";
+    for (int node : started->storage_started) std::cout << " " << dfs::StorageDisplayName(node);
+    std::cout << " (the rest was running)\n";
+  }
+  std::cout << "  Shell: lumen dfs        (or lumen dfs -c \"upload a hello; list\")\n"
             << "  Stop:  lumen dfs stop   (--purge also deletes the data)\n";
   return 0;
 }

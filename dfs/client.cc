@@ -139,6 +139,34 @@ std::optional<ActorHandle<T>> FindActor(const std::string& name) {
   }
 }
 
+// True if storage node `node` runs and answers (one on its way out after a kill does not).
+bool StorageAnswers(int node) {
+  auto storage = FindActor<StorageNode>(StorageActorName(node));
+  if (!storage.has_value()) return false;
+  try {
+    Get(storage->Task(&StorageNode::Ping).Remote(), 2000);
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+// Has the name node look at storage node `node` now, and waits (up to ten seconds) until it
+// sees it alive, or dead. A name node that does not answer notices once it does.
+void AwaitSeen(ActorHandle<NameNode>& name_node, int node, bool alive) {
+  name_node.Task(&NameNode::Probe).Remote(node);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < deadline) {
+    try {
+      const StoreStatus status = *Get(name_node.Task(&NameNode::Status).Remote(), 5000);
+      if (status.storage.at(static_cast<size_t>(node)).alive == alive) return;
+    } catch (const std::exception&) {
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
 // Fills `size` bytes of `buffer` from `source` block by block, each block hashed into `whole` and
 // into the chunk's own checksum while it is still in the cache. Returns how many bytes it read.
 size_t ReadAndSum(std::istream& source, char* buffer, size_t size, ChecksumStream& whole,
@@ -189,40 +217,43 @@ absl::StatusOr<int> ParseNodeName(const std::string& text, int num_nodes) {
 // ---- Starting and stopping -----------------------------------------------------------------
 
 absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
-  if (FindActor<NameNode>(kNameNodeActor).has_value()) {
-    return absl::AlreadyExistsError(
-        "the DFS is already running (its name node answers); stop it with `lumen dfs stop`");
-  }
   std::unique_ptr<KvStore> kv = ClusterKv();
   auto kept = LoadConfig(*kv);
   if (!kept.ok() && !absl::IsNotFound(kept.status())) return kept.status();
   StartedStore started;
   started.kept = kept.ok();
   StoreConfig& config = started.config;
+  std::optional<ActorHandle<NameNode>> name_node = FindActor<NameNode>(kNameNodeActor);
   if (started.kept) {
     const std::string layout =
         absl::StrCat("--storage-nodes=", kept->storage_nodes, " --replication=", kept->replication,
                      " --chunk-size=", kept->chunk_size);
     if (options.fresh_only) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("a stopped DFS keeps its data on this cluster (", layout,
-                       "); `lumen dfs stop --purge` deletes it"));
+      return name_node.has_value()
+                 ? absl::AlreadyExistsError(
+                       "the DFS is already running (its name node answers); stop it with `lumen "
+                       "dfs stop`")
+                 : absl::FailedPreconditionError(
+                       absl::StrCat("a stopped DFS keeps its data on this cluster (", layout,
+                                    "); `lumen dfs stop --purge` deletes it"));
     }
     if (options.storage_nodes.value_or(kept->storage_nodes) != kept->storage_nodes ||
         options.replication.value_or(kept->replication) != kept->replication ||
         options.chunk_size.value_or(kept->chunk_size) != kept->chunk_size) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "a stopped DFS keeps its data on this cluster with ", layout,
-          "; start it again with that layout (or without those flags), or delete it first with "
+          "a DFS keeps its data on this cluster with ", layout,
+          "; start it with that layout (or without those flags), or delete it first with "
           "`lumen dfs stop --purge`"));
     }
     config = *kept;
+    // What runs keeps its settings; what is started gets the same.
+    if (!name_node.has_value()) config.scrub_interval_ms = options.scrub_interval_ms;
   } else {
     config.storage_nodes = options.storage_nodes.value_or(config.storage_nodes);
     config.replication = options.replication.value_or(config.replication);
     config.chunk_size = options.chunk_size.value_or(config.chunk_size);
+    config.scrub_interval_ms = options.scrub_interval_ms;
   }
-  config.scrub_interval_ms = options.scrub_interval_ms;
   if (config.storage_nodes < 1 || config.storage_nodes > 256) {
     return absl::InvalidArgumentError("--storage-nodes must be between 1 and 256");
   }
@@ -234,35 +265,53 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
   if (config.chunk_size < 4096 || config.chunk_size > (uint64_t{64} << 20)) {
     return absl::InvalidArgumentError("--chunk-size must be between 4096 and 67108864 bytes");
   }
+  // A store of which only some parts run (after its head restarted on its session, the name
+  // node comes back and the storage nodes do not) gets the others started; a whole one is
+  // already running.
+  std::vector<int> missing;
   for (int node = 0; node < config.storage_nodes; ++node) {
-    if (FindActor<StorageNode>(StorageActorName(node)).has_value()) {
-      return absl::AlreadyExistsError(absl::StrCat("the DFS is already running (",
-                                                   StorageDisplayName(node),
-                                                   " exists); stop it with `lumen dfs stop`"));
-    }
+    if (!StorageAnswers(node)) missing.push_back(node);
   }
-  if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
-  std::vector<int> nodes(static_cast<size_t>(config.storage_nodes));
-  std::iota(nodes.begin(), nodes.end(), 0);
-  auto storage = StartStorageNodes(*kv, nodes, options.cache_bytes, config.scrub_interval_ms);
+  const bool parts_run =
+      name_node.has_value() || missing.size() < static_cast<size_t>(config.storage_nodes);
+  if (parts_run && (!started.kept || missing.empty())) {
+    return absl::AlreadyExistsError(
+        name_node.has_value()
+            ? "the DFS is already running (its name node answers); stop it with `lumen dfs stop`"
+            : "the DFS is already running (its storage nodes answer); stop it with `lumen dfs "
+              "stop`");
+  }
+  started.storage_started = missing;
+  started.name_node_started = !name_node.has_value();
+  if (!parts_run) {
+    if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
+  }
+  auto storage = StartStorageNodes(*kv, missing, options.cache_bytes, config.scrub_interval_ms);
   if (!storage.ok()) return storage.status();
-  std::optional<ActorHandle<NameNode>> name_node;
-  try {
-    name_node = Actor(NameNode::Create)
-                    .SetName(kNameNodeActor)
-                    .SetDetached()
-                    .SetMaxRestarts(-1)
-                    .SetMaxConcurrency(8)
-                    .Remote();
-  } catch (const Error& e) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot create the name node: ", e.what()));
+  if (!name_node.has_value()) {
+    try {
+      name_node = Actor(NameNode::Create)
+                      .SetName(kNameNodeActor)
+                      .SetDetached()
+                      .SetMaxRestarts(-1)
+                      .SetMaxConcurrency(8)
+                      .Remote();
+    } catch (const Error& e) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot create the name node: ", e.what()));
+    }
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (true) {
     absl::Status status;
     try {
       const StoreStatus state = *Get(name_node->Task(&NameNode::Status).Remote(), 10000);
-      if (state.name_node_state == "ready") return started;
+      if (state.name_node_state == "ready") {
+        // A name node that ran meanwhile sees the storage nodes started under it at once.
+        if (!started.name_node_started) {
+          for (int node : started.storage_started) AwaitSeen(*name_node, node, /*alive=*/true);
+        }
+        return started;
+      }
       status = absl::UnavailableError("the name node is " + state.name_node_state);
     } catch (const Error& e) {
       status = StatusFromError(e);
@@ -940,33 +989,14 @@ absl::Status Client::Kill(int node) {
     return StatusFromError(e);
   }
   storage_[static_cast<size_t>(node)].reset();
-  return AwaitNodeState(node, /*alive=*/false);
-}
-
-absl::Status Client::AwaitNodeState(int node, bool alive) {
-  name_node_.Task(&NameNode::Probe).Remote(node);
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline) {
-    try {
-      const StoreStatus status = *Get(name_node_.Task(&NameNode::Status).Remote(), 5000);
-      if (status.storage.at(static_cast<size_t>(node)).alive == alive) return absl::OkStatus();
-    } catch (const std::exception&) {
-      return absl::OkStatus();  // the name node will notice once it answers again
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  AwaitSeen(name_node_, node, /*alive=*/false);
   return absl::OkStatus();
 }
 
 absl::Status Client::Revive(int node) {
-  if (auto running = FindActor<StorageNode>(StorageActorName(node))) {
-    // It may be on its way out after a kill; only one that answers is running.
-    try {
-      Get(running->Task(&StorageNode::Ping).Remote(), 2000);
-      return absl::FailedPreconditionError(
-          absl::StrCat(StorageDisplayName(node), " is already running"));
-    } catch (const Error&) {
-    }
+  if (StorageAnswers(node)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(StorageDisplayName(node), " is already running"));
   }
   std::unique_ptr<KvStore> kv = ClusterKv();
   const absl::Time deadline = absl::Now() + absl::Seconds(15);
@@ -983,7 +1013,8 @@ absl::Status Client::Revive(int node) {
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return AwaitNodeState(node, /*alive=*/true);
+  AwaitSeen(name_node_, node, /*alive=*/true);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> Client::CanLose(int node) {

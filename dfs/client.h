@@ -57,11 +57,16 @@ struct StartOptions {
 struct StartedStore {
   StoreConfig config;
   bool kept = false;  // started again on the data that StopStore without purge kept
+  // What it started: all of the store, or what of a kept store did not run.
+  std::vector<int> storage_started;
+  bool name_node_started = false;
 };
 // Creates the storage nodes and the name node, and waits until the name node is ready.
 // A store stopped with its data kept starts again with its own layout (storage nodes,
 // replication, chunk size): fewer storage nodes would strand the replicas of those left out.
-// ALREADY_EXISTS if any of its actors runs; INVALID_ARGUMENT for a bad configuration;
+// Of a kept store that partly runs (after its head restarted on its session, the name node
+// comes back and the storage nodes do not), only the parts that do not run are started.
+// ALREADY_EXISTS if the whole store runs; INVALID_ARGUMENT for a bad configuration;
 // FAILED_PRECONDITION if `options` ask a kept store for another layout, or if `fresh_only`
 // finds one.
 [[nodiscard]] absl::StatusOr<StartedStore> StartStore(const StartOptions& options);
@@ -123,8 +128,6 @@ class Client {
   template <typename R, typename Call>
   absl::StatusOr<R> CallNameNode(const Call& call, bool retry, int64_t timeout_ms = 60000);
   std::optional<ActorHandle<StorageNode>> Storage(int node, bool refresh = false);
-  // Asks the name node to look at `node` and waits until it reports it `alive` (or not).
-  absl::Status AwaitNodeState(int node, bool alive);
   // The current version for reading: from the name node, else from the log in the KV store.
   absl::StatusOr<ArtifactInfo> LookupForRead(const std::string& name);
   // Download into a stream that cannot start over; `open` readies it once the version to read

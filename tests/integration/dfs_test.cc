@@ -384,6 +384,43 @@ TEST_CASE("dfs start refuses a second store and bad settings, and dfs stop keeps
              Contains("--replication must be between 1 and the number of storage nodes"));
 }
 
+TEST_CASE(
+    "after its cluster stops and starts again on its session, dfs start brings up what of the "
+    "store did not come back, and every artifact reads back",
+    "[integration][dfs]") {
+  DfsCluster dfs;
+  const std::string input = dfs.cluster().temp_dir() + "/input.bin";
+  MakeFile(input, (3 << 20) + 5, 4);
+  dfs.Ok("upload-file data " + input + "; kill storage.2");
+  // One storage node missing: dfs start starts it, and the name node sees it at once.
+  CommandResult started = dfs.cluster().RunProgram({"lumen", "dfs", "start"});
+  INFO(started.output);
+  REQUIRE(started.exit_code == 0);
+  CHECK_THAT(started.output, Contains("Started: storage.2 (the rest was running)"));
+  CHECK_THAT(dfs.Ok("status"), Contains("storage nodes: 4 (4 alive)"));
+
+  const std::string session = dfs.session();
+  REQUIRE(dfs.cluster().RunProgram({"lumen", "stop"}).exit_code == 0);
+  const CommandResult restarted = dfs.cluster().RunProgram(
+      {"lumen", "start", "--head", "--session-dir=" + session, "--num-cpus=2",
+       "--object-store-memory=536870912", "--dashboard-port=0"},
+      60);
+  INFO(restarted.output);
+  REQUIRE(restarted.exit_code == 0);
+  // At its old address, although `lumen stop` removed its process record.
+  CHECK_THAT(restarted.output, Contains("Lumen head restarted at " + dfs.cluster().address()));
+  // The name node (restarted without limit) comes back with the head; the storage nodes do not.
+  started = dfs.cluster().RunProgram({"lumen", "dfs", "start"}, 120);
+  INFO(started.output);
+  REQUIRE(started.exit_code == 0);
+  CHECK_THAT(started.output, Contains("DFS started again on its kept data"));
+  const std::string output = dfs.cluster().temp_dir() + "/output.bin";
+  dfs.Ok("download data " + output);
+  CHECK(FileChecksum(output) == FileChecksum(input));
+  CHECK_THAT(dfs.Ok("status"), Contains("storage nodes: 4 (4 alive)"));
+  CHECK(dfs.cluster().RunProgram({"lumen", "dfs", "start"}).exit_code != 0);  // all of it runs
+}
+
 TEST_CASE("a killed storage node's chunks are copied back to R, and its return is trimmed back",
           "[integration][dfs]") {
   DfsCluster dfs;
