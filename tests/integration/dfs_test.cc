@@ -349,7 +349,7 @@ TEST_CASE("dfs start refuses a second store and bad settings, and dfs stop keeps
   // replicas of the others. The benchmark, which purges its stores, leaves it alone.
   CommandResult other = dfs.cluster().RunProgram({"lumen", "dfs", "start", "--storage-nodes=2"});
   CHECK(other.exit_code != 0);
-  CHECK_THAT(other.output, Contains("a stopped DFS keeps its data on this cluster with "
+  CHECK_THAT(other.output, Contains("a DFS keeps its data on this cluster with "
                                     "--storage-nodes=3 --replication=2 --chunk-size=65536"));
   CommandResult bench = dfs.cluster().RunProgram(
       {"lumen", "dfs", "benchmark", "--file-bytes=1048576", "--repair-chunks=1", "--artifacts=1"});
