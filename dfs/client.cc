@@ -246,14 +246,12 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
           "`lumen dfs stop --purge`"));
     }
     config = *kept;
-    // What runs keeps its settings; what is started gets the same.
-    if (!name_node.has_value()) config.scrub_interval_ms = options.scrub_interval_ms;
   } else {
     config.storage_nodes = options.storage_nodes.value_or(config.storage_nodes);
     config.replication = options.replication.value_or(config.replication);
     config.chunk_size = options.chunk_size.value_or(config.chunk_size);
-    config.scrub_interval_ms = options.scrub_interval_ms;
   }
+  config.scrub_interval_ms = options.scrub_interval_ms;
   if (config.storage_nodes < 1 || config.storage_nodes > 256) {
     return absl::InvalidArgumentError("--storage-nodes must be between 1 and 256");
   }
@@ -283,8 +281,10 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
   }
   started.storage_started = missing;
   started.name_node_started = !name_node.has_value();
-  if (!parts_run) {
-    if (auto status = kv->Put("config", Encode(config)); !status.ok()) return status;
+  if (parts_run) {
+    config.scrub_interval_ms = kept->scrub_interval_ms;  // what is started matches what runs
+  } else if (auto status = kv->Put("config", Encode(config)); !status.ok()) {
+    return status;
   }
   auto storage = StartStorageNodes(*kv, missing, options.cache_bytes, config.scrub_interval_ms);
   if (!storage.ok()) return storage.status();

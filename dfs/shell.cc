@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<std::istream>> SpoolStandardInput(bool stdin_is_f
   std::vector<char> buffer(size_t{1} << 20);
   *size = 0;
   while (true) {
-    ssize_t n = read(STDIN_FILENO, buffer.data(), buffer.size());
+    const ssize_t n = read(STDIN_FILENO, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return absl::ErrnoToStatus(errno, "cannot read standard input");
     if (n == 0) return file;
