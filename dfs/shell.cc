@@ -124,32 +124,25 @@ absl::StatusOr<std::unique_ptr<std::istream>> SpoolStandardInput(bool stdin_is_f
   std::string dir = std::filesystem::temp_directory_path(error).string();
   if (error) dir = "/tmp";
   std::string path = dir + "/lumen-upload-XXXXXX";
-  const int fd = mkstemp(path.data());
+  const int fd = mkstemp(path.data());  // a name of its own
   if (fd < 0) {
     return absl::ErrnoToStatus(
         errno, absl::StrCat("cannot make a temporary file in ", dir, " to hold standard input"));
   }
-  auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+  close(fd);
+  auto file = std::make_unique<std::fstream>(
+      path, std::ios::in | std::ios::out | std::ios::binary | std::ios::trunc);
   unlink(path.c_str());
-  absl::Cleanup close_fd = [fd] { close(fd); };
-  if (!*file) return absl::InternalError(absl::StrCat("cannot read back ", path));
   std::vector<char> buffer(size_t{1} << 20);
-  *size = 0;
-  while (true) {
-    const ssize_t n = read(STDIN_FILENO, buffer.data(), buffer.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::ErrnoToStatus(errno, "cannot read standard input");
-    if (n == 0) return file;
-    for (ssize_t done = 0; done < n;) {
-      const ssize_t wrote = write(fd, buffer.data() + done, static_cast<size_t>(n - done));
-      if (wrote < 0 && errno == EINTR) continue;
-      if (wrote < 0) {
-        return absl::ErrnoToStatus(errno, absl::StrCat("cannot hold standard input in ", dir));
-      }
-      done += wrote;
-    }
-    *size += static_cast<uint64_t>(n);
+  size_t n = 0;
+  while (*file && (n = std::fread(buffer.data(), 1, buffer.size(), stdin)) > 0) {
+    file->write(buffer.data(), static_cast<std::streamsize>(n));
   }
+  if (std::ferror(stdin)) return absl::InternalError("cannot read standard input");
+  if (!*file) return absl::InternalError(absl::StrCat("cannot hold standard input in ", dir));
+  *size = static_cast<uint64_t>(file->tellp());
+  file->seekg(0);
+  return file;
 }
 
 }  // namespace
