@@ -225,26 +225,6 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
   StoreConfig& config = started.config;
   std::optional<ActorHandle<NameNode>> name_node = FindActor<NameNode>(kNameNodeActor);
   if (started.kept) {
-    const std::string layout =
-        absl::StrCat("--storage-nodes=", kept->storage_nodes, " --replication=", kept->replication,
-                     " --chunk-size=", kept->chunk_size);
-    if (options.fresh_only) {
-      return name_node.has_value()
-                 ? absl::AlreadyExistsError(
-                       "the DFS is already running (its name node answers); stop it with `lumen "
-                       "dfs stop`")
-                 : absl::FailedPreconditionError(
-                       absl::StrCat("a stopped DFS keeps its data on this cluster (", layout,
-                                    "); `lumen dfs stop --purge` deletes it"));
-    }
-    if (options.storage_nodes.value_or(kept->storage_nodes) != kept->storage_nodes ||
-        options.replication.value_or(kept->replication) != kept->replication ||
-        options.chunk_size.value_or(kept->chunk_size) != kept->chunk_size) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "a DFS keeps its data on this cluster with ", layout,
-          "; start it with that layout (or without those flags), or delete it first with "
-          "`lumen dfs stop --purge`"));
-    }
     config = *kept;
   } else {
     config.storage_nodes = options.storage_nodes.value_or(config.storage_nodes);
@@ -263,8 +243,8 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
   if (config.chunk_size < 4096 || config.chunk_size > (uint64_t{64} << 20)) {
     return absl::InvalidArgumentError("--chunk-size must be between 4096 and 67108864 bytes");
   }
-  // A store of which only some parts run (after its head restarted on its session, the name
-  // node comes back and the storage nodes do not) gets the others started; a whole one is
+  // A kept store of which only some parts run (after its head restarted on its session, the
+  // name node comes back and the storage nodes do not) gets the others started; a whole one is
   // already running.
   std::vector<int> missing;
   for (int node = 0; node < config.storage_nodes; ++node) {
@@ -272,12 +252,28 @@ absl::StatusOr<StartedStore> StartStore(const StartOptions& options) {
   }
   const bool parts_run =
       name_node.has_value() || missing.size() < static_cast<size_t>(config.storage_nodes);
-  if (parts_run && (!started.kept || missing.empty())) {
-    return absl::AlreadyExistsError(
-        name_node.has_value()
-            ? "the DFS is already running (its name node answers); stop it with `lumen dfs stop`"
-            : "the DFS is already running (its storage nodes answer); stop it with `lumen dfs "
-              "stop`");
+  if (parts_run && (!started.kept || missing.empty() || options.fresh_only)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "the DFS is already running (its ", name_node.has_value() ? "name node" : "storage nodes",
+        " answer", name_node.has_value() ? "s" : "", "); stop it with `lumen dfs stop`"));
+  }
+  if (started.kept) {
+    const std::string layout =
+        absl::StrCat("--storage-nodes=", kept->storage_nodes, " --replication=", kept->replication,
+                     " --chunk-size=", kept->chunk_size);
+    if (options.fresh_only) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a stopped DFS keeps its data on this cluster (", layout,
+                       "); `lumen dfs stop --purge` deletes it"));
+    }
+    if (options.storage_nodes.value_or(kept->storage_nodes) != kept->storage_nodes ||
+        options.replication.value_or(kept->replication) != kept->replication ||
+        options.chunk_size.value_or(kept->chunk_size) != kept->chunk_size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "a DFS keeps its data on this cluster with ", layout,
+          "; start it with that layout (or without those flags), or delete it first with "
+          "`lumen dfs stop --purge`"));
+    }
   }
   started.storage_started = missing;
   started.name_node_started = !name_node.has_value();
