@@ -123,18 +123,28 @@ absl::StatusOr<std::string> CodeCache::HashFile(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(absl::StrCat("cannot open ", path));
   absl::Cleanup close_fd = [fd] { close(fd); };
+  return HashOpenFile(fd);
+}
+
+absl::StatusOr<std::string> CodeCache::HashOpenFile(int fd) {
   struct stat st {};
-  if (fstat(fd, &st) != 0) return ErrnoError(absl::StrCat("cannot stat ", path));
+  if (fstat(fd, &st) != 0) return ErrnoError("cannot stat the executable");
   const FileKey key{st.st_dev, st.st_ino, st.st_size,
                     static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
   {
     absl::MutexLock lock(&mu_);
     if (auto it = hashes_.find(key); it != hashes_.end()) return it->second;
   }
-  auto hash = HashFd(fd);
-  if (!hash.ok()) return hash.status();
+  Hasher hasher;
+  auto status = ReadAll(fd, [this, &hasher](const char* data, size_t size) {
+    hasher.Update(data, size);
+    absl::MutexLock lock(&mu_);
+    return stopping_ ? absl::CancelledError("the node manager is stopping") : absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  const std::string hash = hasher.Digest();
   absl::MutexLock lock(&mu_);
-  hashes_[key] = *hash;
+  hashes_[key] = hash;
   return hash;
 }
 
@@ -142,44 +152,71 @@ std::string CodeCache::CachePath(const std::string& hash) const {
   return absl::StrCat(options_.dir, "/", hash);
 }
 
-absl::StatusOr<std::string> CodeCache::RegisterDriver(int pid, const std::string& path) {
+absl::StatusOr<bool> CodeCache::RegisterDriver(uint64_t job, int pid, const std::string& path,
+                                               std::function<void(uint64_t job)> hashed) {
   const std::string exe = absl::StrCat("/proc/", pid, "/exe");
   const int fd = open(exe.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(absl::StrCat("cannot open ", exe));
-  absl::Cleanup close_fd = [fd] { close(fd); };
-  auto hash = HashFile(exe);
-  if (!hash.ok()) return hash.status();
   struct stat running {};
   struct stat named {};
   const bool same_file = fstat(fd, &running) == 0 && stat(path.c_str(), &named) == 0 &&
                          running.st_dev == named.st_dev && running.st_ino == named.st_ino;
-  if (!same_file && FileWithHash(*hash).empty()) {
-    // The driver's path is not what it runs on this host (another mount namespace, or the file
-    // was replaced): keep a copy that workers can start and other nodes can fetch.
-    if (auto status = CopyToCache(fd, *hash); !status.ok()) return status;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    close(fd);
+    return absl::UnavailableError("the node manager is stopping");
   }
-  const std::string file = same_file ? path : CachePath(*hash);
-  absl::MutexLock lock(&mu_);
-  auto& files = files_[*hash];
-  if (std::find(files.begin(), files.end(), file) == files.end()) files.push_back(file);
-  return hash;
-}
-
-void CodeCache::BindJob(uint64_t job, const std::string& hash) {
-  std::string path = FileWithHash(hash);
-  Job entry =
-      path.empty()
-          ? Failed(hash, absl::StrCat("the executable with hash ", hash, " is gone from this node"))
-          : Ready(hash, std::move(path));
-  absl::MutexLock lock(&mu_);
+  JoinFinishedLocked();
+  // Where the driver's path is what it runs, the job runs from it at once; otherwise (another
+  // mount namespace, or the file was replaced) from the copy, once it is made.
+  Job entry = same_file ? Ready("", path) : Job{};
+  entry.hashing = true;
   jobs_[job] = std::move(entry);
-  changed_.SignalAll();
+  threads_[job] =
+      std::thread([this, job, fd, same_path = same_file ? path : "", hashed = std::move(hashed)] {
+        // Listed as finished only after `hashed` returned: Stop joins it, and a caller of
+        // RegisterDriver that holds the node manager's lock (which `hashed` takes) never does.
+        if (Record(job, HashDriver(job, fd, same_path))) hashed(job);
+        absl::MutexLock lock(&mu_);
+        finished_.push_back(job);
+      });
+  return same_file;
 }
 
-std::string CodeCache::HashOf(uint64_t job) const {
+CodeCache::Job CodeCache::HashDriver(uint64_t job, int fd, const std::string& same_path) {
+  absl::Cleanup close_fd = [fd] { close(fd); };
+  auto hash = HashOpenFile(fd);
+  if (!hash.ok()) {
+    if (!same_path.empty()) return Ready("", same_path);
+    return Failed(
+        "", absl::StrCat("cannot read the executable of job ", job, ": ", hash.status().message()));
+  }
+  if (!same_path.empty()) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto& files = files_[*hash];
+      if (std::find(files.begin(), files.end(), same_path) == files.end()) {
+        files.push_back(same_path);
+      }
+    }
+    return Ready(*hash, same_path);
+  }
+  std::string file = FileWithHash(*hash);
+  if (file.empty()) {
+    if (auto status = CopyToCache(fd, *hash); !status.ok()) {
+      return Failed(*hash, absl::StrCat("cannot keep a copy of the executable of job ", job, ": ",
+                                        status.message()));
+    }
+    file = CachePath(*hash);
+  }
+  return Ready(*hash, std::move(file));
+}
+
+CodeCache::JobHash CodeCache::HashOf(uint64_t job) const {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job);
-  return it == jobs_.end() ? "" : it->second.hash;
+  if (it == jobs_.end()) return {};
+  return {.hash = it->second.hash, .pending = it->second.hashing};
 }
 
 std::string CodeCache::FileWithHash(const std::string& hash) {
@@ -215,14 +252,7 @@ absl::StatusOr<bool> CodeCache::Prepare(uint64_t job, const std::string& path,
     known = jobs_.end();
   }
   if (known == jobs_.end()) {
-    // Threads of jobs prepared earlier have finished (or are just returning from Finish).
-    for (uint64_t done : finished_) {
-      if (auto it = threads_.find(done); it != threads_.end()) {
-        it->second.join();
-        threads_.erase(it);
-      }
-    }
-    finished_.clear();
+    JoinFinishedLocked();
     jobs_[job] = Job{};
     threads_[job] = std::thread([this, job, path] { PrepareJob(job, path); });
   }
@@ -234,7 +264,18 @@ absl::StatusOr<bool> CodeCache::Prepare(uint64_t job, const std::string& path,
   return entry.state == State::kReady;
 }
 
-void CodeCache::Finish(uint64_t job, Job outcome) {
+void CodeCache::JoinFinishedLocked() {
+  // Their threads have finished, or are just returning from Finish.
+  for (uint64_t done : finished_) {
+    if (auto it = threads_.find(done); it != threads_.end()) {
+      it->second.join();
+      threads_.erase(it);
+    }
+  }
+  finished_.clear();
+}
+
+bool CodeCache::Record(uint64_t job, Job outcome) {
   if (outcome.state == State::kFailed) {
     LUMEN_LOG(WARNING) << outcome.error;
   } else {
@@ -242,15 +283,21 @@ void CodeCache::Finish(uint64_t job, Job outcome) {
   }
   absl::MutexLock lock(&mu_);
   jobs_[job] = std::move(outcome);
-  finished_.push_back(job);
   changed_.SignalAll();
+  return !stopping_;
+}
+
+void CodeCache::Finish(uint64_t job, Job outcome) {
+  Record(job, std::move(outcome));
+  absl::MutexLock lock(&mu_);
+  finished_.push_back(job);
 }
 
 void CodeCache::PrepareJob(uint64_t job, const std::string& path) {
   // Where the job's executable comes from: the head's job table, filled by the driver's node.
   proto::DriverJobRecord record;
   auto head = proto::HeadService::NewStub(internal::MakeChannel(options_.head_address));
-  const absl::Time give_up = absl::Now() + options_.job_lookup_timeout;
+  const absl::Time started = absl::Now();
   grpc::Status looked_up;
   while (true) {
     grpc::ClientContext context;
@@ -265,7 +312,12 @@ void CodeCache::PrepareJob(uint64_t job, const std::string& path) {
     looked_up = head->GetDriverJob(&context, request, &record);
     absl::MutexLock lock(&mu_);
     std::erase(fetching_, &context);
-    if (looked_up.ok() || absl::Now() >= give_up || stopping_) break;
+    if (stopping_ || (looked_up.ok() && !record.executable_hash_pending())) break;
+    // A job the head does not know yet is asked about for job_lookup_timeout; one whose
+    // driver's node is still hashing its executable, for as long as a fetch may take.
+    const absl::Duration limit =
+        looked_up.ok() ? options_.fetch_timeout : options_.job_lookup_timeout;
+    if (absl::Now() - started >= limit) break;
     changed_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
   }
   if (!looked_up.ok() || record.executable_hash().empty()) {

@@ -1,17 +1,21 @@
 // Makes each job's executable runnable on this node, so that a job runs on hosts its binary was
 // never copied to (design.md, "Code on workers").
 //
-// On the driver's node, RegisterDriver hashes what the driver really runs (/proc/<pid>/exe) and
-// makes it runnable here: the driver's path when it is that same file on this host, else a copy
-// in the cache. The node manager reports the hash and its own address with the job's start, and
-// the head's job table keeps them. Any node asked to run the job's workers or actors calls
-// Prepare: it asks the head for the job's row and uses, in order, a cache file named by the hash,
-// the driver's path if it holds the same bytes here, or the bytes fetched from the node that
-// registered them (CodeService.FetchExecutable), checked against the hash and written atomically
-// (temp file, then rename) with mode 0755. Content hashes are XXH3-128 (xxHash), in hex.
+// On the driver's node, RegisterDriver makes what the driver really runs (/proc/<pid>/exe)
+// runnable here: the driver's path when it is that same file on this host, else a copy in the
+// cache. It returns before reading a byte: a large binary on a slow disk takes seconds to read,
+// and the driver's registration waits on it (with a deadline). Hashing it, and the copy, go on in
+// the background; the node manager reports the job's start at once with its hash pending, and
+// again with the hash when it is known. The head's job table keeps the hash and the node's
+// address. Any node asked to run the job's workers or actors calls Prepare: it asks the head for
+// the job's row (waiting while its hash is pending) and uses, in order, a cache file named by the
+// hash, the driver's path if it holds the same bytes here, or the bytes fetched from the node
+// that registered them (CodeService.FetchExecutable), checked against the hash and written
+// atomically (temp file, then rename) with mode 0755. Content hashes are XXH3-128 (xxHash), in
+// hex.
 //
 //   CodeCache code({.dir = session + "/code/node-" + id, ...});
-//   auto hash = code.RegisterDriver(pid, path);   code.BindJob(job, *hash);   // driver's node
+//   code.RegisterDriver(job, pid, path, [](uint64_t job) { report code.HashOf(job); });
 //   absl::StatusOr<bool> ready = code.Prepare(job, path, deadline);  // false: still fetching
 //   spawn code.RunnablePath(job, path);
 //
@@ -51,7 +55,7 @@ class CodeCache {
     // How long Prepare keeps asking the head about a job it does not know yet (its driver's
     // node reports the job asynchronously).
     absl::Duration job_lookup_timeout = absl::Seconds(10);
-    // A fetch that takes longer fails.
+    // A fetch that takes longer fails; so does a wait for a hash pending for longer.
     absl::Duration fetch_timeout = absl::Minutes(5);
     // A job whose preparation failed fails at once for this long, then is prepared again.
     absl::Duration retry_after = absl::Seconds(10);
@@ -62,13 +66,19 @@ class CodeCache {
   CodeCache(const CodeCache&) = delete;
   CodeCache& operator=(const CodeCache&) = delete;
 
-  // The executable that local driver `pid` runs (it named it `path`): hashes it, makes it
-  // runnable and servable here, and returns its hash. An error if /proc/<pid>/exe cannot be read.
-  [[nodiscard]] absl::StatusOr<std::string> RegisterDriver(int pid, const std::string& path);
-  // `job`'s executable is the registered one with `hash`: Prepare is ready at once.
-  void BindJob(uint64_t job, const std::string& hash);
-  // The hash BindJob gave `job`; "" if none.
-  std::string HashOf(uint64_t job) const;
+  // Local driver `pid` started `job`, naming its executable `path`. Returns at once, without
+  // reading the executable: true if the job is runnable here already (`path` is the file the
+  // driver runs), false if a copy must be made first (Prepare waits for it). Hashing, and the
+  // copy, run on a thread of the job's; `hashed(job)` is called there once HashOf(job) is final
+  // (not when Stop cut it short). An error if /proc/<pid>/exe cannot be opened.
+  [[nodiscard]] absl::StatusOr<bool> RegisterDriver(uint64_t job, int pid, const std::string& path,
+                                                    std::function<void(uint64_t job)> hashed);
+  struct JobHash {
+    std::string hash;      // "" if unknown
+    bool pending = false;  // RegisterDriver is still hashing it
+  };
+  // The hash of `job`'s executable as RegisterDriver or Prepare found it.
+  JobHash HashOf(uint64_t job) const;
 
   // Makes `job`'s executable (named `path` by whoever asks) runnable here, waiting up to
   // `deadline`: true once it is, false while it is still being prepared (ask again), an error
@@ -96,6 +106,7 @@ class CodeCache {
     std::string path;   // kReady: the file to start
     std::string error;  // kFailed
     absl::Time failed_at;
+    bool hashing = false;  // RegisterDriver's thread has not finished
   };
   static Job Ready(std::string hash, std::string path);
   static Job Failed(std::string hash, std::string error);
@@ -105,8 +116,16 @@ class CodeCache {
   // Runs on a thread of its own: decides where `job`'s executable comes from, fetches it if it
   // must, and records the outcome.
   void PrepareJob(uint64_t job, const std::string& path);
-  // The hash of the file at `path` (remembered per FileKey); an error if it cannot be read.
+  // Runs on a thread of its own: hashes the executable a driver runs (open at `fd`, which it
+  // closes) and returns where `job` runs it from: `same_path` if the driver's path is that
+  // file, else a copy in the cache.
+  Job HashDriver(uint64_t job, int fd, const std::string& same_path);
+  // The hash of the file at `path`, or open at `fd` (remembered per FileKey); an error if it
+  // cannot be read, or Stop was called meanwhile.
   absl::StatusOr<std::string> HashFile(const std::string& path);
+  absl::StatusOr<std::string> HashOpenFile(int fd);
+  // Joins the threads of jobs whose preparation has finished.
+  void JoinFinishedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Copies the file open at `fd` into the cache as `hash` (checked), atomically.
   absl::Status CopyToCache(int fd, const std::string& hash);
   // Fetches `hash` from the node manager at `source` into the cache.
@@ -116,6 +135,9 @@ class CodeCache {
   using Sink = std::function<absl::Status(const char* data, size_t size)>;
   absl::Status WriteCacheFile(const std::string& hash,
                               const std::function<absl::Status(const Sink&)>& fill);
+  // Makes `outcome` `job`'s state; false if Stop was called.
+  bool Record(uint64_t job, Job outcome);
+  // Records the outcome of the thread of `job` (PrepareJob), which then ends.
   void Finish(uint64_t job, Job outcome);
 
   // Set at construction.

@@ -28,8 +28,9 @@ class JobTable {
 
   // Reads the jobs a previous head kept. Records that do not parse are skipped with a log line.
   [[nodiscard]] absl::Status Load();
-  // Applies a driver's start or end. Idempotent: a repeated report changes nothing. True when
-  // it ends a job that was not finished before (its actors must end now).
+  // Applies a driver's start or end. Idempotent: a repeated report changes nothing, but for the
+  // start that brings the executable's hash its first start left pending. True when it ends a
+  // job that was not finished before (its actors must end now).
   [[nodiscard]] absl::StatusOr<bool> Apply(const proto::DriverJobEvent& event);
   bool Finished(uint64_t job_id) const;
   std::optional<proto::DriverJobRecord> Get(uint64_t job_id) const;
@@ -39,6 +40,9 @@ class JobTable {
   static constexpr char kTable[] = "jobs";
 
  private:
+  // Writes `record` to the store (if any), then to the table.
+  absl::Status StoreLocked(const proto::DriverJobRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   HeadStore* const store_;
 
   mutable absl::Mutex mu_;

@@ -59,7 +59,9 @@ void NodeManager::ReportDriverLocked(uint64_t job, const Client& driver, bool fi
   event.set_driver_pid(driver.pid);
   event.set_node_id(node_id_);
   event.set_executable(driver.executable);
-  event.set_executable_hash(code_->HashOf(job));
+  const CodeCache::JobHash hash = code_->HashOf(job);
+  event.set_executable_hash(hash.hash);
+  event.set_executable_hash_pending(hash.pending);
   event.set_code_source(config_.address);
   event.set_time_ms(absl::ToUnixMillis(absl::Now()));
   const std::string what =
@@ -70,6 +72,14 @@ void NodeManager::ReportDriverLocked(uint64_t job, const Client& driver, bool fi
     internal::PrepareContext(&context, config_.token, absl::Seconds(5));
     return head_->ReportDriverJob(&context, event, &reply);
   });
+}
+
+void NodeManager::OnDriverHashed(uint64_t job) {
+  absl::MutexLock lock(&mu_);
+  auto driver = clients_.find(job);
+  // A driver that left already reported its job's end, which ends the wait for the hash.
+  if (stopping_ || driver == clients_.end()) return;
+  ReportDriverLocked(job, driver->second, /*finished=*/false);
 }
 
 int NodeManager::CountCappedWorkersLocked() const {

@@ -572,15 +572,6 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
                                          const proto::RegisterClientRequest* request,
                                          proto::RegisterClientReply* reply) {
   if (auto status = CheckToken(context, config_.token); !status.ok()) return status;
-  // What a driver runs, for nodes that never saw it (code_cache.h).
-  absl::StatusOr<std::string> code_hash = absl::NotFoundError("not a driver");
-  if (request->kind() == proto::CLIENT_DRIVER && !request->executable().empty()) {
-    code_hash = code_->RegisterDriver(request->pid(), request->executable());
-    if (!code_hash.ok()) {
-      LUMEN_LOG(WARNING) << "other nodes cannot fetch the executable of driver pid "
-                         << request->pid() << ": " << code_hash.status();
-    }
-  }
   absl::MutexLock lock(&mu_);
   const uint64_t client_id = next_id_++;
   Client client;
@@ -607,9 +598,16 @@ grpc::Status NodeManager::RegisterClient(grpc::ServerContext* context,
     }
     client.executable = request->executable();
     client.job = client_id;
-    if (code_hash.ok()) code_->BindJob(client_id, *code_hash);
-    if (client.executable != config_.executable) {
-      // This job's own executable: pre-start its workers.
+    // What the driver runs, for nodes that never saw it (code_cache.h): hashed in the
+    // background, and the job's start reported again with the hash.
+    auto runnable = code_->RegisterDriver(client_id, client.pid, client.executable,
+                                          [this](uint64_t job) { OnDriverHashed(job); });
+    if (!runnable.ok()) {
+      LUMEN_LOG(WARNING) << "other nodes cannot fetch the executable of driver pid " << client.pid
+                         << ": " << runnable.status();
+    }
+    if (client.executable != config_.executable && (!runnable.ok() || *runnable)) {
+      // This job's own executable: pre-start its workers (not while a copy of it is made).
       const int cpus = static_cast<int>(total_.contains("CPU") ? total_["CPU"] : 0);
       for (int i = 0; i < std::max(1, cpus); ++i) StartWorkerLocked(client.executable, client_id);
     }

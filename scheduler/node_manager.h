@@ -220,6 +220,9 @@ class NodeManager final : public proto::NodeService::Service {
   // Tells the head that a driver (its job) connected or left.
   void ReportDriverLocked(uint64_t job, const Client& driver, bool finished)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The code cache has hashed the executable of local driver `job`: its start is reported
+  // again, with the hash.
+  void OnDriverHashed(uint64_t job) ABSL_LOCKS_EXCLUDED(mu_);
   // The workers that count against config_.max_workers.
   int CountCappedWorkersLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // At the cap, makes room for a worker of `executable` for `job`: kills one idle task worker

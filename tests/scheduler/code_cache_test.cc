@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/synchronization/notification.h"
 #include "common/process.h"
 #include "common/rpc.h"
 #include "scheduler/code_service.h"
@@ -110,6 +111,15 @@ std::string HashOfFile(const std::string& path) {
   return hash.ok() ? *hash : "";
 }
 
+// Registers the fixture's child as the driver of `job` under `path`, and waits for its hash.
+std::string RegisterAndWait(CodeCache& cache, int pid, uint64_t job, const std::string& path) {
+  absl::Notification hashed;
+  auto runnable = cache.RegisterDriver(job, pid, path, [&hashed](uint64_t) { hashed.Notify(); });
+  if (!runnable.ok() || !hashed.WaitForNotificationWithTimeout(absl::Seconds(30))) return "";
+  const CodeCache::JobHash hash = cache.HashOf(job);
+  return hash.pending ? "" : hash.hash;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -117,16 +127,13 @@ TEST_CASE(
     "its cache",
     "[code]") {
   Fixture f;
-  auto hash = f.source->RegisterDriver(f.child, Fixture::kDriverPath);
-  REQUIRE(hash.ok());
-  CHECK(*hash == HashOfFile("/bin/sleep"));
+  const std::string hash = RegisterAndWait(*f.source, f.child, 7, Fixture::kDriverPath);
+  CHECK(hash == HashOfFile("/bin/sleep"));
   // The driver's path is not what it runs here, so the driver's node keeps a copy and runs it.
-  f.source->BindJob(7, *hash);
-  CHECK(f.source->HashOf(7) == *hash);
   CHECK(f.source->Prepare(7, Fixture::kDriverPath, absl::Now()).value());
-  CHECK(f.source->RunnablePath(7, Fixture::kDriverPath) == f.source->CachePath(*hash));
+  CHECK(f.source->RunnablePath(7, Fixture::kDriverPath) == f.source->CachePath(hash));
 
-  f.Publish(7, *hash);
+  f.Publish(7, hash);
   CodeCache target(f.CacheOptions(f.dir + "/target"));
   // Before it is prepared, a job runs from the path it was named by.
   CHECK(target.RunnablePath(7, Fixture::kDriverPath) == Fixture::kDriverPath);
@@ -134,8 +141,8 @@ TEST_CASE(
   REQUIRE(ready.ok());
   CHECK(*ready);
   const std::string runnable = target.RunnablePath(7, Fixture::kDriverPath);
-  CHECK(runnable == target.CachePath(*hash));
-  CHECK(HashOfFile(runnable) == *hash);
+  CHECK(runnable == target.CachePath(hash));
+  CHECK(HashOfFile(runnable) == hash);
   struct stat st {};
   REQUIRE(stat(runnable.c_str(), &st) == 0);
   CHECK((st.st_mode & S_IXUSR) != 0);
@@ -147,8 +154,43 @@ TEST_CASE(
   }
   CHECK(files == 1);
   // The fetched copy is served onwards, and this node's own binary needs no preparation.
-  CHECK(target.FileWithHash(*hash) == runnable);
+  CHECK(target.FileWithHash(hash) == runnable);
   CHECK(target.Prepare(8, "/nowhere/lumen", absl::Now()).value());
+}
+
+TEST_CASE(
+    "a driver whose path is what it runs is runnable at once, and other nodes wait while its "
+    "hash is pending",
+    "[code]") {
+  Fixture f;
+  absl::Notification hashed;
+  auto runnable =
+      f.source->RegisterDriver(7, f.child, "/bin/sleep", [&](uint64_t) { hashed.Notify(); });
+  REQUIRE(runnable.ok());
+  CHECK(*runnable);
+  CHECK(f.source->Prepare(7, "/bin/sleep", absl::Now()).value());
+  CHECK(f.source->RunnablePath(7, "/bin/sleep") == "/bin/sleep");
+  REQUIRE(hashed.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  CHECK(f.source->HashOf(7).hash == HashOfFile("/bin/sleep"));
+  CHECK_FALSE(f.source->HashOf(7).pending);
+
+  // The head's row says the hash is still coming: another node waits for it, past the
+  // lookup timeout (300 ms), instead of failing or falling back to a path it does not have.
+  proto::DriverJobRecord record;
+  record.set_job_id(7);
+  record.set_executable(Fixture::kDriverPath);
+  record.set_code_source(f.address);
+  record.set_executable_hash_pending(true);
+  f.head.Set(record);
+  CodeCache target(f.CacheOptions(f.dir + "/target"));
+  auto waiting = target.Prepare(7, Fixture::kDriverPath, absl::Now() + absl::Seconds(1));
+  REQUIRE(waiting.ok());
+  CHECK_FALSE(*waiting);
+  f.Publish(7, f.source->HashOf(7).hash);
+  auto ready = target.Prepare(7, Fixture::kDriverPath, absl::Now() + absl::Seconds(30));
+  REQUIRE(ready.ok());
+  CHECK(*ready);
+  CHECK(target.RunnablePath(7, Fixture::kDriverPath) == target.CachePath(f.source->HashOf(7).hash));
 }
 
 TEST_CASE("a job whose executable no node can serve fails with the hash and the source named",
@@ -171,18 +213,18 @@ TEST_CASE("a job whose executable no node can serve fails with the hash and the 
 
 TEST_CASE("a job whose preparation failed is prepared again after retry_after", "[code]") {
   Fixture f;
-  auto hash = f.source->RegisterDriver(f.child, Fixture::kDriverPath);
-  REQUIRE(hash.ok());
+  const std::string hash = RegisterAndWait(*f.source, f.child, 1, Fixture::kDriverPath);
+  REQUIRE(!hash.empty());
   CodeCache::Options options = f.CacheOptions(f.dir + "/target");
   options.retry_after = absl::ZeroDuration();
   CodeCache target(options);
   // The head does not know the job yet, and this node has no file at its path.
   REQUIRE(!target.Prepare(7, Fixture::kDriverPath, absl::Now() + absl::Seconds(30)).ok());
-  f.Publish(7, *hash);
+  f.Publish(7, hash);
   auto ready = target.Prepare(7, Fixture::kDriverPath, absl::Now() + absl::Seconds(30));
   REQUIRE(ready.ok());
   CHECK(*ready);
-  CHECK(target.RunnablePath(7, Fixture::kDriverPath) == target.CachePath(*hash));
+  CHECK(target.RunnablePath(7, Fixture::kDriverPath) == target.CachePath(hash));
 }
 
 TEST_CASE("a job the head does not know runs from its path when this node has that file",

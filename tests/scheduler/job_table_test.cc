@@ -39,6 +39,44 @@ TEST_CASE("a job ends once, and repeated reports change nothing", "[scheduler][j
   CHECK_FALSE(jobs.Apply(Event(0, true)).ok());
 }
 
+TEST_CASE("a start whose hash was pending is completed by the start that brings it, kept",
+          "[scheduler][jobs]") {
+  testing::TempDir temp("jobs");
+  auto store = HeadStore::Open(temp.path() + "/head.db");
+  REQUIRE(store.ok());
+  JobTable jobs(store->get());
+  proto::DriverJobEvent pending = Event(7, false);
+  pending.set_executable_hash_pending(true);
+  REQUIRE(jobs.Apply(pending).value() == false);
+  CHECK(jobs.Get(7)->executable_hash_pending());
+  // A retried pending start is no news; the one with the hash fills it in, once.
+  REQUIRE(jobs.Apply(pending).value() == false);
+  proto::DriverJobEvent hashed = Event(7, false);
+  hashed.set_executable_hash("abc");
+  hashed.set_time_ms(1500);
+  REQUIRE(jobs.Apply(hashed).value() == false);
+  CHECK(jobs.Get(7)->executable_hash() == "abc");
+  CHECK_FALSE(jobs.Get(7)->executable_hash_pending());
+  CHECK(jobs.Get(7)->start_time_ms() == 1000);
+  hashed.set_executable_hash("def");
+  REQUIRE(jobs.Apply(hashed).value() == false);
+  CHECK(jobs.Get(7)->executable_hash() == "abc");
+  // A job that ends while its hash is pending waits for it no more.
+  proto::DriverJobEvent pending8 = Event(8, false);
+  pending8.set_executable_hash_pending(true);
+  REQUIRE(jobs.Apply(pending8).value() == false);
+  CHECK(jobs.Get(8)->executable_hash_pending());
+  proto::DriverJobEvent end8 = Event(8, true);
+  end8.set_executable_hash_pending(true);
+  REQUIRE(jobs.Apply(end8).value() == true);
+  CHECK_FALSE(jobs.Get(8)->executable_hash_pending());
+  // The filled-in hash is what a restarted head reads back.
+  JobTable reread(store->get());
+  REQUIRE(reread.Load().ok());
+  CHECK(reread.Get(7)->executable_hash() == "abc");
+  CHECK_FALSE(reread.Get(7)->executable_hash_pending());
+}
+
 TEST_CASE("a restarted head reads the job table back from its store", "[scheduler][jobs]") {
   testing::TempDir temp("jobs");
   const std::string& dir = temp.path();
