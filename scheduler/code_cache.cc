@@ -109,11 +109,12 @@ void CodeCache::Stop() {
   for (auto& [job, thread] : threads) thread.join();
 }
 
-absl::StatusOr<std::string> CodeCache::HashFd(int fd) {
+absl::StatusOr<std::string> CodeCache::HashFd(int fd, const std::function<bool()>& stopped) {
   Hasher hasher;
-  auto status = ReadAll(fd, [&hasher](const char* data, size_t size) {
+  auto status = ReadAll(fd, [&hasher, &stopped](const char* data, size_t size) {
     hasher.Update(data, size);
-    return absl::OkStatus();
+    return stopped && stopped() ? absl::CancelledError("the node manager is stopping")
+                                : absl::OkStatus();
   });
   if (!status.ok()) return status;
   return hasher.Digest();
@@ -135,16 +136,13 @@ absl::StatusOr<std::string> CodeCache::HashOpenFile(int fd) {
     absl::MutexLock lock(&mu_);
     if (auto it = hashes_.find(key); it != hashes_.end()) return it->second;
   }
-  Hasher hasher;
-  auto status = ReadAll(fd, [this, &hasher](const char* data, size_t size) {
-    hasher.Update(data, size);
+  auto hash = HashFd(fd, [this] {
     absl::MutexLock lock(&mu_);
-    return stopping_ ? absl::CancelledError("the node manager is stopping") : absl::OkStatus();
+    return stopping_;
   });
-  if (!status.ok()) return status;
-  const std::string hash = hasher.Digest();
+  if (!hash.ok()) return hash.status();
   absl::MutexLock lock(&mu_);
-  hashes_[key] = hash;
+  hashes_[key] = *hash;
   return hash;
 }
 

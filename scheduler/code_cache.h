@@ -96,7 +96,8 @@ class CodeCache {
   void Stop();
 
   // The content hash of the file open at `fd` (read from its start), in hex.
-  static absl::StatusOr<std::string> HashFd(int fd);
+  // Cancelled if `stopped` (when given) answers true between reads.
+  static absl::StatusOr<std::string> HashFd(int fd, const std::function<bool()>& stopped = {});
 
  private:
   enum class State { kPreparing, kReady, kFailed };
